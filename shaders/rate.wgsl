@@ -1,0 +1,63 @@
+// One forward-Euler step of the rate network (001 eq. 1), elementwise over the [batch, N] state:
+//   x <- x + (dt/tau) (-x + drive) + noise_std * xi,   r <- phi(x)
+// where drive = J phi(x) + W_in u was formed by matmul. xi is N(0, 1) from a counter-based hash
+// keyed by (seed, step, index): the same bits as gaussian_noise in src/backend/mod.rs.
+// Twin: CpuBackend::euler_step in src/backend/cpu.rs.
+
+struct Params {
+    len: u32,
+    leak: f32,
+    phi: u32,        // 0 linear, 1 relu, 2 tanh
+    noise_std: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    step: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> r: array<f32>;
+@group(0) @binding(3) var<storage, read> drive: array<f32>;
+
+fn mix(v: u32) -> u32 {
+    var h = v;
+    h ^= h >> 16u;
+    h *= 0x7feb352du;
+    h ^= h >> 15u;
+    h *= 0x846ca68bu;
+    h ^= h >> 16u;
+    return h;
+}
+
+fn unit(h: u32) -> f32 {
+    return f32((h >> 8u) + 1u) * (1.0 / 16777216.0);
+}
+
+fn gaussian_noise(index: u32) -> f32 {
+    let key = mix(mix(p.seed_lo) ^ mix(p.seed_hi ^ 0x9e3779b9u) ^ p.step);
+    let u1 = unit(mix(key ^ mix(index * 2u)));
+    let u2 = unit(mix(key ^ mix(index * 2u + 1u)));
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+fn phi(v: f32) -> f32 {
+    switch p.phi {
+        case 1u: { return max(v, 0.0); }
+        case 2u: { return tanh(v); }
+        default: { return v; }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn euler_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= p.len) {
+        return;
+    }
+    var v = x[i] + p.leak * (drive[i] - x[i]);
+    if (p.noise_std != 0.0) {
+        v += p.noise_std * gaussian_noise(i);
+    }
+    x[i] = v;
+    r[i] = phi(v);
+}

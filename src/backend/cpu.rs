@@ -1,0 +1,180 @@
+//! The CPU backend: a real fallback (GEMM from the `gemm` crate, rayon over rows and batch
+//! entries) and the reference every WGSL kernel is checked against. Ops run at once; a plain f64
+//! loop oracle in tests/ checks these in turn.
+
+use rayon::prelude::*;
+
+use super::{check_range, gaussian_noise, Axis, Backend, BackendInfo, Buf, EulerStep, MatmulShape, Reduce, ReduceOp};
+use crate::error::DaleError;
+
+/// Elementwise work is split into blocks of this many values per rayon task: large enough that
+/// task overhead vanishes, small enough to spread a [64 x 1000] state over all cores.
+const BLOCK: usize = 4096;
+
+#[derive(Default)]
+pub struct CpuBackend {
+    bufs: Vec<Vec<f32>>,
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the output buffer out so that inputs can be borrowed beside it; `put` returns it.
+    fn take(&mut self, out: Buf, inputs: &[Buf], op: &str) -> Vec<f32> {
+        for b in inputs {
+            assert_ne!(b.id, out.id, "{op}: output buffer '{}' is also an input", out.label);
+        }
+        std::mem::take(&mut self.bufs[out.id as usize])
+    }
+
+    fn put(&mut self, out: Buf, data: Vec<f32>) {
+        self.bufs[out.id as usize] = data;
+    }
+}
+
+impl Backend for CpuBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            kind: "cpu".into(),
+            name: format!("CPU backend ({} threads)", rayon::current_num_threads()),
+            device_type: "Cpu".into(),
+            driver: format!("gemm {} + rayon", "0.19"),
+            max_buffer_len: isize::MAX as usize / std::mem::size_of::<f32>(),
+        }
+    }
+
+    fn alloc(&mut self, _label: &'static str, len: usize) -> Result<Buf, DaleError> {
+        let id = self.bufs.len() as u32;
+        self.bufs.push(vec![0.0; len]);
+        Ok(Buf { id, len, label: _label })
+    }
+
+    fn upload(&mut self, dst: Buf, offset: usize, data: &[f32]) -> Result<(), DaleError> {
+        check_range(dst, offset, data.len(), "upload");
+        self.bufs[dst.id as usize][offset..offset + data.len()].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn download(&mut self, src: Buf, offset: usize, len: usize) -> Result<Vec<f32>, DaleError> {
+        check_range(src, offset, len, "download");
+        Ok(self.bufs[src.id as usize][offset..offset + len].to_vec())
+    }
+
+    fn copy(&mut self, src: Buf, src_offset: usize, dst: Buf, dst_offset: usize, len: usize) {
+        check_range(src, src_offset, len, "copy");
+        check_range(dst, dst_offset, len, "copy");
+        let mut out = self.take(dst, &[src], "copy");
+        out[dst_offset..dst_offset + len].copy_from_slice(&self.bufs[src.id as usize][src_offset..src_offset + len]);
+        self.put(dst, out);
+    }
+
+    fn matmul(&mut self, a: Buf, a_offset: usize, w: Buf, c: Buf, shape: MatmulShape, accumulate: bool) {
+        check_range(a, a_offset, shape.a_len(), "matmul a");
+        check_range(w, 0, shape.w_len(), "matmul w");
+        check_range(c, 0, shape.c_len(), "matmul c");
+        let MatmulShape { groups, rows, inner, cols, shared_w } = shape;
+        let mut out = self.take(c, &[a, w], "matmul");
+        let (av, wv) = (&self.bufs[a.id as usize], &self.bufs[w.id as usize]);
+        for g in 0..groups {
+            let a_g = &av[a_offset + g * rows * inner..][..rows * inner];
+            let w_g = if shared_w { &wv[..cols * inner] } else { &wv[g * cols * inner..][..cols * inner] };
+            let c_g = &mut out[g * rows * cols..][..rows * cols];
+            if inner == 0 {
+                if !accumulate {
+                    c_g.fill(0.0);
+                }
+                continue;
+            }
+            // SAFETY: the slices above hold exactly rows x inner, cols x inner and rows x cols
+            // values, and the strides below address only those: C row-major [rows, cols], A
+            // row-major [rows, inner], and W^T read through W's row-major [cols, inner] layout.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    cols,
+                    inner,
+                    c_g.as_mut_ptr(),
+                    1,
+                    cols as isize,
+                    accumulate,
+                    a_g.as_ptr(),
+                    1,
+                    inner as isize,
+                    w_g.as_ptr(),
+                    inner as isize,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                );
+            }
+        }
+        self.put(c, out);
+    }
+
+    fn euler_step(&mut self, x: Buf, r: Buf, drive: Buf, step: EulerStep) {
+        for b in [x, r, drive] {
+            check_range(b, 0, step.len, "euler_step");
+        }
+        assert_ne!(x.id, r.id, "euler_step: x and r must differ");
+        let mut xs = self.take(x, &[r, drive], "euler_step");
+        let mut rs = self.take(r, &[drive], "euler_step");
+        let d = &self.bufs[drive.id as usize];
+        xs[..step.len]
+            .par_chunks_mut(BLOCK)
+            .zip(rs[..step.len].par_chunks_mut(BLOCK))
+            .zip(d[..step.len].par_chunks(BLOCK))
+            .enumerate()
+            .for_each(|(block, ((xb, rb), db))| {
+                for (j, ((xi, ri), di)) in xb.iter_mut().zip(rb.iter_mut()).zip(db).enumerate() {
+                    // Same operation order as rate.wgsl, so both backends round alike.
+                    let mut v = *xi + step.leak * (*di - *xi);
+                    if step.noise_std != 0.0 {
+                        let index = (block * BLOCK + j) as u32;
+                        v += step.noise_std * gaussian_noise(step.seed, step.step, index);
+                    }
+                    *xi = v;
+                    *ri = step.phi.apply(v);
+                }
+            });
+        self.put(r, rs);
+        self.put(x, xs);
+    }
+
+    fn reduce(&mut self, src: Buf, out: Buf, out_offset: usize, reduce: Reduce) {
+        let Reduce { rows, cols, axis, op, scale } = reduce;
+        check_range(src, 0, rows * cols, "reduce src");
+        check_range(out, out_offset, reduce.out_len(), "reduce out");
+        let mut o = self.take(out, &[src], "reduce");
+        let s = &self.bufs[src.id as usize][..rows * cols];
+        let dst = &mut o[out_offset..out_offset + reduce.out_len()];
+        match axis {
+            Axis::Rows => dst
+                .par_iter_mut()
+                .zip(s.par_chunks(cols.max(1)))
+                .for_each(|(d, row)| *d = (fold(op, row.iter().copied()) * scale as f64) as f32),
+            Axis::Cols => dst
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(c, d)| *d = (fold(op, (0..rows).map(|r| s[r * cols + c])) * scale as f64) as f32),
+        }
+        self.put(out, o);
+    }
+
+    fn finish(&mut self) -> Result<(), DaleError> {
+        Ok(())
+    }
+}
+
+/// Sums accumulate in f64: the CPU result is the more accurate side of every GPU comparison.
+fn fold(op: ReduceOp, values: impl Iterator<Item = f32>) -> f64 {
+    match op {
+        ReduceOp::Sum => values.map(f64::from).sum(),
+        ReduceOp::MaxAbs => values.fold(0.0f64, |m, v| if v.is_finite() { m.max(v.abs() as f64) } else { f64::INFINITY }),
+    }
+}

@@ -1,0 +1,213 @@
+//! The GPU backend: every op is one WGSL dispatch, recorded and submitted in chunks; nothing is
+//! read back unless `download` asks. The only module of dale that imports wgpu.
+
+mod device;
+mod encoder;
+mod kernels;
+
+use std::sync::Arc;
+
+pub use device::{adapters, backend_name, GpuContext, NATIVE};
+use encoder::Recorder;
+use kernels::Kernel;
+
+use super::{check_range, Axis, Backend, BackendInfo, Buf, EulerStep, MatmulShape, Reduce};
+use crate::error::DaleError;
+
+/// Threads of a 1-D workgroup (rate.wgsl, reduce.wgsl).
+const WG: usize = 256;
+/// Side of the C tile one matmul workgroup computes (matmul.wgsl).
+const MATMUL_TILE: usize = 64;
+
+pub struct GpuBackend {
+    ctx: Arc<GpuContext>,
+    buffers: Vec<wgpu::Buffer>,
+    recorder: Recorder,
+    /// An error from a submission that recording forced; returned by the next finish or read.
+    deferred: Option<DaleError>,
+}
+
+impl GpuBackend {
+    pub fn new(ctx: Arc<GpuContext>) -> Self {
+        let recorder = Recorder::new(&ctx);
+        Self { ctx, buffers: Vec::new(), recorder, deferred: None }
+    }
+
+    /// Submits what was recorded (with `extra` commands at the end), surfacing any earlier error.
+    fn submit(&mut self, extra: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<(), DaleError> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
+        self.recorder.submit(&self.ctx, &self.buffers, extra)
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    fn dispatch(&mut self, kernel: Kernel, buffers: &[Buf], params: &[u32], groups: [u32; 3]) {
+        if self.recorder.is_full() {
+            if let Err(e) = self.recorder.submit(&self.ctx, &self.buffers, |_| {}) {
+                self.deferred.get_or_insert(e);
+            }
+        }
+        let ids: Vec<u32> = buffers.iter().map(|b| b.id).collect();
+        self.recorder.dispatch(&self.ctx, &self.buffers, kernel, &ids, params, groups);
+    }
+
+    /// Workgroup counts for `n` workgroups of a 1-D kernel, folded into two dimensions past the
+    /// per-dimension limit; the kernels rebuild the flat index from num_workgroups.
+    fn spread(&self, n: usize) -> [u32; 3] {
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
+        let x = n.clamp(1, max);
+        let y = n.div_ceil(x).max(1);
+        assert!(y <= max, "{n} workgroups exceed this adapter's {max} x {max}");
+        [x as u32, y as u32, 1]
+    }
+}
+
+fn bits(v: f32) -> u32 {
+    v.to_bits()
+}
+
+impl Backend for GpuBackend {
+    fn info(&self) -> BackendInfo {
+        self.ctx.info.clone()
+    }
+
+    fn alloc(&mut self, label: &'static str, len: usize) -> Result<Buf, DaleError> {
+        let max = self.ctx.info.max_buffer_len;
+        if len > max {
+            return Err(DaleError::TooLarge {
+                path: label.into(),
+                value: len,
+                largest: max,
+                backend: self.ctx.info.name.clone(),
+                why: "values in one buffer".into(),
+            });
+        }
+        let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            // A binding may not be empty: zero-length buffers still get one value.
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(DaleError::Gpu { what: format!("allocating '{label}' ({len} values)"), message: err.to_string() });
+        }
+        let id = self.buffers.len() as u32;
+        self.buffers.push(buffer);
+        Ok(Buf { id, len, label })
+    }
+
+    fn upload(&mut self, dst: Buf, offset: usize, data: &[f32]) -> Result<(), DaleError> {
+        check_range(dst, offset, data.len(), "upload");
+        // queue.write_buffer lands before the next submission: submit what was recorded first,
+        // so that earlier ops still see the old contents.
+        self.submit(|_| {})?;
+        if !data.is_empty() {
+            self.ctx.queue.write_buffer(&self.buffers[dst.id as usize], (offset * 4) as u64, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    fn download(&mut self, src: Buf, offset: usize, len: usize) -> Result<Vec<f32>, DaleError> {
+        check_range(src, offset, len, "download");
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let staging = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: (len * 4) as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let source = self.buffers[src.id as usize].clone();
+        self.submit(|encoder| {
+            encoder.copy_buffer_to_buffer(&source, (offset * 4) as u64, &staging, 0, (len * 4) as u64);
+        })?;
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| DaleError::Gpu { what: format!("reading back '{}'", src.label), message: e.to_string() })?;
+        rx.recv()
+            .expect("map_async always calls back after a blocking poll")
+            .map_err(|e| DaleError::Gpu { what: format!("mapping '{}'", src.label), message: e.to_string() })?;
+        let view = slice.get_mapped_range().map_err(|e| DaleError::Gpu { what: format!("mapping '{}'", src.label), message: e.to_string() })?;
+        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+
+    fn copy(&mut self, src: Buf, src_offset: usize, dst: Buf, dst_offset: usize, len: usize) {
+        check_range(src, src_offset, len, "copy");
+        check_range(dst, dst_offset, len, "copy");
+        if len > 0 {
+            self.recorder.copy(src.id, (src_offset * 4) as u64, dst.id, (dst_offset * 4) as u64, (len * 4) as u64);
+        }
+    }
+
+    fn matmul(&mut self, a: Buf, a_offset: usize, w: Buf, c: Buf, shape: MatmulShape, accumulate: bool) {
+        check_range(a, a_offset, shape.a_len(), "matmul a");
+        check_range(w, 0, shape.w_len(), "matmul w");
+        check_range(c, 0, shape.c_len(), "matmul c");
+        if shape.c_len() == 0 {
+            return;
+        }
+        let w_group_stride = if shape.shared_w { 0 } else { shape.cols * shape.inner };
+        let params = [shape.rows, shape.inner, shape.cols, a_offset, w_group_stride, accumulate as usize].map(|v| v as u32);
+        let groups = [shape.cols.div_ceil(MATMUL_TILE), shape.rows.div_ceil(MATMUL_TILE), shape.groups].map(|v| v as u32);
+        self.dispatch(Kernel::Matmul, &[a, w, c], &params, groups);
+    }
+
+    fn euler_step(&mut self, x: Buf, r: Buf, drive: Buf, step: EulerStep) {
+        for b in [x, r, drive] {
+            check_range(b, 0, step.len, "euler_step");
+        }
+        if step.len == 0 {
+            return;
+        }
+        let params = [
+            step.len as u32,
+            bits(step.leak),
+            step.phi.code(),
+            bits(step.noise_std),
+            step.seed as u32,
+            (step.seed >> 32) as u32,
+            step.step,
+        ];
+        let groups = self.spread(step.len.div_ceil(WG));
+        self.dispatch(Kernel::EulerStep, &[x, r, drive], &params, groups);
+    }
+
+    fn reduce(&mut self, src: Buf, out: Buf, out_offset: usize, reduce: Reduce) {
+        check_range(src, 0, reduce.rows * reduce.cols, "reduce src");
+        check_range(out, out_offset, reduce.out_len(), "reduce out");
+        if reduce.out_len() == 0 {
+            return;
+        }
+        let params = [reduce.rows as u32, reduce.cols as u32, reduce.op.code(), out_offset as u32, bits(reduce.scale)];
+        let (kernel, groups) = match reduce.axis {
+            Axis::Rows => (Kernel::ReduceRows, self.spread(reduce.rows)),
+            Axis::Cols => (Kernel::ReduceCols, self.spread(reduce.cols.div_ceil(16))),
+        };
+        self.dispatch(kernel, &[src, out], &params, groups);
+    }
+
+    fn finish(&mut self) -> Result<(), DaleError> {
+        self.submit(|_| {})?;
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| DaleError::Gpu { what: "waiting for the queue".into(), message: e.to_string() })?;
+        Ok(())
+    }
+}

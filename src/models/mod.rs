@@ -1,0 +1,3 @@
+//! The papers' models, one file each, written against `Backend` only.
+
+pub mod rate;

@@ -1,0 +1,101 @@
+//! PNG plots. The font is embedded (DejaVu Sans), so plots render on machines with no fontconfig.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use super::output::write_atomic;
+use crate::error::DaleError;
+
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+pub struct Panel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+}
+
+const WIDTH: u32 = 1000;
+const PANEL_HEIGHT: u32 = 400;
+
+fn register_font() {
+    static FONT: Once = Once::new();
+    FONT.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            // The embedded font is valid TrueType; failure here would be a packaging bug.
+            let _ = plotters::style::register_font("sans-serif", style, dejavu::sans::regular());
+        }
+    });
+}
+
+/// Panels stacked vertically, each a set of line series; written atomically to `path`.
+pub fn line_panels(path: &Path, panels: &[Panel]) -> Result<(), DaleError> {
+    register_font();
+    let height = PANEL_HEIGHT * panels.len().max(1) as u32;
+    let mut pixels = vec![0u8; (WIDTH * height * 3) as usize];
+    let draw_err = |e: String| DaleError::Write { path: path.into(), source: std::io::Error::other(e) };
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(e.to_string()))?;
+        let areas = root.split_evenly((panels.len().max(1), 1));
+        for (panel, area) in panels.iter().zip(areas.iter()) {
+            let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+            for (x, y) in panel.series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite()) {
+                x0 = x0.min(*x);
+                x1 = x1.max(*x);
+                y0 = y0.min(*y);
+                y1 = y1.max(*y);
+            }
+            if x0 > x1 {
+                (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+            }
+            let pad = ((y1 - y0) * 0.05).max(1e-6);
+            let mut chart = ChartBuilder::on(area)
+                .caption(&panel.title, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(64)
+                .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
+                .map_err(|e| draw_err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc(panel.x_label.as_str())
+                .y_desc(panel.y_label.as_str())
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(|e| draw_err(e.to_string()))?;
+            for (i, s) in panel.series.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(1)))
+                    .map_err(|e| draw_err(e.to_string()))?
+                    .label(s.label.as_str())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+            }
+            if panel.series.len() <= 8 && panel.series.iter().any(|s| !s.label.is_empty()) {
+                chart
+                    .configure_series_labels()
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .label_font(("sans-serif", 13))
+                    .draw()
+                    .map_err(|e| draw_err(e.to_string()))?;
+            }
+        }
+        root.present().map_err(|e| draw_err(e.to_string()))?;
+    }
+    let mut png = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png, WIDTH, height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(|e| draw_err(e.to_string()))?;
+        writer.write_image_data(&pixels).map_err(|e| draw_err(e.to_string()))?;
+    }
+    write_atomic(path, &png)
+}
