@@ -1,0 +1,159 @@
+//! Shared by every test binary: one GPU device per binary, the op comparison helper with named
+//! tolerances, and a plain f64 loop oracle that the CPU backend is checked against.
+#![allow(dead_code)]
+
+use std::sync::{Arc, OnceLock};
+
+use dale::backend::cpu::CpuBackend;
+use dale::backend::gpu::{GpuBackend, GpuContext};
+use dale::backend::select::any_gpu;
+use dale::backend::{gaussian_noise, Axis, Backend, EulerStep, MatmulShape, Reduce, ReduceOp};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+/// The GPU device of this test binary: any adapter, software ones included (lavapipe in CI).
+/// Without one the test is skipped with a printed reason, except under DALE_REQUIRE_GPU=1,
+/// where it fails.
+pub fn gpu() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
+    let ctx = CTX.get_or_init(|| any_gpu().unwrap_or_else(|e| panic!("a GPU adapter exists but could not be opened: {e}")));
+    if ctx.is_none() {
+        if std::env::var("DALE_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+            panic!("DALE_REQUIRE_GPU=1 but wgpu finds no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
+        }
+        eprintln!("skipped: no GPU adapter (set DALE_REQUIRE_GPU=1 to make this a failure)");
+    }
+    ctx.clone()
+}
+
+pub fn gpu_backend() -> Option<GpuBackend> {
+    gpu().map(GpuBackend::new)
+}
+
+/// A tolerance and the numerical reason for it.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    pub rel: f64,
+    pub why: &'static str,
+}
+
+/// f32 round-off of a K-term dot product, relative to the largest output: the sum order differs
+/// between the tiled kernel and the GEMM crate, each term rounds at 2^-24 and random-sign errors
+/// grow like sqrt(K); the factor 4 covers the spread of the error over all outputs.
+pub fn dot_tol(k: usize) -> Tol {
+    Tol { rel: 4.0 * f32::EPSILON as f64 * (k.max(1) as f64).sqrt(), why: "K-term f32 sum in another order: 4 eps sqrt(K)" }
+}
+
+/// Largest |got - want| relative to the largest |want|; NaN or Inf anywhere must match exactly.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tol) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let scale = want.iter().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs() as f64)).max(1e-30);
+    let mut worst = (0.0f64, 0usize);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        if !w.is_finite() || !g.is_finite() {
+            assert!(g == w || (g.is_nan() && w.is_nan()), "{what}: at {i} got {g}, want {w}");
+            continue;
+        }
+        let err = (g as f64 - w as f64).abs() / scale;
+        if err > worst.0 {
+            worst = (err, i);
+        }
+    }
+    assert!(
+        worst.0 <= tol.rel,
+        "{what}: relative error {:.3e} at index {} (got {}, want {}) exceeds {:.3e} ({})",
+        worst.0,
+        worst.1,
+        got[worst.1],
+        want[worst.1],
+        tol.rel,
+        tol.why
+    );
+}
+
+/// Runs `op` on the CPU backend and on the GPU, and holds the GPU to the CPU. Returns the CPU
+/// result (for oracle checks), or None when the test was skipped for want of a GPU.
+pub fn on_both(what: &str, tol: Tol, op: impl Fn(&mut dyn Backend) -> Vec<f32>) -> Option<Vec<f32>> {
+    let mut gpu = gpu_backend()?;
+    let cpu_out = op(&mut CpuBackend::new());
+    let gpu_out = op(&mut gpu);
+    assert_close(&format!("{what}: GPU vs CPU"), &gpu_out, &cpu_out, tol);
+    Some(cpu_out)
+}
+
+pub fn normal(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let d = Normal::new(0.0f32, 1.0).unwrap();
+    (0..len).map(|_| d.sample(&mut rng)).collect()
+}
+
+/// The plain f64 loop oracle: the papers' formulas, no tiling, no threads.
+pub mod oracle {
+    use super::*;
+
+    pub fn matmul(a: &[f32], a_offset: usize, w: &[f32], c0: &[f32], s: MatmulShape, accumulate: bool) -> Vec<f32> {
+        let mut c = vec![0.0f32; s.c_len()];
+        for g in 0..s.groups {
+            let wg = if s.shared_w { 0 } else { g * s.cols * s.inner };
+            for r in 0..s.rows {
+                for k in 0..s.cols {
+                    let mut acc = 0.0f64;
+                    for n in 0..s.inner {
+                        acc += a[a_offset + (g * s.rows + r) * s.inner + n] as f64 * w[wg + k * s.inner + n] as f64;
+                    }
+                    let at = (g * s.rows + r) * s.cols + k;
+                    if accumulate {
+                        acc += c0[at] as f64;
+                    }
+                    c[at] = acc as f32;
+                }
+            }
+        }
+        c
+    }
+
+    /// Returns (x, r) after one Euler step.
+    pub fn euler(x: &[f32], drive: &[f32], s: EulerStep) -> (Vec<f32>, Vec<f32>) {
+        let mut xs = Vec::with_capacity(s.len);
+        let mut rs = Vec::with_capacity(s.len);
+        for i in 0..s.len {
+            let noise = if s.noise_std != 0.0 { s.noise_std as f64 * gaussian_noise(s.seed, s.step, i as u32) as f64 } else { 0.0 };
+            let v = x[i] as f64 + s.leak as f64 * (-(x[i] as f64) + drive[i] as f64) + noise;
+            let r = match s.phi {
+                dale::backend::Phi::Linear => v,
+                dale::backend::Phi::Relu => v.max(0.0),
+                dale::backend::Phi::Tanh => v.tanh(),
+            };
+            xs.push(v as f32);
+            rs.push(r as f32);
+        }
+        (xs, rs)
+    }
+
+    pub fn reduce(src: &[f32], r: Reduce) -> Vec<f32> {
+        let value = |i: usize, j: usize| src[i * r.cols + j] as f64;
+        let (outer, inner) = match r.axis {
+            Axis::Rows => (r.rows, r.cols),
+            Axis::Cols => (r.cols, r.rows),
+        };
+        (0..outer)
+            .map(|o| {
+                let mut acc = 0.0f64;
+                for q in 0..inner {
+                    let v = if r.axis == Axis::Rows { value(o, q) } else { value(q, o) };
+                    acc = match r.op {
+                        ReduceOp::Sum => acc + v,
+                        ReduceOp::MaxAbs if !v.is_finite() => f64::INFINITY,
+                        ReduceOp::MaxAbs => acc.max(v.abs()),
+                    };
+                }
+                (acc * r.scale as f64) as f32
+            })
+            .collect()
+    }
+}
+
+pub fn cpu() -> CpuBackend {
+    CpuBackend::new()
+}

@@ -1,0 +1,219 @@
+//! Every op: the GPU kernel against the CPU backend on awkward sizes (N not a multiple of any
+//! workgroup size, batch 1 and batch > 1, N = 4099), and the CPU backend against the f64 oracle.
+//! Kernels: shaders/matmul.wgsl, shaders/rate.wgsl, shaders/reduce.wgsl.
+
+mod common;
+
+use common::{assert_close, cpu, dot_tol, normal, on_both, oracle, Tol};
+use dale::backend::{gaussian_noise, Axis, Backend, EulerStep, MatmulShape, Phi, Reduce, ReduceOp};
+
+const NS: [usize; 4] = [1, 63, 257, 4099];
+const BS: [usize; 2] = [1, 33];
+/// The oracle's f64 loops are too slow beyond this N to run on every size.
+const ORACLE_MAX_N: usize = 257;
+
+/// Runs one product on a backend from freshly uploaded operands and reads C back.
+fn run_matmul(be: &mut dyn Backend, a: &[f32], a_offset: usize, w: &[f32], c0: &[f32], s: MatmulShape, accumulate: bool) -> Vec<f32> {
+    let ab = be.alloc("a", a.len()).unwrap();
+    let wb = be.alloc("w", w.len()).unwrap();
+    let cb = be.alloc("c", c0.len()).unwrap();
+    be.upload(ab, 0, a).unwrap();
+    be.upload(wb, 0, w).unwrap();
+    be.upload(cb, 0, c0).unwrap();
+    be.matmul(ab, a_offset, wb, cb, s, accumulate);
+    be.download(cb, 0, c0.len()).unwrap()
+}
+
+fn check_matmul(s: MatmulShape, a_offset: usize, accumulate: bool, seed: u64) {
+    let a = normal(a_offset + s.a_len(), seed);
+    let w = normal(s.w_len(), seed + 1);
+    let c0 = normal(s.c_len(), seed + 2);
+    let what = format!("matmul {s:?} a_offset {a_offset} accumulate {accumulate}");
+    let tol = dot_tol(s.inner + accumulate as usize);
+    let cpu_out = run_matmul(&mut cpu(), &a, a_offset, &w, &c0, s, accumulate);
+    if s.inner <= ORACLE_MAX_N {
+        assert_close(&format!("{what}: CPU vs oracle"), &cpu_out, &oracle::matmul(&a, a_offset, &w, &c0, s, accumulate), tol);
+    }
+    on_both(&what, tol, |be| run_matmul(be, &a, a_offset, &w, &c0, s, accumulate));
+}
+
+#[test]
+fn matmul_recurrent_square() {
+    // [B, N] x [N, N]^T: the recurrent drive J phi(x) of a batch of trials.
+    for (i, &n) in NS.iter().enumerate() {
+        for &b in &BS {
+            check_matmul(MatmulShape { groups: 1, rows: b, inner: n, cols: n, shared_w: true }, 0, false, 10 * i as u64 + b as u64);
+        }
+    }
+}
+
+#[test]
+fn matmul_readout_rectangular() {
+    // [B, N] x [N, K]^T with K = 5: the readout y = W_out x.
+    for (i, &n) in NS.iter().enumerate() {
+        for &b in &BS {
+            check_matmul(MatmulShape { groups: 1, rows: b, inner: n, cols: 5, shared_w: true }, 0, false, 100 + 10 * i as u64 + b as u64);
+        }
+    }
+}
+
+#[test]
+fn matmul_independent_networks_offset_accumulate() {
+    // Three networks with their own W, A read from an offset (one step of a chunked input), and
+    // the result added to C (the feedforward drive added to the recurrent one).
+    for &(rows, inner, cols) in &[(1, 3, 63), (33, 7, 257), (5, 65, 1)] {
+        let s = MatmulShape { groups: 3, rows, inner, cols, shared_w: false };
+        check_matmul(s, 11, true, 7 + inner as u64);
+        check_matmul(s, 0, false, 8 + inner as u64);
+    }
+}
+
+fn run_euler(be: &mut dyn Backend, x0: &[f32], drive: &[f32], s: EulerStep) -> Vec<f32> {
+    let x = be.alloc("x", s.len).unwrap();
+    let r = be.alloc("r", s.len).unwrap();
+    let d = be.alloc("drive", s.len).unwrap();
+    be.upload(x, 0, x0).unwrap();
+    be.upload(d, 0, drive).unwrap();
+    be.euler_step(x, r, d, s);
+    let mut out = be.download(x, 0, s.len).unwrap();
+    out.extend(be.download(r, 0, s.len).unwrap());
+    out
+}
+
+/// One Euler step rounds a handful of times; the noise goes through f32 log, sqrt and cos,
+/// whose GPU implementations may differ from Rust's by a few ulp of values up to ~5.
+const EULER_TOL: Tol = Tol { rel: 1e-5, why: "a few f32 roundings, GPU log/cos within a few ulp" };
+
+#[test]
+fn rate_euler_step_every_phi_with_noise() {
+    for (i, &n) in NS.iter().enumerate() {
+        for &b in &BS {
+            for phi in [Phi::Linear, Phi::Relu, Phi::Tanh] {
+                for noise_std in [0.0, 0.3] {
+                    let len = b * n;
+                    let s = EulerStep { len, leak: 0.1, phi, noise_std, seed: 0xdead_beef_0000_0001 + i as u64, step: 17 };
+                    let x0 = normal(len, 1 + i as u64);
+                    let drive = normal(len, 2 + i as u64);
+                    let what = format!("euler_step N {n} B {b} {phi:?} noise {noise_std}");
+                    let cpu_out = run_euler(&mut cpu(), &x0, &drive, s);
+                    let (xo, ro) = oracle::euler(&x0, &drive, s);
+                    assert_close(&format!("{what}: CPU vs oracle"), &cpu_out, &[xo, ro].concat(), EULER_TOL);
+                    on_both(&what, EULER_TOL, |be| run_euler(be, &x0, &drive, s));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rate_noise_is_standard_normal_and_keyed_by_seed_step_index() {
+    // Moments of 2^18 draws: the standard error of the mean is 1/512 and of the variance
+    // sqrt(2)/512, so 5 standard errors is a bound a correct generator misses once in ~10^6.
+    let n = 1 << 18;
+    let z: Vec<f64> = (0..n).map(|i| gaussian_noise(42, 3, i) as f64).collect();
+    let mean = z.iter().sum::<f64>() / n as f64;
+    let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+    let kurt = z.iter().map(|v| (v - mean).powi(4)).sum::<f64>() / n as f64 / (var * var);
+    assert!(mean.abs() < 5.0 / 512.0, "mean {mean}");
+    assert!((var - 1.0).abs() < 5.0 * 1.5 / 512.0, "variance {var}");
+    assert!((kurt - 3.0).abs() < 0.1, "kurtosis {kurt} (Gaussian: 3)");
+    // Changing any key changes the draw.
+    let base = gaussian_noise(42, 3, 5);
+    for other in [gaussian_noise(43, 3, 5), gaussian_noise(42, 4, 5), gaussian_noise(42, 3, 6), gaussian_noise(42 | 1 << 40, 3, 5)] {
+        assert_ne!(base, other);
+    }
+}
+
+fn run_reduce(be: &mut dyn Backend, src: &[f32], out_offset: usize, r: Reduce) -> Vec<f32> {
+    let s = be.alloc("src", src.len()).unwrap();
+    let o = be.alloc("out", out_offset + r.out_len()).unwrap();
+    be.upload(s, 0, src).unwrap();
+    be.reduce(s, o, out_offset, r);
+    be.download(o, 0, out_offset + r.out_len()).unwrap()
+}
+
+#[test]
+fn reduce_sum_and_max_abs_over_rows_and_cols() {
+    for (i, &n) in NS.iter().enumerate() {
+        for &b in &BS {
+            for axis in [Axis::Rows, Axis::Cols] {
+                for op in [ReduceOp::Sum, ReduceOp::MaxAbs] {
+                    let r = Reduce { rows: b, cols: n, axis, op, scale: 0.5 };
+                    let src = normal(b * n, 30 + i as u64);
+                    let terms = match axis {
+                        Axis::Rows => n,
+                        Axis::Cols => b,
+                    };
+                    let tol = match op {
+                        ReduceOp::Sum => dot_tol(terms),
+                        ReduceOp::MaxAbs => Tol { rel: 0.0, why: "max and |.| are exact" },
+                    };
+                    let what = format!("reduce {b} x {n} {axis:?} {op:?}");
+                    let cpu_out = run_reduce(&mut cpu(), &src, 3, r);
+                    let mut want = vec![0.0; 3];
+                    want.extend(oracle::reduce(&src, r));
+                    assert_close(&format!("{what}: CPU vs oracle"), &cpu_out, &want, tol);
+                    on_both(&what, tol, |be| run_reduce(be, &src, 3, r));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reduce_max_abs_reports_nan_and_inf_as_inf() {
+    // Divergence detection rests on this: one bad value anywhere in a row makes the row +Inf.
+    let (rows, cols) = (5, 300);
+    let mut src = normal(rows * cols, 9);
+    src[cols + 299] = f32::NAN;
+    src[3 * cols] = f32::NEG_INFINITY;
+    for axis in [Axis::Rows, Axis::Cols] {
+        let r = Reduce { rows, cols, axis, op: ReduceOp::MaxAbs, scale: 1.0 };
+        let out = on_both("max-abs with NaN and Inf", Tol { rel: 0.0, why: "exact" }, |be| run_reduce(be, &src, 0, r))
+            .unwrap_or_else(|| run_reduce(&mut cpu(), &src, 0, r));
+        let inf: Vec<usize> = out.iter().enumerate().filter(|(_, v)| **v == f32::INFINITY).map(|(i, _)| i).collect();
+        let want = match axis {
+            Axis::Rows => vec![1, 3],
+            Axis::Cols => vec![0, 299],
+        };
+        assert_eq!(inf, want, "{axis:?}");
+    }
+}
+
+#[test]
+fn copy_between_buffers_at_offsets() {
+    let src = normal(1000, 5);
+    let run = |be: &mut dyn Backend| {
+        let s = be.alloc("src", 1000).unwrap();
+        let d = be.alloc("dst", 700).unwrap();
+        be.upload(s, 0, &src).unwrap();
+        be.copy(s, 301, d, 17, 650);
+        be.download(d, 0, 700).unwrap()
+    };
+    let out = on_both("copy", Tol { rel: 0.0, why: "copies are exact" }, run).unwrap_or_else(|| run(&mut cpu()));
+    assert!(out[..17].iter().all(|v| *v == 0.0));
+    assert_eq!(&out[17..667], &src[301..951]);
+    assert!(out[667..].iter().all(|v| *v == 0.0));
+}
+
+#[test]
+fn many_steps_in_one_submission_keep_their_order() {
+    // More dispatches than one parameter buffer holds, each depending on the last: a missing
+    // barrier or a reused parameter slot would break the chain.
+    let len = 1000;
+    let steps = 5000;
+    let run = |be: &mut dyn Backend| {
+        let x = be.alloc("x", len).unwrap();
+        let r = be.alloc("r", len).unwrap();
+        let d = be.alloc("drive", len).unwrap();
+        be.upload(d, 0, &vec![1.0; len]).unwrap();
+        for t in 0..steps {
+            be.euler_step(x, r, d, EulerStep { len, leak: 0.001, phi: Phi::Linear, noise_std: 0.0, seed: 0, step: t });
+        }
+        be.download(x, 0, len).unwrap()
+    };
+    // x_t = 1 - (1 - leak)^t exactly in real numbers; f32 accumulates ~t ulp of error.
+    let want = 1.0 - (1.0f64 - 0.001).powi(steps as i32);
+    let out = on_both("5000 chained steps", Tol { rel: 1e-6, why: "identical f32 operations on both" }, run).unwrap_or_else(|| run(&mut cpu()));
+    assert!(out.iter().all(|v| (*v as f64 - want).abs() < 5000.0 * 6e-8), "x = {}, want {want}", out[0]);
+}
