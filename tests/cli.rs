@@ -1,0 +1,216 @@
+//! The `dale` command as a user meets it: every scene runs at smoke size on the CPU backend and
+//! on the GPU, reruns are byte-identical, and bad input gets an error naming the field, the value
+//! and what is allowed, with a non-zero exit and nothing half-written.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dale::backend::Backend;
+
+fn dale(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dale")).args(args).env_remove("DALE_BACKEND").output().expect("dale runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("dale-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The wgpu backend name of the test GPU, for `--backend`; None when skipped.
+fn gpu_kind() -> Option<String> {
+    common::gpu_backend().map(|g| g.info().kind)
+}
+
+fn write_scene(dir: &Path, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("scene.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn rate_scene(params: &str, steps: usize) -> String {
+    format!(r#"{{"model": "rate", "seed": 3, "steps": {steps}, "params": {params}, "monitors": {{"x": {{"every": 2}}, "y": {{"every": 1}}}}}}"#)
+}
+
+/// Reads the shape of an .npy file's header, as numpy would.
+fn npy_shape(path: &Path) -> Vec<u64> {
+    let bytes = std::fs::read(path).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.header().dtype(), npyz::DType::Plain("<f4".parse().unwrap()));
+    npy.shape().to_vec()
+}
+
+#[test]
+fn every_scene_runs_at_smoke_size_on_cpu_and_gpu() {
+    let mut backends = vec!["cpu".to_string()];
+    backends.extend(gpu_kind());
+    for entry in std::fs::read_dir("scenes").unwrap() {
+        let scene = entry.unwrap().path();
+        for backend in &backends {
+            let out = tmp(&format!("smoke-{}-{backend}", scene.file_stem().unwrap().to_string_lossy()));
+            let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--smoke", "--backend", backend]);
+            assert!(o.status.success(), "{} on {backend}: {}", scene.display(), stderr(&o));
+            for f in ["manifest.json", "summary.json", "population_rate.npy", "rate.png"] {
+                assert!(out.join(f).is_file(), "{} on {backend} did not write {f}", scene.display());
+            }
+            let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+            assert_eq!(manifest["status"], "completed");
+            assert_eq!(manifest["backend"]["kind"], backend.as_str());
+            assert_eq!(manifest["smoke"], true);
+            let shape = npy_shape(&out.join("population_rate.npy"));
+            assert_eq!(shape[0], manifest["scene"]["steps"].as_u64().unwrap());
+        }
+    }
+}
+
+/// Every output but manifest.json (which holds timings) must match byte for byte.
+fn assert_same_outputs(a: &Path, b: &Path) {
+    let mut names: Vec<_> = std::fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert!(names.len() >= 8, "too few outputs: {names:?}");
+    for name in names.iter().filter(|n| *n != "manifest.json") {
+        let (x, y) = (std::fs::read(a.join(name)).unwrap(), std::fs::read(b.join(name)).unwrap());
+        assert!(x == y, "{name:?} differs between two runs of the same scene and seed");
+    }
+}
+
+#[test]
+fn same_scene_and_seed_give_byte_identical_outputs() {
+    let dir = tmp("determinism");
+    let params = r#"{"n": 150, "trials": 5, "networks": 2, "phi": "tanh", "g": 1.5, "inputs": 2, "outputs": 3, "sigma": 0.3, "input": {"kind": "gaussian", "mean": 0.1, "std": 0.5}}"#;
+    let scene = write_scene(&dir, &rate_scene(params, 300));
+    let mut backends = vec!["cpu".to_string()];
+    backends.extend(gpu_kind());
+    for backend in &backends {
+        let (a, b) = (dir.join(format!("{backend}-a")), dir.join(format!("{backend}-b")));
+        for out in [&a, &b] {
+            let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--backend", backend]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        assert_same_outputs(&a, &b);
+    }
+    // A different seed must change the outputs, or the comparison above proves nothing.
+    let other = write_scene(&dir.join("other"), &rate_scene(params, 300).replace("\"seed\": 3", "\"seed\": 4"));
+    let c = dir.join("cpu-other");
+    assert!(dale(&["run", other.to_str().unwrap(), "--out", c.to_str().unwrap(), "--backend", "cpu"]).status.success());
+    assert_ne!(std::fs::read(c.join("x.npy")).unwrap(), std::fs::read(dir.join("cpu-a").join("x.npy")).unwrap());
+}
+
+/// Runs a bad scene and returns (exit code, stderr); the out dir must stay empty.
+fn refused(name: &str, text: &str, backend: &str) -> (i32, String) {
+    let dir = tmp(name);
+    let scene = write_scene(&dir, text);
+    let out = dir.join("out");
+    let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", backend]);
+    let written = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(written, 0, "{name}: a refused scene wrote files");
+    (o.status.code().unwrap(), stderr(&o))
+}
+
+#[test]
+fn malformed_json_names_line_and_column() {
+    let (code, err) = refused("malformed", "{\"model\": \"rate\", \"seed\": 1,,}", "cpu");
+    assert_eq!(code, 1);
+    assert!(err.contains("line 1 column"), "{err}");
+}
+
+#[test]
+fn unknown_field_names_its_path_and_the_allowed_fields() {
+    let (code, err) = refused("unknown", &rate_scene(r#"{"n": 10, "tua": 5.0}"#, 10), "cpu");
+    assert_eq!(code, 1);
+    assert!(err.contains("`params.tua`") && err.contains("unknown field `tua`") && err.contains("`tau`"), "{err}");
+    let (_, err) = refused("unknown-top", r#"{"model": "rate", "seed": 1, "steps": 5, "params": {"n": 3}, "step": 4}"#, "cpu");
+    assert!(err.contains("unknown field `step`"), "{err}");
+}
+
+#[test]
+fn negative_tau_names_the_field_value_and_range() {
+    let (code, err) = refused("tau", &rate_scene(r#"{"n": 10, "tau": -1.0}"#, 10), "cpu");
+    assert_eq!(code, 1);
+    assert!(err.contains("`params.tau`") && err.contains("tau = -1") && err.contains("> 0"), "{err}");
+    let (_, err) = refused("every", &rate_scene(r#"{"n": 10}"#, 10).replace("\"every\": 2", "\"every\": 0"), "cpu");
+    assert!(err.contains("`monitors.x.every`"), "{err}");
+    let (_, err) = refused("unknown-model", r#"{"model": "ratee", "seed": 1, "steps": 5, "params": {}}"#, "cpu");
+    assert!(err.contains("`model`") && err.contains("`rate`"), "{err}");
+}
+
+#[test]
+fn size_beyond_the_limit_is_refused_before_allocation_with_the_largest_that_fits() {
+    // CPU backend: J of n^2 values overflows any address space.
+    let (code, err) = refused("huge-cpu", &rate_scene(r#"{"n": 5000000000}"#, 10), "cpu");
+    assert_eq!(code, 1);
+    assert!(err.contains("`params.n` = 5000000000") && err.contains("the largest value that fits is"), "{err}");
+    // GPU: the adapter's own buffer limit decides; the message names the largest n that fits.
+    let Some(kind) = gpu_kind() else { return };
+    let max_len = common::gpu_backend().unwrap().info().max_buffer_len;
+    let largest = (max_len as f64).sqrt().floor() as usize;
+    let (code, err) = refused("huge-gpu", &rate_scene(&format!(r#"{{"n": {}}}"#, largest + 1), 10), &kind);
+    assert_eq!(code, 1);
+    assert!(err.contains("`params.n`") && err.contains(&format!("the largest value that fits is {largest}")), "{err}");
+    let (_, err) = refused("trials-gpu", &rate_scene(&format!(r#"{{"n": 1000, "trials": {}}}"#, max_len / 1000 + 1), 10), &kind);
+    assert!(err.contains("`params.trials`") && err.contains(&format!("is {}", max_len / 1000)), "{err}");
+}
+
+#[test]
+fn a_diverging_network_stops_with_the_step_and_keeps_what_was_written() {
+    // g = 6 with ReLU and positive drive: the rates grow without bound and overflow f32.
+    let mut backends = vec!["cpu".to_string()];
+    backends.extend(gpu_kind());
+    for backend in &backends {
+        let dir = tmp(&format!("diverge-{backend}"));
+        let params = r#"{"n": 64, "trials": 2, "g": 6.0, "inputs": 1, "input": {"kind": "constant", "value": [1.0]}}"#;
+        let scene = write_scene(&dir, &rate_scene(params, 5000));
+        let out = dir.join("out");
+        let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", backend]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(3), "{err}");
+        let step: usize = err.split("diverged at step ").nth(1).and_then(|s| s.split(':').next()).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{err}"));
+        assert!(err.contains("x (the rate network state)"), "{err}");
+        assert!(step > 10 && step < 5000, "step {step}");
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["status"], "diverged");
+        // Every step before the divergent one was kept, and only those.
+        assert_eq!(npy_shape(&out.join("population_rate.npy")), vec![step as u64 - 1, 2]);
+        assert!(out.join("rate.png").is_file());
+        let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    }
+}
+
+#[test]
+fn an_unwritable_out_dir_is_refused_before_the_run() {
+    let dir = tmp("unwritable");
+    let scene = write_scene(&dir, &rate_scene(r#"{"n": 10}"#, 10));
+    // A regular file where a folder should be: unwritable for every user, root included.
+    std::fs::write(dir.join("blocker"), b"keep me").unwrap();
+    let out = dir.join("blocker").join("out");
+    let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "cpu"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot write") && stderr(&o).contains("blocker"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.join("blocker")).unwrap(), b"keep me");
+}
+
+#[test]
+fn devices_lists_adapters_and_says_what_auto_picks() {
+    let o = dale(&["devices"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("auto picks:"), "{text}");
+    if let Some(kind) = gpu_kind() {
+        assert!(text.contains(&format!("({kind}, ")), "the test GPU is not listed: {text}");
+    }
+}
+
+#[test]
+fn an_unknown_backend_is_a_usage_error() {
+    let o = dale(&["run", "scenes/quickstart.json", "--out", "/tmp/x", "--backend", "cuda"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
+}
