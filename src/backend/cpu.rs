@@ -40,15 +40,15 @@ impl Backend for CpuBackend {
             kind: "cpu".into(),
             name: format!("CPU backend ({} threads)", rayon::current_num_threads()),
             device_type: "Cpu".into(),
-            driver: format!("gemm {} + rayon", "0.19"),
+            driver: "gemm crate + rayon".into(),
             max_buffer_len: isize::MAX as usize / std::mem::size_of::<f32>(),
         }
     }
 
-    fn alloc(&mut self, _label: &'static str, len: usize) -> Result<Buf, DaleError> {
+    fn alloc(&mut self, label: &'static str, len: usize) -> Result<Buf, DaleError> {
         let id = self.bufs.len() as u32;
         self.bufs.push(vec![0.0; len]);
-        Ok(Buf { id, len, label: _label })
+        Ok(Buf { id, len, label })
     }
 
     fn upload(&mut self, dst: Buf, offset: usize, data: &[f32]) -> Result<(), DaleError> {
