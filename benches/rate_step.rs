@@ -33,6 +33,9 @@ fn run(be: &mut dyn Backend, p: &RateParams, w: &Weights, steps: usize) -> f64 {
 /// Seconds per step, or None when the estimate exceeds the budget.
 fn per_step(be: &mut dyn Backend, p: &RateParams, w: &Weights, flops_per_s_guess: f64) -> Option<f64> {
     let flops = 2.0 * (p.batch() * p.n * p.n) as f64;
+    if 8.0 * flops / flops_per_s_guess > BUDGET_S {
+        return None; // even the warm-up and two short runs would not fit the budget
+    }
     let first = run(be, p, w, 2); // warm-up: compiles, allocates, and calibrates
     let est_step = (first / 2.0).max(flops / flops_per_s_guess);
     let steps = ((TARGET_S / est_step) as usize).clamp(2, 2000);

@@ -112,34 +112,25 @@ fn write_rate(out: &Path, scene: &Scene, p: &RateParams, traj: &Trajectory) -> R
     let (b, n, k) = (p.batch(), p.n, p.outputs);
     let mut files = Vec::new();
     if scene.outputs.arrays {
+        let x_times: Vec<f32> = traj.x_steps.iter().map(|&s| s as f32 * p.dt).collect();
+        let y_times: Vec<f32> = traj.y_steps.iter().map(|&s| s as f32 * p.dt).collect();
         let mut arrays: Vec<(&str, Vec<usize>, &[f32])> = vec![
             ("population_rate.npy", vec![traj.steps_done, b], &traj.population_rate),
             ("max_abs_x.npy", vec![traj.steps_done, b], &traj.max_abs_x),
         ];
         if scene.monitors.x.is_some() {
             arrays.push(("x.npy", vec![traj.x_steps.len(), traj.x_trials, n], &traj.x));
+            arrays.push(("x_times.npy", vec![x_times.len()], &x_times));
         }
         if scene.monitors.y.is_some() {
             arrays.push(("y.npy", vec![traj.y_steps.len(), traj.y_trials, k], &traj.y));
+            arrays.push(("y_times.npy", vec![y_times.len()], &y_times));
         }
         if !traj.x_final.is_empty() {
             arrays.push(("x_final.npy", vec![b, n], &traj.x_final));
         }
-        let x_times: Vec<f32> = traj.x_steps.iter().map(|&s| s as f32 * p.dt).collect();
-        let y_times: Vec<f32> = traj.y_steps.iter().map(|&s| s as f32 * p.dt).collect();
-        let mut times = Vec::new();
-        if scene.monitors.x.is_some() {
-            times.push(("x_times.npy", x_times));
-        }
-        if scene.monitors.y.is_some() {
-            times.push(("y_times.npy", y_times));
-        }
         for (name, shape, data) in arrays {
             write_atomic(&out.join(name), &npy_bytes(&shape, data))?;
-            files.push(name.to_string());
-        }
-        for (name, data) in times {
-            write_atomic(&out.join(name), &npy_bytes(&[data.len()], &data))?;
             files.push(name.to_string());
         }
     }
