@@ -1,7 +1,8 @@
 // One forward-Euler step of the rate network (001 eq. 1), elementwise over the [batch, N] state:
 //   x <- x + (dt/tau) (-x + drive) + noise_std * xi,   r <- phi(x)
 // where drive = J phi(x) + W_in u was formed by matmul. xi is N(0, 1) from a counter-based hash
-// keyed by (seed, step, index): the same bits as gaussian_noise in src/backend/mod.rs.
+// keyed by (seed, step, index): the same hash as src/backend/noise.rs, Box-Muller on the pair
+// (2k, 2k + 1), cos for the even element and sin for the odd one.
 // Twin: CpuBackend::euler_step in src/backend/cpu.rs.
 
 struct Params {
@@ -35,9 +36,11 @@ fn unit(h: u32) -> f32 {
 
 fn gaussian_noise(index: u32) -> f32 {
     let key = mix(mix(p.seed_lo) ^ mix(p.seed_hi ^ 0x9e3779b9u) ^ p.step);
-    let u1 = unit(mix(key ^ mix(index * 2u)));
-    let u2 = unit(mix(key ^ mix(index * 2u + 1u)));
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+    let pair = index / 2u;
+    let u1 = unit(mix(key ^ mix(pair * 2u)));
+    let u2 = unit(mix(key ^ mix(pair * 2u + 1u)));
+    let angle = 6.283185307179586 * u2;
+    return sqrt(-2.0 * log(u1)) * select(cos(angle), sin(angle), (index & 1u) == 1u);
 }
 
 fn phi(v: f32) -> f32 {

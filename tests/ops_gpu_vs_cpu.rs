@@ -5,6 +5,7 @@
 mod common;
 
 use common::{assert_close, cpu, dot_tol, normal, on_both, oracle, Tol};
+use dale::backend::noise::fill_gaussian_noise;
 use dale::backend::{gaussian_noise, Axis, Backend, EulerStep, MatmulShape, Phi, Reduce, ReduceOp};
 
 const NS: [usize; 4] = [1, 63, 257, 4099];
@@ -117,10 +118,32 @@ fn rate_noise_is_standard_normal_and_keyed_by_seed_step_index() {
     assert!(mean.abs() < 5.0 / 512.0, "mean {mean}");
     assert!((var - 1.0).abs() < 5.0 * 1.5 / 512.0, "variance {var}");
     assert!((kurt - 3.0).abs() < 0.1, "kurtosis {kurt} (Gaussian: 3)");
+    // The two elements of a Box-Muller pair are independent: their correlation over 2^17 pairs
+    // has standard error 1/362, so 5 of them bound it.
+    let corr = z.chunks(2).map(|p| p[0] * p[1]).sum::<f64>() / (n / 2) as f64 / var;
+    assert!(corr.abs() < 5.0 / 362.0, "correlation within pairs {corr}");
     // Changing any key changes the draw.
     let base = gaussian_noise(42, 3, 5);
     for other in [gaussian_noise(43, 3, 5), gaussian_noise(42, 4, 5), gaussian_noise(42, 3, 6), gaussian_noise(42 | 1 << 40, 3, 5)] {
         assert_ne!(base, other);
+    }
+}
+
+/// The SIMD ln and sin_cos are within a few ulp; values reach sqrt(2 ln 2^24) = 5.8, whose ulp
+/// is 4.8e-7, so 4e-6 absolute is about eight ulp at the largest value.
+const NOISE_ABS_TOL: f64 = 4e-6;
+
+#[test]
+fn rate_noise_filled_in_blocks_equals_one_at_a_time_and_the_f64_oracle() {
+    for (first, len) in [(0u32, 0usize), (0, 1), (1, 1), (3, 7), (0, 16), (5, 17), (1, 4099), (u32::MAX - 9, 10)] {
+        let mut block = vec![f32::NAN; len];
+        fill_gaussian_noise(9, 11, first, &mut block);
+        for (i, &v) in block.iter().enumerate() {
+            let index = first + i as u32;
+            assert_eq!(v.to_bits(), gaussian_noise(9, 11, index).to_bits(), "element {index}: block vs single");
+            let exact = oracle::gaussian(9, 11, index);
+            assert!((v as f64 - exact).abs() <= NOISE_ABS_TOL, "element {index}: {v} vs f64 oracle {exact}");
+        }
     }
 }
 

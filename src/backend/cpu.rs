@@ -4,7 +4,8 @@
 
 use rayon::prelude::*;
 
-use super::{check_range, gaussian_noise, Axis, Backend, BackendInfo, Buf, EulerStep, MatmulShape, Reduce, ReduceOp};
+use super::noise::fill_gaussian_noise;
+use super::{check_range, Axis, Backend, BackendInfo, Buf, EulerStep, MatmulShape, Phi, Reduce, ReduceOp};
 use crate::error::DaleError;
 
 /// Elementwise work is split into blocks of this many values per rayon task: large enough that
@@ -131,15 +132,23 @@ impl Backend for CpuBackend {
             .zip(d[..step.len].par_chunks(BLOCK))
             .enumerate()
             .for_each(|(block, ((xb, rb), db))| {
-                for (j, ((xi, ri), di)) in xb.iter_mut().zip(rb.iter_mut()).zip(db).enumerate() {
-                    // Same operation order as rate.wgsl, so both backends round alike.
-                    let mut v = *xi + step.leak * (*di - *xi);
-                    if step.noise_std != 0.0 {
-                        let index = (block * BLOCK + j) as u32;
-                        v += step.noise_std * gaussian_noise(step.seed, step.step, index);
+                // Same operation order as rate.wgsl, so both backends round alike; each pass is
+                // a plain loop over the block so that it compiles to SIMD.
+                for (xi, di) in xb.iter_mut().zip(db) {
+                    *xi += step.leak * (*di - *xi);
+                }
+                if step.noise_std != 0.0 {
+                    let mut noise = [0.0f32; BLOCK];
+                    let noise = &mut noise[..xb.len()];
+                    fill_gaussian_noise(step.seed, step.step, (block * BLOCK) as u32, noise);
+                    for (xi, zi) in xb.iter_mut().zip(noise.iter()) {
+                        *xi += step.noise_std * zi;
                     }
-                    *xi = v;
-                    *ri = step.phi.apply(v);
+                }
+                match step.phi {
+                    Phi::Linear => rb.copy_from_slice(xb),
+                    Phi::Relu => rb.iter_mut().zip(xb.iter()).for_each(|(ri, xi)| *ri = xi.max(0.0)),
+                    Phi::Tanh => rb.iter_mut().zip(xb.iter()).for_each(|(ri, xi)| *ri = xi.tanh()),
                 }
             });
         self.put(r, rs);
@@ -153,15 +162,38 @@ impl Backend for CpuBackend {
         let mut o = self.take(out, &[src], "reduce");
         let s = &self.bufs[src.id as usize][..rows * cols];
         let dst = &mut o[out_offset..out_offset + reduce.out_len()];
-        match axis {
-            Axis::Rows => dst
-                .par_iter_mut()
-                .zip(s.par_chunks(cols.max(1)))
-                .for_each(|(d, row)| *d = (fold(op, row.iter().copied()) * scale as f64) as f32),
-            Axis::Cols => dst
-                .par_iter_mut()
-                .enumerate()
-                .for_each(|(c, d)| *d = (fold(op, (0..rows).map(|r| s[r * cols + c])) * scale as f64) as f32),
+        let finish = |v: f64| (v * scale as f64) as f32;
+        match (axis, op) {
+            (Axis::Rows, ReduceOp::Sum) => dst.par_iter_mut().zip(s.par_chunks(cols.max(1))).for_each(|(d, row)| {
+                let mut acc = [0.0f64; LANES];
+                add_lanes(&mut acc, row);
+                *d = finish(acc.iter().sum());
+            }),
+            (Axis::Rows, ReduceOp::MaxAbs) => dst.par_iter_mut().zip(s.par_chunks(cols.max(1))).for_each(|(d, row)| {
+                let mut acc = [0u32; LANES];
+                max_abs_lanes(&mut acc, row);
+                *d = finish(max_abs_value(&acc));
+            }),
+            // Columns: each task owns COL_BLOCK adjacent columns and walks the rows in memory
+            // order, so the reads stay contiguous instead of striding by `cols`.
+            (Axis::Cols, ReduceOp::Sum) => dst.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(blk, d)| {
+                let mut acc = [0.0f64; COL_BLOCK];
+                let acc = &mut acc[..d.len()];
+                for row in s.chunks(cols.max(1)) {
+                    let part = &row[blk * COL_BLOCK..][..d.len()];
+                    acc.iter_mut().zip(part).for_each(|(a, v)| *a += f64::from(*v));
+                }
+                d.iter_mut().zip(acc.iter()).for_each(|(d, a)| *d = finish(*a));
+            }),
+            (Axis::Cols, ReduceOp::MaxAbs) => dst.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(blk, d)| {
+                let mut acc = [0u32; COL_BLOCK];
+                let acc = &mut acc[..d.len()];
+                for row in s.chunks(cols.max(1)) {
+                    let part = &row[blk * COL_BLOCK..][..d.len()];
+                    acc.iter_mut().zip(part).for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
+                }
+                d.iter_mut().zip(acc.iter()).for_each(|(d, a)| *d = finish(max_abs_value(std::slice::from_ref(a))));
+            }),
         }
         self.put(out, o);
     }
@@ -171,10 +203,39 @@ impl Backend for CpuBackend {
     }
 }
 
+/// Independent accumulators per row, so that the compiler may keep them in SIMD registers
+/// (a single running sum would force one add after another, in order).
+const LANES: usize = 8;
+
+/// Columns per task in a column reduction.
+const COL_BLOCK: usize = 256;
+
 /// Sums accumulate in f64: the CPU result is the more accurate side of every GPU comparison.
-fn fold(op: ReduceOp, values: impl Iterator<Item = f32>) -> f64 {
-    match op {
-        ReduceOp::Sum => values.map(f64::from).sum(),
-        ReduceOp::MaxAbs => values.fold(0.0f64, |m, v| if v.is_finite() { m.max(v.abs() as f64) } else { f64::INFINITY }),
+fn add_lanes(acc: &mut [f64; LANES], values: &[f32]) {
+    let mut chunks = values.chunks_exact(LANES);
+    for c in &mut chunks {
+        acc.iter_mut().zip(c).for_each(|(a, v)| *a += f64::from(*v));
     }
+    acc.iter_mut().zip(chunks.remainder()).for_each(|(a, v)| *a += f64::from(*v));
+}
+
+/// |v| as bits: for non-negative floats the bit patterns order like the values, and every
+/// NaN or Inf lies at or above 0x7f80_0000, so an integer max finds the largest |v| and any
+/// non-finite value at once, in SIMD (the same bit test as reduce.wgsl).
+fn abs_bits(v: f32) -> u32 {
+    v.to_bits() & 0x7fff_ffff
+}
+
+fn max_abs_lanes(acc: &mut [u32; LANES], values: &[f32]) {
+    let mut chunks = values.chunks_exact(LANES);
+    for c in &mut chunks {
+        acc.iter_mut().zip(c).for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
+    }
+    acc.iter_mut().zip(chunks.remainder()).for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
+}
+
+/// The largest |v| from lanes of `abs_bits`, with NaN and Inf reported as +Inf.
+fn max_abs_value(lanes: &[u32]) -> f64 {
+    let top = lanes.iter().copied().max().unwrap_or(0);
+    if top >= 0x7f80_0000 { f64::INFINITY } else { f64::from(f32::from_bits(top)) }
 }

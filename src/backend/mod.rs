@@ -4,7 +4,10 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod noise;
 pub mod select;
+
+pub use noise::gaussian_noise;
 
 use crate::error::DaleError;
 
@@ -175,27 +178,4 @@ pub(crate) fn check_range(buf: Buf, offset: usize, len: usize, op: &str) {
         buf.label,
         buf.len
     );
-}
-
-/// Counter-based Gaussian noise keyed by (seed, step, index), the same bits on every backend
-/// (rate.wgsl computes the same hash). Box-Muller on two 24-bit uniforms in (0, 1].
-pub fn gaussian_noise(seed: u64, step: u32, index: u32) -> f32 {
-    let key = mix(mix(seed as u32) ^ mix((seed >> 32) as u32 ^ 0x9e37_79b9) ^ step);
-    let u1 = unit(mix(key ^ mix(index.wrapping_mul(2))));
-    let u2 = unit(mix(key ^ mix(index.wrapping_mul(2).wrapping_add(1))));
-    (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
-}
-
-/// Chris Wellons' lowbias32 integer hash.
-fn mix(mut x: u32) -> u32 {
-    x ^= x >> 16;
-    x = x.wrapping_mul(0x7feb_352d);
-    x ^= x >> 15;
-    x = x.wrapping_mul(0x846c_a68b);
-    x ^= x >> 16;
-    x
-}
-
-fn unit(h: u32) -> f32 {
-    ((h >> 8) + 1) as f32 * (1.0 / 16_777_216.0)
 }

@@ -337,7 +337,7 @@ pub fn simulate(
                 }
                 backend.upload(bufs.u, 0, &u[..len * b * m])?;
             }
-            let (mut xs, mut ys) = (Vec::new(), Vec::new());
+            let (mut xs, mut ys) = (Vec::with_capacity(samples_per_chunk(x_every)), Vec::with_capacity(samples_per_chunk(y_every)));
             for s in 0..len {
                 let t = t0 + s;
                 backend.matmul(bufs.r, 0, bufs.j, bufs.drive, recurrent, false);

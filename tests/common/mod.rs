@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::{GpuBackend, GpuContext};
 use dale::backend::select::any_gpu;
-use dale::backend::{gaussian_noise, Axis, Backend, EulerStep, MatmulShape, Reduce, ReduceOp};
+use dale::backend::{Axis, Backend, EulerStep, MatmulShape, Reduce, ReduceOp};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -113,12 +113,31 @@ pub mod oracle {
         c
     }
 
+    /// The noise element `index` in f64: the same integer hash as src/backend/noise.rs (written
+    /// again here from its definition), Box-Muller on the pair (2k, 2k + 1) in f64.
+    pub fn gaussian(seed: u64, step: u32, index: u32) -> f64 {
+        let mix = |mut x: u32| {
+            x ^= x >> 16;
+            x = x.wrapping_mul(0x7feb_352d);
+            x ^= x >> 15;
+            x = x.wrapping_mul(0x846c_a68b);
+            x ^ (x >> 16)
+        };
+        let unit = |h: u32| ((h >> 8) + 1) as f64 / 16_777_216.0;
+        let key = mix(mix(seed as u32) ^ mix((seed >> 32) as u32 ^ 0x9e37_79b9) ^ step);
+        let pair = index / 2;
+        let u1 = unit(mix(key ^ mix(pair.wrapping_mul(2))));
+        let u2 = unit(mix(key ^ mix(pair.wrapping_mul(2).wrapping_add(1))));
+        let angle = std::f64::consts::TAU * u2;
+        (-2.0 * u1.ln()).sqrt() * if index % 2 == 0 { angle.cos() } else { angle.sin() }
+    }
+
     /// Returns (x, r) after one Euler step.
     pub fn euler(x: &[f32], drive: &[f32], s: EulerStep) -> (Vec<f32>, Vec<f32>) {
         let mut xs = Vec::with_capacity(s.len);
         let mut rs = Vec::with_capacity(s.len);
         for i in 0..s.len {
-            let noise = if s.noise_std != 0.0 { s.noise_std as f64 * gaussian_noise(s.seed, s.step, i as u32) as f64 } else { 0.0 };
+            let noise = if s.noise_std != 0.0 { s.noise_std as f64 * gaussian(s.seed, s.step, i as u32) } else { 0.0 };
             let v = x[i] as f64 + s.leak as f64 * (-(x[i] as f64) + drive[i] as f64) + noise;
             let r = match s.phi {
                 dale::backend::Phi::Linear => v,
