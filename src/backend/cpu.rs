@@ -78,19 +78,19 @@ impl Backend for CpuBackend {
         let MatmulShape { groups, rows, inner, cols, shared_w } = shape;
         let mut out = self.take(c, &[a, w], "matmul");
         let (av, wv) = (&self.bufs[a.id as usize], &self.bufs[w.id as usize]);
-        for g in 0..groups {
-            let a_g = &av[a_offset + g * rows * inner..][..rows * inner];
-            let w_g = if shared_w { &wv[..cols * inner] } else { &wv[g * cols * inner..][..cols * inner] };
-            let c_g = &mut out[g * rows * cols..][..rows * cols];
+        let c_len = rows * cols;
+        let product = |g: usize, c_g: &mut [f32], parallelism: gemm::Parallelism| {
             if inner == 0 {
                 if !accumulate {
                     c_g.fill(0.0);
                 }
-                continue;
+                return;
             }
-            // SAFETY: the slices above hold exactly rows x inner, cols x inner and rows x cols
-            // values, and the strides below address only those: C row-major [rows, cols], A
-            // row-major [rows, inner], and W^T read through W's row-major [cols, inner] layout.
+            let a_g = &av[a_offset + g * rows * inner..][..rows * inner];
+            let w_g = if shared_w { &wv[..cols * inner] } else { &wv[g * cols * inner..][..cols * inner] };
+            // SAFETY: the slices hold exactly rows x inner, cols x inner and rows x cols values,
+            // and the strides below address only those: C row-major [rows, cols], A row-major
+            // [rows, inner], and W^T read through W's row-major [cols, inner] layout.
             unsafe {
                 gemm::gemm(
                     rows,
@@ -111,8 +111,21 @@ impl Backend for CpuBackend {
                     false,
                     false,
                     false,
-                    gemm::Parallelism::Rayon(rayon::current_num_threads()),
+                    parallelism,
                 );
+            }
+        };
+        let threads = rayon::current_num_threads();
+        if c_len > 0 && groups > 1 && groups >= threads {
+            // Many independent networks: one whole product per task keeps every core busy
+            // without splitting small products.
+            out[..groups * c_len]
+                .par_chunks_mut(c_len)
+                .enumerate()
+                .for_each(|(g, c_g)| product(g, c_g, gemm::Parallelism::None));
+        } else if c_len > 0 {
+            for (g, c_g) in out[..groups * c_len].chunks_mut(c_len).enumerate() {
+                product(g, c_g, gemm::Parallelism::Rayon(threads));
             }
         }
         self.put(c, out);
