@@ -69,6 +69,27 @@ fn matmul_independent_networks_offset_accumulate() {
     }
 }
 
+#[test]
+fn matmul_cpu_split_into_column_blocks_on_many_threads() {
+    // The CPU backend splits C into column blocks, one task each; 7 threads make ragged blocks
+    // (257 columns: 52, 52, 52, 52, 49) and several blocks per network (2 networks: 4 each),
+    // with and without accumulation, and an empty inner dimension.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(7).build().expect("thread pool");
+    pool.install(|| {
+        for &(groups, rows, inner, cols) in &[(1, 3, 33, 257), (2, 5, 17, 300), (1, 1, 64, 1000), (2, 4, 0, 130)] {
+            for shared_w in [false, true] {
+                for accumulate in [false, true] {
+                    let s = MatmulShape { groups, rows, inner, cols, shared_w };
+                    let (a, w, c0) = (normal(3 + s.a_len(), 40), normal(s.w_len(), 41), normal(s.c_len(), 42));
+                    let got = run_matmul(&mut cpu(), &a, 3, &w, &c0, s, accumulate);
+                    let want = oracle::matmul(&a, 3, &w, &c0, s, accumulate);
+                    assert_close(&format!("CPU matmul {s:?} accumulate {accumulate} on 7 threads"), &got, &want, dot_tol(inner + 1));
+                }
+            }
+        }
+    });
+}
+
 fn run_euler(be: &mut dyn Backend, x0: &[f32], drive: &[f32], s: EulerStep) -> Vec<f32> {
     let x = be.alloc("x", s.len).unwrap();
     let r = be.alloc("r", s.len).unwrap();

@@ -78,55 +78,59 @@ impl Backend for CpuBackend {
         let MatmulShape { groups, rows, inner, cols, shared_w } = shape;
         let mut out = self.take(c, &[a, w], "matmul");
         let (av, wv) = (&self.bufs[a.id as usize], &self.bufs[w.id as usize]);
-        let c_len = rows * cols;
-        let product = |g: usize, c_g: &mut [f32], parallelism: gemm::Parallelism| {
-            if inner == 0 {
-                if !accumulate {
-                    c_g.fill(0.0);
+        if rows * cols > 0 {
+            // One task per (network, block of C's columns), each a single-threaded gemm call:
+            // measured faster than gemm's own threading on every shape we run but the narrowest
+            // (benches/gemm_choice), and it needs no heap beyond gemm's packing buffer.
+            let threads = rayon::current_num_threads();
+            let blocks = threads.div_ceil(groups).min(cols.div_ceil(MIN_COLS_PER_TASK)).max(1);
+            let per_block = cols.div_ceil(blocks);
+            let c_base = SharedMut(out.as_mut_ptr());
+            (0..groups * blocks).into_par_iter().for_each(|task| {
+                let (g, first_col) = (task / blocks, (task % blocks) * per_block);
+                let width = per_block.min(cols.saturating_sub(first_col));
+                let a_g = &av[a_offset + g * rows * inner..][..rows * inner];
+                let w_g = if shared_w { &wv[..cols * inner] } else { &wv[g * cols * inner..][..cols * inner] };
+                let w_block = &w_g[first_col * inner..][..width * inner];
+                // SAFETY: C row-major [rows, cols] of group g starts at g * rows * cols inside
+                // `out`, which holds groups * rows * cols values (check_range above). This task
+                // writes only the columns first_col..first_col + width of it, which no other task
+                // touches, through row stride `cols`. A is row-major [rows, inner]; W^T is read
+                // through the block's row-major [width, inner] layout.
+                unsafe {
+                    let c_block = c_base.at(g * rows * cols + first_col);
+                    if width == 0 {
+                        return;
+                    }
+                    if inner == 0 {
+                        if !accumulate {
+                            (0..rows).for_each(|r| std::slice::from_raw_parts_mut(c_block.add(r * cols), width).fill(0.0));
+                        }
+                        return;
+                    }
+                    gemm::gemm(
+                        rows,
+                        width,
+                        inner,
+                        c_block,
+                        1,
+                        cols as isize,
+                        accumulate,
+                        a_g.as_ptr(),
+                        1,
+                        inner as isize,
+                        w_block.as_ptr(),
+                        inner as isize,
+                        1,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
                 }
-                return;
-            }
-            let a_g = &av[a_offset + g * rows * inner..][..rows * inner];
-            let w_g = if shared_w { &wv[..cols * inner] } else { &wv[g * cols * inner..][..cols * inner] };
-            // SAFETY: the slices hold exactly rows x inner, cols x inner and rows x cols values,
-            // and the strides below address only those: C row-major [rows, cols], A row-major
-            // [rows, inner], and W^T read through W's row-major [cols, inner] layout.
-            unsafe {
-                gemm::gemm(
-                    rows,
-                    cols,
-                    inner,
-                    c_g.as_mut_ptr(),
-                    1,
-                    cols as isize,
-                    accumulate,
-                    a_g.as_ptr(),
-                    1,
-                    inner as isize,
-                    w_g.as_ptr(),
-                    inner as isize,
-                    1,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
-            }
-        };
-        let threads = rayon::current_num_threads();
-        if c_len > 0 && groups > 1 && groups >= threads {
-            // Many independent networks: one whole product per task keeps every core busy
-            // without splitting small products.
-            out[..groups * c_len]
-                .par_chunks_mut(c_len)
-                .enumerate()
-                .for_each(|(g, c_g)| product(g, c_g, gemm::Parallelism::None));
-        } else if c_len > 0 {
-            for (g, c_g) in out[..groups * c_len].chunks_mut(c_len).enumerate() {
-                product(g, c_g, gemm::Parallelism::Rayon(threads));
-            }
+            });
         }
         self.put(c, out);
     }
@@ -213,6 +217,23 @@ impl Backend for CpuBackend {
 
     fn finish(&mut self) -> Result<(), DaleError> {
         Ok(())
+    }
+}
+
+/// Fewer columns than this per task would make the product's tasks too thin to pay for
+/// themselves (the readout's [64 x 1000] x [1000 x 2] runs as one task).
+const MIN_COLS_PER_TASK: usize = 64;
+
+/// C's storage, shared by the matmul tasks, each of which writes its own columns only.
+struct SharedMut(*mut f32);
+// SAFETY: the tasks that receive it write disjoint elements (see CpuBackend::matmul).
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// # Safety
+    /// `offset` must lie inside the buffer, and no two tasks may write the same element.
+    unsafe fn at(&self, offset: usize) -> *mut f32 {
+        unsafe { self.0.add(offset) }
     }
 }
 
