@@ -2,6 +2,8 @@
 //! C row-major [rows, cols]), through the three GEMM crates the CPU backend could use, on the
 //! shapes dale's models run. Each crate gets the same buffers, all cores, and the same warm-up; the
 //! results are checked against each other so that a wrong stride cannot look fast.
+//! "gemm, dale split" is what dale's CPU backend does: single-threaded gemm calls on column
+//! blocks of C, one rayon task each (src/backend/cpu.rs).
 //!
 //! Run: cargo run --release --manifest-path benches/gemm_choice/Cargo.toml
 
@@ -67,24 +69,29 @@ fn gemm_crate(s: &Shape, a: &[f32], w: &[f32], c: &mut [f32], threads: usize) {
     }
 }
 
-/// gemm single-threaded on `threads` column blocks of C, one per rayon task: W's rows for a
-/// block are contiguous, and C's block is addressed through its row stride.
+/// gemm single-threaded on column blocks of C, one rayon task each, at least 64 columns a block:
+/// W's rows for a block are contiguous, and C's block is addressed through its row stride.
 fn gemm_split(s: &Shape, a: &[f32], w: &[f32], c: &mut [f32], threads: usize) {
-    let per = s.cols.div_ceil(threads).max(1);
-    let c_ptr = c.as_mut_ptr() as usize;
-    rayon::scope(|scope| {
-        for c0 in (0..s.cols).step_by(per) {
-            let n = per.min(s.cols - c0);
-            scope.spawn(move |_| unsafe {
-                gemm::gemm(
-                    s.rows, n, s.inner,
-                    (c_ptr as *mut f32).add(c0), 1, s.cols as isize, false,
-                    a.as_ptr(), 1, s.inner as isize,
-                    w.as_ptr().add(c0 * s.inner), s.inner as isize, 1,
-                    1.0, 1.0, false, false, false,
-                    gemm::Parallelism::None,
-                );
-            });
+    use rayon::prelude::*;
+    let blocks = threads.min(s.cols.div_ceil(64)).max(1);
+    let per = s.cols.div_ceil(blocks);
+    let c_addr = c.as_mut_ptr() as usize; // each task writes its own columns only
+    (0..blocks).into_par_iter().for_each(|blk| {
+        let c0 = blk * per;
+        let n = per.min(s.cols.saturating_sub(c0));
+        if n == 0 {
+            return;
+        }
+        // SAFETY: columns c0..c0 + n of C and rows c0..c0 + n of W lie inside the slices.
+        unsafe {
+            gemm::gemm(
+                s.rows, n, s.inner,
+                (c_addr as *mut f32).add(c0), 1, s.cols as isize, false,
+                a.as_ptr(), 1, s.inner as isize,
+                w.as_ptr().add(c0 * s.inner), s.inner as isize, 1,
+                1.0, 1.0, false, false, false,
+                gemm::Parallelism::None,
+            );
         }
     });
 }
@@ -110,7 +117,7 @@ fn faer_crate(s: &Shape, a: &[f32], w: &[f32], c: &mut [f32], threads: usize) {
     faer::linalg::matmul::matmul(c, faer::Accum::Replace, a, wt, 1.0f32, faer::Par::rayon(threads));
 }
 
-/// Rounds in which the three crates take turns; each crate's best round is reported, because
+/// Rounds in which the candidates take turns; each crate's best round is reported, because
 /// on a shared machine interference only adds time and drifts over minutes.
 const ROUNDS: usize = 7;
 
@@ -127,8 +134,8 @@ fn time(mut f: impl FnMut()) -> f64 {
 fn main() {
     let threads = rayon::current_num_threads();
     println!("threads: {threads} (rayon); matrixmultiply uses MATMUL_NUM_THREADS, at most 4");
-    println!("{:<40} {:>16} {:>16} {:>16}", "shape [rows x inner] x [inner x cols]", "gemm", "matrixmultiply", "faer");
-    println!("GFLOP/s (heap allocations per call)");
+    println!("GFLOP/s, best of {ROUNDS} interleaved rounds (heap allocations per call)");
+    println!("{:<30} {:>17} {:>17} {:>17} {:>17}", "[rows x inner] x [inner x cols]", "gemm, own threads", "gemm, dale split", "matrixmultiply", "faer");
     let mut seed = 0x9e3779b9u32;
     let mut next = move || {
         seed ^= seed << 13;
@@ -157,17 +164,18 @@ fn main() {
             }
         }
         let [t0, t1, t2, t3] = best;
-        eprintln!("  gemm split by column blocks: {:.1}", 2.0 * (s.rows * s.inner * s.cols) as f64 / t3 / 1e9);
         let a0 = allocations(|| gemm_crate(s, &a, &w, c0, threads));
         let a1 = allocations(|| matrixmultiply_crate(s, &a, &w, c1));
         let a2 = allocations(|| faer_crate(s, &a, &w, c2, threads));
+        let a3 = allocations(|| gemm_split(s, &a, &w, &mut c3, threads));
         let differ = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
-        let worst = differ(c0, c1).max(differ(c0, c2));
+        let worst = differ(c0, c1).max(differ(c0, c2)).max(differ(c0, &c3));
         assert!(worst < 1e-3, "{}: the crates disagree by {worst}", s.what);
         println!(
-            "{:<40} {:>10.1} ({a0:>3}) {:>10.1} ({a1:>3}) {:>10.1} ({a2:>3})   ({})",
+            "{:<30} {:>10.1} ({a0:>4}) {:>10.1} ({a3:>4}) {:>10.1} ({a1:>4}) {:>10.1} ({a2:>4})   {}",
             format!("[{} x {}] x [{} x {}]", s.rows, s.inner, s.inner, s.cols),
             flop / t0 / 1e9,
+            flop / t3 / 1e9,
             flop / t1 / 1e9,
             flop / t2 / 1e9,
             s.what
