@@ -72,11 +72,12 @@ fn matmul_independent_networks_offset_accumulate() {
 #[test]
 fn matmul_cpu_split_into_column_blocks_on_many_threads() {
     // The CPU backend splits C into column blocks, one task each; 7 threads make ragged blocks
-    // (257 columns: 52, 52, 52, 52, 49) and several blocks per network (2 networks: 4 each),
-    // with and without accumulation, and an empty inner dimension.
+    // (257 columns: 52, 52, 52, 52, 49; a 1-row product of 1,000 columns: 143 x 6 + 142) and
+    // several blocks per network (2 networks: 4 blocks of 75), with and without accumulation.
+    // The sizes are large enough to be split at all (MIN_TASK_WORK in src/backend/cpu.rs).
     let pool = rayon::ThreadPoolBuilder::new().num_threads(7).build().expect("thread pool");
     pool.install(|| {
-        for &(groups, rows, inner, cols) in &[(1, 3, 33, 257), (2, 5, 17, 300), (1, 1, 64, 1000), (2, 4, 0, 130)] {
+        for &(groups, rows, inner, cols) in &[(1, 40, 128, 257), (2, 20, 180, 300), (1, 1, 2048, 1000), (2, 4, 0, 130)] {
             for shared_w in [false, true] {
                 for accumulate in [false, true] {
                     let s = MatmulShape { groups, rows, inner, cols, shared_w };

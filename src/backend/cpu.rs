@@ -78,12 +78,21 @@ impl Backend for CpuBackend {
         let MatmulShape { groups, rows, inner, cols, shared_w } = shape;
         let mut out = self.take(c, &[a, w], "matmul");
         let (av, wv) = (&self.bufs[a.id as usize], &self.bufs[w.id as usize]);
-        if rows * cols > 0 {
+        if inner == 0 {
+            // An empty sum: C is zero, or unchanged when accumulating.
+            if !accumulate {
+                out[..shape.c_len()].fill(0.0);
+            }
+        } else if rows * cols > 0 {
             // One task per (network, block of C's columns), each a single-threaded gemm call:
             // measured faster than gemm's own threading on every shape we run but the narrowest
             // (benches/gemm_choice), and it needs no heap beyond gemm's packing buffer.
             let threads = rayon::current_num_threads();
-            let blocks = threads.div_ceil(groups).min(cols.div_ceil(MIN_COLS_PER_TASK)).max(1);
+            let blocks = threads
+                .div_ceil(groups)
+                .min(cols.div_ceil(MIN_COLS_PER_TASK))
+                .min((rows * inner * cols).div_ceil(MIN_TASK_WORK))
+                .max(1);
             let per_block = cols.div_ceil(blocks);
             let c_base = SharedMut(out.as_mut_ptr());
             (0..groups * blocks).into_par_iter().for_each(|task| {
@@ -97,22 +106,15 @@ impl Backend for CpuBackend {
                 // writes only the columns first_col..first_col + width of it, which no other task
                 // touches, through row stride `cols`. A is row-major [rows, inner]; W^T is read
                 // through the block's row-major [width, inner] layout.
+                if width == 0 {
+                    return;
+                }
                 unsafe {
-                    let c_block = c_base.at(g * rows * cols + first_col);
-                    if width == 0 {
-                        return;
-                    }
-                    if inner == 0 {
-                        if !accumulate {
-                            (0..rows).for_each(|r| std::slice::from_raw_parts_mut(c_block.add(r * cols), width).fill(0.0));
-                        }
-                        return;
-                    }
                     gemm::gemm(
                         rows,
                         width,
                         inner,
-                        c_block,
+                        c_base.at(g * rows * cols + first_col),
                         1,
                         cols as isize,
                         accumulate,
@@ -223,6 +225,10 @@ impl Backend for CpuBackend {
 /// Fewer columns than this per task would make the product's tasks too thin to pay for
 /// themselves (the readout's [64 x 1000] x [1000 x 2] runs as one task).
 const MIN_COLS_PER_TASK: usize = 64;
+
+/// Multiply-adds below which a product is not split: waking another thread costs about as much
+/// as 2^18 multiply-adds (10-20 us) on one core.
+const MIN_TASK_WORK: usize = 1 << 18;
 
 /// C's storage, shared by the matmul tasks, each of which writes its own columns only.
 struct SharedMut(*mut f32);

@@ -51,6 +51,7 @@ const SHAPES: &[Shape] = &[
     Shape { what: "rate step, quickstart (N 1000, B 64)", rows: 64, inner: 1000, cols: 1000 },
     Shape { what: "readout (B 64, N 1000, 2 outputs)", rows: 64, inner: 1000, cols: 2 },
     Shape { what: "rate step, 1 trial (N 4096)", rows: 1, inner: 4096, cols: 4096 },
+    Shape { what: "rate step (N 4096, B 64)", rows: 64, inner: 4096, cols: 4096 },
     Shape { what: "rate step (N 4096, B 256)", rows: 256, inner: 4096, cols: 4096 },
     Shape { what: "square 1024", rows: 1024, inner: 1024, cols: 1024 },
 ];
