@@ -1,12 +1,15 @@
 //! Every op: the GPU kernel against the CPU backend on awkward sizes (N not a multiple of any
 //! workgroup size, batch 1 and batch > 1, N = 4099), and the CPU backend against the f64 oracle.
-//! Kernels: shaders/matmul.wgsl, shaders/rate.wgsl, shaders/reduce.wgsl.
+//! Kernels: shaders/matmul.wgsl, shaders/rate.wgsl, shaders/reduce.wgsl, shaders/balance.wgsl.
 
 mod common;
 
-use common::{assert_close, cpu, dot_tol, normal, on_both, oracle, Tol};
+use common::{assert_close, balance_oracle, cpu, dot_tol, normal, on_both, oracle, Tol};
 use dale::backend::noise::fill_gaussian_noise;
-use dale::backend::{gaussian_noise, Axis, Backend, EulerStep, MatmulShape, Phi, Reduce, ReduceOp};
+use dale::backend::{
+    gaussian_noise, Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, MatmulShape, Phi, Reduce, ReduceOp, TaskTransform,
+    Weights,
+};
 
 const NS: [usize; 4] = [1, 63, 257, 4099];
 const BS: [usize; 2] = [1, 33];
@@ -261,4 +264,168 @@ fn many_steps_in_one_submission_keep_their_order() {
     let want = 1.0 - (1.0f64 - 0.001).powi(steps as i32);
     let out = on_both("5000 chained steps", Tol { rel: 1e-6, why: "identical f32 operations on both" }, run).unwrap_or_else(|| run(&mut cpu()));
     assert!(out.iter().all(|v| (*v as f64 - want).abs() < 5000.0 * 6e-8), "x = {}, want {want}", out[0]);
+}
+
+/// (networks, neurons) for the balancing ops: one neuron, sizes that are no multiple of the
+/// 32-row band or the 256-thread workgroup, a batch, and N above 4096.
+const BALANCE_SIZES: [(usize, usize); 6] = [(1, 1), (1, 63), (3, 63), (1, 257), (2, 257), (1, 4099)];
+
+fn upload_new(be: &mut dyn Backend, label: &'static str, data: &[f32]) -> dale::Buf {
+    let b = be.alloc(label, data.len()).unwrap();
+    be.upload(b, 0, data).unwrap();
+    b
+}
+
+/// Non-negative costs with zeros (absent synapses) at every 7th place.
+fn sparse_costs(len: usize, seed: u64) -> Vec<f32> {
+    normal(len, seed).iter().enumerate().map(|(i, v)| if i % 7 == 3 { 0.0 } else { v.abs() }).collect()
+}
+
+#[test]
+fn costs_for_every_kind_of_alpha_and_power() {
+    for (i, &(groups, n)) in BALANCE_SIZES.iter().enumerate() {
+        let w: Vec<f32> = normal(groups * n * n, 300 + i as u64).iter().enumerate().map(|(e, v)| if e % 5 == 0 { 0.0 } else { *v }).collect();
+        let kinds = [
+            Alpha::One,
+            Alpha::PerColumn { shared: true },
+            Alpha::PerColumn { shared: false },
+            Alpha::Full { shared: true },
+            Alpha::Full { shared: false },
+        ];
+        for alpha_kind in kinds {
+            for p in [2.0f32, 1.0, 0.5, 3.0] {
+                let spec = Costs { groups, rows: n, cols: n, p, alpha: alpha_kind };
+                let alpha: Vec<f32> = sparse_costs(spec.alpha_len().max(1), 310 + i as u64);
+                let run = |be: &mut dyn Backend| {
+                    let wb = upload_new(be, "w", &w);
+                    let ab = upload_new(be, "alpha", &alpha);
+                    let cb = be.alloc("c", spec.len()).unwrap();
+                    be.costs(wb, ab, cb, spec);
+                    be.download(cb, 0, spec.len()).unwrap()
+                };
+                // p = 1, 2 are exact products; other powers go through pow, which WGSL computes
+                // as exp2(p log2 a) with the log's error amplified by p |log2 a| (< 4 for normal
+                // samples up to 2^4), and Rust's powf is correctly rounded: 16 eps covers it.
+                let tol = Tol { rel: 16.0 * f32::EPSILON as f64, why: "pow via exp2(p log2 a): error grows with p |log2 a|" };
+                let what = format!("costs {spec:?}");
+                let cpu_out = run(&mut cpu());
+                if n <= 257 {
+                    assert_close(&format!("{what}: CPU vs oracle"), &cpu_out, &balance_oracle::costs(&w, &alpha, spec), tol);
+                }
+                if n < 4099 || p == 0.5 {
+                    on_both(&what, tol, run);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cost_flows_sum_and_max_in_one_pass() {
+    for (i, &(groups, n)) in BALANCE_SIZES.iter().enumerate() {
+        let c0 = sparse_costs(groups * n * n, 400 + i as u64);
+        let scale: Vec<f32> = normal(groups * n, 410 + i as u64).iter().map(|v| (0.7 * v).exp()).collect();
+        for aggregate in [Aggregate::Sum, Aggregate::Max] {
+            let spec = CostFlows { groups, n, aggregate };
+            let run = |be: &mut dyn Backend| {
+                let cb = upload_new(be, "c0", &c0);
+                let sb = upload_new(be, "scale", &scale);
+                let fb = be.alloc("flows", groups * 2 * n).unwrap();
+                be.cost_flows(cb, sb, fb, spec);
+                be.download(fb, 0, groups * 2 * n).unwrap()
+            };
+            let tol = match aggregate {
+                // Each term is c0 s_j / s_i, rounded in another order on each side.
+                Aggregate::Sum => dot_tol(n + 2),
+                // A max is exact; its term and the final division each round once.
+                Aggregate::Max => Tol { rel: 4.0 * f32::EPSILON as f64, why: "max of terms with 2-3 roundings each" },
+            };
+            let what = format!("cost_flows {spec:?}");
+            let cpu_out = run(&mut cpu());
+            if n <= 257 {
+                assert_close(&format!("{what}: CPU vs oracle"), &cpu_out, &balance_oracle::cost_flows(&c0, &scale, spec), tol);
+            }
+            on_both(&what, tol, run);
+        }
+    }
+}
+
+#[test]
+fn h_update_flow_and_osborne_steps() {
+    for (i, &(groups, n)) in BALANCE_SIZES.iter().enumerate() {
+        // Incoming and outgoing costs that differ by factors up to e^2 either way, some equal
+        // (no step), as after one pass of cost_flows.
+        let inc: Vec<f32> = normal(groups * n, 500 + i as u64).iter().map(|v| v.exp()).collect();
+        let mut flows = vec![0.0f32; groups * 2 * n];
+        for g in 0..groups {
+            for k in 0..n {
+                flows[g * 2 * n + k] = inc[g * n + k];
+                flows[g * 2 * n + n + k] = if k % 5 == 0 { inc[g * n + k] } else { inc[(g * n + k + 1) % (groups * n)] };
+            }
+        }
+        let h0: Vec<f32> = normal(groups * n, 510 + i as u64).iter().map(|v| 0.3 * v).collect();
+        for (step, p) in [(HStep::Flow { dt: 0.05 }, 2.0f32), (HStep::Osborne, 2.0), (HStep::Osborne, 1.0)] {
+            let spec = HUpdate { groups, n, p, step, history_offset: 3 };
+            let run = |be: &mut dyn Backend| {
+                let fb = upload_new(be, "flows", &flows);
+                let hb = upload_new(be, "h", &h0);
+                let sb = be.alloc("scale", groups * n).unwrap();
+                let rec = be.alloc("history", 3 + 2 * groups).unwrap();
+                be.h_update(fb, hb, sb, rec, spec);
+                let mut out = be.download(hb, 0, groups * n).unwrap();
+                out.extend(be.download(sb, 0, groups * n).unwrap());
+                out.extend(be.download(rec, 3, 2 * groups).unwrap());
+                out
+            };
+            let (want_h, want_s, want_hist) = balance_oracle::h_update(&flows, &h0, spec);
+            let what = format!("h_update {spec:?}");
+            // Both sides against the oracle, part by part: h, s and the history have their own
+            // error scales.
+            let mut sides = vec![("CPU", run(&mut cpu()))];
+            if let Some(mut gpu) = common::gpu_backend() {
+                sides.push(("GPU", run(&mut gpu)));
+            }
+            let hmax = want_h.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+            // h: one step (the GPU's log is within 2^-21 absolute, WGSL spec) and the mean, an
+            // n-term f32 sum relative to max |h|.
+            let tol_h = Tol { rel: dot_tol(n).rel + 2f64.powi(-21) / (4.0 * p as f64 * hmax.max(1e-3)), why: "n-term mean, log within 2^-21" };
+            // s = e^(p h): p times the error of h, relative to the largest s, plus exp's 3 ulp.
+            let tol_s = Tol { rel: p as f64 * hmax * tol_h.rel + 4.0 * f32::EPSILON as f64, why: "exp of h with h's error" };
+            let tol_hist = dot_tol(n);
+            let gh = groups * n;
+            for (side, out) in &sides {
+                assert_close(&format!("{what}: {side} h"), &out[..gh], &want_h, tol_h);
+                assert_close(&format!("{what}: {side} scale"), &out[gh..2 * gh], &want_s, tol_s);
+                assert_close(&format!("{what}: {side} history"), &out[2 * gh..], &want_hist, tol_hist);
+            }
+        }
+    }
+}
+
+#[test]
+fn task_transform_of_recurrent_input_and_output_weights() {
+    for (i, &(groups, n)) in BALANCE_SIZES.iter().enumerate() {
+        let h: Vec<f32> = normal(groups * n, 600 + i as u64).iter().map(|v| 0.5 * v).collect();
+        let hmax = h.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        for weights in [Weights::Recurrent, Weights::Input { m: 6 }, Weights::Output { k: 3 }] {
+            let spec = TaskTransform { groups, n, weights };
+            let src = normal(spec.len(), 610 + i as u64);
+            let run = |be: &mut dyn Backend| {
+                let sb = upload_new(be, "src", &src);
+                let hb = upload_new(be, "h", &h);
+                let db = be.alloc("dst", spec.len()).unwrap();
+                be.task_transform(sb, hb, db, spec);
+                be.download(db, 0, spec.len()).unwrap()
+            };
+            // WGSL's exp is within 3 + 2|x| ulp for an argument x, here |x| <= 2 max |h|,
+            // relative to the largest output; plus the product's rounding.
+            let tol = Tol { rel: (5.0 + 4.0 * hmax) * f32::EPSILON as f64, why: "exp within 3 + 2|x| ulp" };
+            let what = format!("task_transform {spec:?}");
+            let cpu_out = run(&mut cpu());
+            if n <= 257 {
+                assert_close(&format!("{what}: CPU vs oracle"), &cpu_out, &balance_oracle::task_transform(&src, &h, spec), tol);
+            }
+            on_both(&what, tol, run);
+        }
+    }
 }

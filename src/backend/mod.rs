@@ -139,6 +139,145 @@ impl Reduce {
     }
 }
 
+/// Where the cost weights alpha of c_ij = alpha_ij |J_ij|^p (001 eq. 23) come from.
+/// `shared`: one alpha for every network of the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alpha {
+    /// alpha_ij = 1: plain l_p costs.
+    One,
+    /// alpha_ij = a_j, one value per presynaptic neuron, such as the gain moment sigma_j^2 of the
+    /// robustness cost (eq. 13).
+    PerColumn { shared: bool },
+    /// A full [rows, cols] matrix.
+    Full { shared: bool },
+}
+
+/// Synaptic costs c[g, i, j] = alpha_ij |w[g, i, j]|^p of `groups` [rows, cols] matrices.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Costs {
+    pub groups: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub p: f32,
+    pub alpha: Alpha,
+}
+
+impl Costs {
+    pub fn len(&self) -> usize {
+        self.groups * self.rows * self.cols
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn alpha_len(&self) -> usize {
+        let per = |shared: bool, one: usize| if shared { one } else { self.groups * one };
+        match self.alpha {
+            Alpha::One => 0,
+            Alpha::PerColumn { shared } => per(shared, self.cols),
+            Alpha::Full { shared } => per(shared, self.rows * self.cols),
+        }
+    }
+}
+
+/// How a neuron totals the costs of its incoming and of its outgoing synapses: the choice of
+/// neural gradient of the generalised Lax dynamics (001 section 6.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregate {
+    /// Sums: g_k = sum_j c_kj - sum_i c_ik, gradient descent on the total cost (eq. 17).
+    Sum,
+    /// Largest: g_k = max_j c_kj - max_i c_ik; with c = |J| this balances each neuron's largest
+    /// incoming and outgoing weight (max-balancing, the paper's ref. 40).
+    Max,
+}
+
+impl Aggregate {
+    pub fn code(self) -> u32 {
+        match self {
+            Aggregate::Sum => 0,
+            Aggregate::Max => 1,
+        }
+    }
+}
+
+/// The incoming and outgoing costs of every neuron of `groups` networks of n neurons, read from
+/// the initial costs c0 and the scale s = e^(p h) of the task-preserving transformation, without
+/// writing the costs at h: c_ij(h) = c0_ij e^(p (h_j - h_i)) = c0_ij s_j / s_i (eq. 14), so
+///   flows[g, k]     = agg_{j != k} c0[g, k, j] s_j / s_k   (incoming cost of k, row k)
+///   flows[g, n + k] = agg_{i != k} c0[g, i, k] s_k / s_i   (outgoing cost of k, column k)
+/// in one pass over c0 (no transposed copy). Self-synapses are left out: e^(h_k - h_k) = 1 keeps
+/// them fixed, and in the sums they would enter both sides.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CostFlows {
+    pub groups: usize,
+    pub n: usize,
+    pub aggregate: Aggregate,
+}
+
+/// How one update moves h, given each neuron's incoming and outgoing costs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HStep {
+    /// Forward Euler on the balancing flow dh/dt = g (eq. 15-17, with gamma p = 1):
+    /// h_k += dt (in_k - out_k).
+    Flow { dt: f32 },
+    /// Half a parallel Osborne step for power-law costs: h_k += ln(in_k / out_k) / (4 p), half of
+    /// the exact minimiser of the total cost along h_k alone. Every term c0_ij e^(p (h_j - h_i))
+    /// depends on two coordinates, so by convexity the half step of all k at once lowers the total
+    /// cost by at least half the sum of the single-coordinate decreases: it never increases and
+    /// stops only at g = 0. A full parallel step can oscillate (two neurons: it swaps h1 and h2).
+    Osborne,
+}
+
+/// One update of h for `groups` networks of n neurons, from `flows` as `CostFlows` writes them:
+/// h += step; h -= mean(h) (the flow conserves sum h = 0, eq. 22; the Osborne step is recentred
+/// to the same manifold point); s = e^(p h). Before the update it records, per network, the
+/// squared norm of the neural gradients g = in - out and the total off-diagonal cost sum_k in_k:
+///   history[history_offset + 2 g] = ||g||^2,  history[history_offset + 2 g + 1] = sum_k in_k.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HUpdate {
+    pub groups: usize,
+    pub n: usize,
+    pub p: f32,
+    pub step: HStep,
+    pub history_offset: usize,
+}
+
+/// Which weights the task-preserving transformation pi_h (001 eq. 4) rescales.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    /// J [n, n] -> e^-H J e^H: J_ij e^(h_j - h_i).
+    Recurrent,
+    /// W_in [n, m] -> e^-H W_in: W_ik e^(-h_i).
+    Input { m: usize },
+    /// W_out [k, n] -> W_out e^H: W_kj e^(h_j).
+    Output { k: usize },
+}
+
+/// dst = pi_h(src) for `groups` networks of n neurons; h is [groups, n].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaskTransform {
+    pub groups: usize,
+    pub n: usize,
+    pub weights: Weights,
+}
+
+impl TaskTransform {
+    pub fn rows_cols(&self) -> (usize, usize) {
+        match self.weights {
+            Weights::Recurrent => (self.n, self.n),
+            Weights::Input { m } => (self.n, m),
+            Weights::Output { k } => (k, self.n),
+        }
+    }
+    pub fn len(&self) -> usize {
+        let (r, c) = self.rows_cols();
+        self.groups * r * c
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What a backend is, for `dale devices`, logs and manifest.json.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BackendInfo {
@@ -166,6 +305,14 @@ pub trait Backend {
     fn euler_step(&mut self, x: Buf, r: Buf, drive: Buf, step: EulerStep);
     /// out[out_offset + i] = scale * reduce(...) as `Reduce` describes.
     fn reduce(&mut self, src: Buf, out: Buf, out_offset: usize, reduce: Reduce);
+    /// c = alpha |w|^p, as `Costs` describes; `alpha` is not read for `Alpha::One`.
+    fn costs(&mut self, w: Buf, alpha: Buf, c: Buf, spec: Costs);
+    /// Incoming and outgoing costs of every neuron at h, as `CostFlows` describes.
+    fn cost_flows(&mut self, c0: Buf, scale: Buf, flows: Buf, spec: CostFlows);
+    /// One update of h and s = e^(p h), as `HUpdate` describes.
+    fn h_update(&mut self, flows: Buf, h: Buf, scale: Buf, history: Buf, spec: HUpdate);
+    /// dst = pi_h(src) (001 eq. 4), as `TaskTransform` describes.
+    fn task_transform(&mut self, src: Buf, h: Buf, dst: Buf, spec: TaskTransform);
     /// Runs everything recorded and waits for it.
     fn finish(&mut self) -> Result<(), DaleError>;
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::{GpuBackend, GpuContext};
 use dale::backend::select::any_gpu;
-use dale::backend::{Axis, Backend, EulerStep, MatmulShape, Reduce, ReduceOp};
+use dale::backend::{Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, MatmulShape, Reduce, ReduceOp, TaskTransform, Weights};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -168,6 +168,92 @@ pub mod oracle {
                     };
                 }
                 (acc * r.scale as f64) as f32
+            })
+            .collect()
+    }
+}
+
+/// The balancing ops of paper 001, straight from the formulas (eq. 4, 14, 17, 23), in f64.
+pub mod balance_oracle {
+    use super::*;
+
+    pub fn costs(w: &[f32], alpha: &[f32], s: Costs) -> Vec<f32> {
+        let per = s.rows * s.cols;
+        (0..s.groups * per)
+            .map(|i| {
+                let (g, e) = (i / per, i % per);
+                let a = match s.alpha {
+                    Alpha::One => 1.0,
+                    Alpha::PerColumn { shared } => alpha[if shared { 0 } else { g * s.cols } + e % s.cols] as f64,
+                    Alpha::Full { shared } => alpha[if shared { 0 } else { g * per } + e] as f64,
+                };
+                (a * (w[i].abs() as f64).powf(s.p as f64)) as f32
+            })
+            .collect()
+    }
+
+    /// [groups, 2n]: incoming costs of each neuron, then outgoing, self-synapses left out.
+    pub fn cost_flows(c0: &[f32], scale: &[f32], s: CostFlows) -> Vec<f32> {
+        let n = s.n;
+        let mut out = vec![0.0f32; s.groups * 2 * n];
+        for g in 0..s.groups {
+            let c = |i: usize, j: usize| c0[(g * n + i) * n + j] as f64 * scale[g * n + j] as f64 / scale[g * n + i] as f64;
+            for k in 0..n {
+                let (mut inc, mut outg) = (0.0f64, 0.0f64);
+                for o in (0..n).filter(|&o| o != k) {
+                    (inc, outg) = match s.aggregate {
+                        Aggregate::Sum => (inc + c(k, o), outg + c(o, k)),
+                        Aggregate::Max => (inc.max(c(k, o)), outg.max(c(o, k))),
+                    };
+                }
+                out[g * 2 * n + k] = inc as f32;
+                out[g * 2 * n + n + k] = outg as f32;
+            }
+        }
+        out
+    }
+
+    /// Returns (h, scale, history [groups, 2]).
+    pub fn h_update(flows: &[f32], h0: &[f32], s: HUpdate) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = s.n;
+        let (mut h, mut scale, mut hist) = (vec![0.0f32; s.groups * n], vec![0.0f32; s.groups * n], vec![0.0f32; 2 * s.groups]);
+        for g in 0..s.groups {
+            let mut hg: Vec<f64> = (0..n)
+                .map(|k| {
+                    let (inc, out) = (flows[g * 2 * n + k] as f64, flows[g * 2 * n + n + k] as f64);
+                    let step = match s.step {
+                        HStep::Flow { dt } => dt as f64 * (inc - out),
+                        HStep::Osborne if inc == out => 0.0,
+                        HStep::Osborne => (inc / out).ln() / (4.0 * s.p as f64),
+                    };
+                    h0[g * n + k] as f64 + step
+                })
+                .collect();
+            let mean = hg.iter().sum::<f64>() / n as f64;
+            hg.iter_mut().for_each(|v| *v -= mean);
+            for k in 0..n {
+                h[g * n + k] = hg[k] as f32;
+                scale[g * n + k] = (s.p as f64 * hg[k]).exp() as f32;
+            }
+            let d = |k: usize| flows[g * 2 * n + k] as f64 - flows[g * 2 * n + n + k] as f64;
+            hist[2 * g] = (0..n).map(|k| d(k) * d(k)).sum::<f64>() as f32;
+            hist[2 * g + 1] = (0..n).map(|k| flows[g * 2 * n + k] as f64).sum::<f64>() as f32;
+        }
+        (h, scale, hist)
+    }
+
+    pub fn task_transform(src: &[f32], h: &[f32], s: TaskTransform) -> Vec<f32> {
+        let (rows, cols) = s.rows_cols();
+        (0..s.len())
+            .map(|i| {
+                let (g, r, c) = (i / (rows * cols), (i / cols) % rows, i % cols);
+                let hv = |k: usize| h[g * s.n + k] as f64;
+                let e = match s.weights {
+                    Weights::Recurrent => hv(c) - hv(r),
+                    Weights::Input { .. } => -hv(r),
+                    Weights::Output { .. } => hv(c),
+                };
+                (src[i] as f64 * e.exp()) as f32
             })
             .collect()
     }

@@ -13,8 +13,11 @@ use crate::error::DaleError;
 /// one submission.
 pub const SLOTS: usize = 4096;
 
+/// Storage buffers one kernel may bind (h_update has four).
+const MAX_BINDINGS: usize = 4;
+
 enum Command {
-    Dispatch { kernel: Kernel, buffers: [u32; 3], slot: u32, groups: [u32; 3] },
+    Dispatch { kernel: Kernel, buffers: [u32; MAX_BINDINGS], slot: u32, groups: [u32; 3] },
     Copy { src: u32, src_offset: u64, dst: u32, dst_offset: u64, bytes: u64 },
 }
 
@@ -24,7 +27,7 @@ pub struct Recorder {
     slots: u32,
     slot_bytes: u64,
     params_buf: wgpu::Buffer,
-    bind_groups: HashMap<(Kernel, [u32; 3]), wgpu::BindGroup>,
+    bind_groups: HashMap<(Kernel, [u32; MAX_BINDINGS]), wgpu::BindGroup>,
 }
 
 impl Recorder {
@@ -43,11 +46,10 @@ impl Recorder {
         self.slots as usize == SLOTS
     }
 
-    /// Records one dispatch of `kernel` over `buffers` (storage bindings 1..; unused slots
-    /// repeat the last), with `params` as its uniform block.
+    /// Records one dispatch of `kernel` over `buffers` (storage bindings 1..), with `params` as its uniform block.
     pub fn dispatch(&mut self, ctx: &GpuContext, all: &[wgpu::Buffer], kernel: Kernel, buffers: &[u32], params: &[u32], groups: [u32; 3]) {
         debug_assert!(!self.is_full());
-        let mut ids = [u32::MAX; 3];
+        let mut ids = [u32::MAX; MAX_BINDINGS];
         ids[..buffers.len()].copy_from_slice(buffers);
         self.bind_groups.entry((kernel, ids)).or_insert_with(|| {
             let mut entries = vec![wgpu::BindGroupEntry {

@@ -13,16 +13,34 @@ pub enum Kernel {
     EulerStep,
     ReduceRows,
     ReduceCols,
+    Costs,
+    CostFlowsBands,
+    CostFlowsFinish,
+    HUpdate,
+    TaskTransform,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 4] = [Kernel::Matmul, Kernel::EulerStep, Kernel::ReduceRows, Kernel::ReduceCols];
+    pub const ALL: [Kernel; 9] = [
+        Kernel::Matmul,
+        Kernel::EulerStep,
+        Kernel::ReduceRows,
+        Kernel::ReduceCols,
+        Kernel::Costs,
+        Kernel::CostFlowsBands,
+        Kernel::CostFlowsFinish,
+        Kernel::HUpdate,
+        Kernel::TaskTransform,
+    ];
 
     fn source(self) -> (&'static str, &'static str) {
         match self {
             Kernel::Matmul => ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
             Kernel::EulerStep => ("rate.wgsl", include_str!("../../../shaders/rate.wgsl")),
             Kernel::ReduceRows | Kernel::ReduceCols => ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
+            Kernel::Costs | Kernel::CostFlowsBands | Kernel::CostFlowsFinish | Kernel::HUpdate | Kernel::TaskTransform => {
+                ("balance.wgsl", include_str!("../../../shaders/balance.wgsl"))
+            }
         }
     }
 
@@ -32,6 +50,11 @@ impl Kernel {
             Kernel::EulerStep => "euler_step",
             Kernel::ReduceRows => "reduce_rows",
             Kernel::ReduceCols => "reduce_cols",
+            Kernel::Costs => "costs",
+            Kernel::CostFlowsBands => "cost_flows_bands",
+            Kernel::CostFlowsFinish => "cost_flows_finish",
+            Kernel::HUpdate => "h_update",
+            Kernel::TaskTransform => "task_transform",
         }
     }
 
@@ -41,6 +64,8 @@ impl Kernel {
             Kernel::Matmul => &[true, true, false],
             Kernel::EulerStep => &[false, false, true],
             Kernel::ReduceRows | Kernel::ReduceCols => &[true, false],
+            Kernel::Costs | Kernel::CostFlowsBands | Kernel::CostFlowsFinish | Kernel::TaskTransform => &[true, true, false],
+            Kernel::HUpdate => &[true, false, false, false],
         }
     }
 }

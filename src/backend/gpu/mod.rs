@@ -11,13 +11,17 @@ pub use device::{adapters, backend_name, GpuContext, NATIVE};
 use encoder::Recorder;
 use kernels::Kernel;
 
-use super::{check_range, Axis, Backend, BackendInfo, Buf, EulerStep, MatmulShape, Reduce};
+use super::{
+    check_range, Alpha, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerStep, HStep, HUpdate, MatmulShape, Reduce, TaskTransform, Weights,
+};
 use crate::error::DaleError;
 
 /// Threads of a 1-D workgroup (rate.wgsl, reduce.wgsl).
 const WG: usize = 256;
 /// Side of the C tile one matmul workgroup computes (matmul.wgsl).
 const MATMUL_TILE: usize = 64;
+/// Rows of c0 one cost_flows_bands workgroup reads (balance.wgsl).
+const BAND: usize = 32;
 
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
@@ -25,12 +29,14 @@ pub struct GpuBackend {
     recorder: Recorder,
     /// An error from a submission that recording forced; returned by the next finish or read.
     deferred: Option<DaleError>,
+    /// Working memory of ops that reduce in two dispatches (cost_flows), grown on demand.
+    scratch: Option<Buf>,
 }
 
 impl GpuBackend {
     pub fn new(ctx: Arc<GpuContext>) -> Self {
         let recorder = Recorder::new(&ctx);
-        Self { ctx, buffers: Vec::new(), recorder, deferred: None }
+        Self { ctx, buffers: Vec::new(), recorder, deferred: None, scratch: None }
     }
 
     /// Submits what was recorded (with `extra` commands at the end), surfacing any earlier error.
@@ -53,6 +59,19 @@ impl GpuBackend {
         }
         let ids: Vec<u32> = buffers.iter().map(|b| b.id).collect();
         self.recorder.dispatch(&self.ctx, &self.buffers, kernel, &ids, params, groups);
+    }
+
+    /// A scratch buffer of at least `len` values. A larger one replaces it under a new id, so
+    /// that ops already recorded keep the one they were recorded with.
+    fn scratch(&mut self, len: usize) -> Result<Buf, DaleError> {
+        match self.scratch {
+            Some(b) if b.len >= len => Ok(b),
+            _ => {
+                let b = self.alloc("scratch", len)?;
+                self.scratch = Some(b);
+                Ok(b)
+            }
+        }
     }
 
     /// Workgroup counts for `n` workgroups of a 1-D kernel, folded into two dimensions past the
@@ -202,6 +221,85 @@ impl Backend for GpuBackend {
         self.dispatch(kernel, &[src, out], &params, groups);
     }
 
+    fn costs(&mut self, w: Buf, alpha: Buf, c: Buf, spec: Costs) {
+        check_range(w, 0, spec.len(), "costs w");
+        check_range(alpha, 0, spec.alpha_len(), "costs alpha");
+        check_range(c, 0, spec.len(), "costs c");
+        if spec.is_empty() {
+            return;
+        }
+        let (mode, shared) = match spec.alpha {
+            Alpha::One => (0, false),
+            Alpha::PerColumn { shared } => (1, shared),
+            Alpha::Full { shared } => (2, shared),
+        };
+        // Alpha::One reads no alpha; w stands in for the binding.
+        let alpha = if spec.alpha == Alpha::One { w } else { alpha };
+        let params = balance_params(spec.groups, spec.rows, spec.cols, 0, mode, shared as u32, 0, spec.p, 0.0);
+        let groups = self.spread(spec.len().div_ceil(WG));
+        self.dispatch(Kernel::Costs, &[w, alpha, c], &params, groups);
+    }
+
+    fn cost_flows(&mut self, c0: Buf, scale: Buf, flows: Buf, spec: CostFlows) {
+        let CostFlows { groups, n, aggregate } = spec;
+        check_range(c0, 0, groups * n * n, "cost_flows c0");
+        check_range(scale, 0, groups * n, "cost_flows scale");
+        check_range(flows, 0, groups * 2 * n, "cost_flows flows");
+        if groups * n == 0 {
+            return;
+        }
+        let bands = n.div_ceil(BAND);
+        let partial = match self.scratch(groups * (bands + 1) * n) {
+            Ok(b) => b,
+            Err(e) => {
+                self.deferred.get_or_insert(e);
+                return;
+            }
+        };
+        let params = balance_params(groups, 0, 0, n, aggregate.code(), 0, 0, 0.0, 0.0);
+        let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
+        assert!(bands <= max && groups <= max, "cost_flows: {bands} bands x {groups} networks exceed this adapter's {max} workgroups per dimension");
+        self.dispatch(Kernel::CostFlowsBands, &[c0, scale, partial], &params, [bands as u32, groups as u32, 1]);
+        let finish = self.spread((groups * n).div_ceil(WG));
+        self.dispatch(Kernel::CostFlowsFinish, &[partial, scale, flows], &params, finish);
+    }
+
+    fn h_update(&mut self, flows: Buf, h: Buf, scale: Buf, history: Buf, spec: HUpdate) {
+        let HUpdate { groups, n, p, step, history_offset } = spec;
+        check_range(flows, 0, groups * 2 * n, "h_update flows");
+        check_range(h, 0, groups * n, "h_update h");
+        check_range(scale, 0, groups * n, "h_update scale");
+        check_range(history, history_offset, 2 * groups, "h_update history");
+        if groups * n == 0 {
+            return;
+        }
+        let (mode, dt) = match step {
+            HStep::Flow { dt } => (0, dt),
+            HStep::Osborne => (1, 0.0),
+        };
+        let params = balance_params(groups, 0, 0, n, mode, 0, history_offset as u32, p, dt);
+        let wgs = self.spread(groups);
+        self.dispatch(Kernel::HUpdate, &[flows, h, scale, history], &params, wgs);
+    }
+
+    fn task_transform(&mut self, src: Buf, h: Buf, dst: Buf, spec: TaskTransform) {
+        check_range(src, 0, spec.len(), "task_transform src");
+        check_range(h, 0, spec.groups * spec.n, "task_transform h");
+        check_range(dst, 0, spec.len(), "task_transform dst");
+        if spec.is_empty() {
+            return;
+        }
+        let (rows, cols) = spec.rows_cols();
+        let mode = match spec.weights {
+            Weights::Recurrent => 0,
+            Weights::Input { .. } => 1,
+            Weights::Output { .. } => 2,
+        };
+        let params = balance_params(spec.groups, rows, cols, spec.n, mode, 0, 0, 0.0, 0.0);
+        let groups = self.spread(spec.len().div_ceil(WG));
+        self.dispatch(Kernel::TaskTransform, &[src, h, dst], &params, groups);
+    }
+
     fn finish(&mut self) -> Result<(), DaleError> {
         self.submit(|_| {})?;
         self.ctx
@@ -210,4 +308,10 @@ impl Backend for GpuBackend {
             .map_err(|e| DaleError::Gpu { what: "waiting for the queue".into(), message: e.to_string() })?;
         Ok(())
     }
+}
+
+/// The Params block of balance.wgsl, in its field order.
+#[allow(clippy::too_many_arguments)]
+fn balance_params(groups: usize, rows: usize, cols: usize, n: usize, mode: u32, shared: u32, offset: u32, p: f32, dt: f32) -> [u32; 9] {
+    [groups as u32, rows as u32, cols as u32, n as u32, mode, shared, offset, bits(p), bits(dt)]
 }

@@ -2,10 +2,14 @@
 //! entries) and the reference every WGSL kernel is checked against. Ops run at once; a plain f64
 //! loop oracle in tests/ checks these in turn.
 
+mod balance;
+
 use rayon::prelude::*;
 
 use super::noise::fill_gaussian_noise;
-use super::{check_range, Axis, Backend, BackendInfo, Buf, EulerStep, MatmulShape, Phi, Reduce, ReduceOp};
+use super::{
+    check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerStep, HUpdate, MatmulShape, Phi, Reduce, ReduceOp, TaskTransform,
+};
 use crate::error::DaleError;
 
 /// Elementwise work is split into blocks of this many values per rayon task: large enough that
@@ -215,6 +219,50 @@ impl Backend for CpuBackend {
             }),
         }
         self.put(out, o);
+    }
+
+    fn costs(&mut self, w: Buf, alpha: Buf, c: Buf, spec: Costs) {
+        check_range(w, 0, spec.len(), "costs w");
+        check_range(alpha, 0, spec.alpha_len(), "costs alpha");
+        check_range(c, 0, spec.len(), "costs c");
+        let mut out = self.take(c, &[w, alpha], "costs");
+        balance::costs(&self.bufs[w.id as usize], &self.bufs[alpha.id as usize], &mut out, spec);
+        self.put(c, out);
+    }
+
+    fn cost_flows(&mut self, c0: Buf, scale: Buf, flows: Buf, spec: CostFlows) {
+        let CostFlows { groups, n, .. } = spec;
+        check_range(c0, 0, groups * n * n, "cost_flows c0");
+        check_range(scale, 0, groups * n, "cost_flows scale");
+        check_range(flows, 0, groups * 2 * n, "cost_flows flows");
+        let mut out = self.take(flows, &[c0, scale], "cost_flows");
+        balance::cost_flows(&self.bufs[c0.id as usize], &self.bufs[scale.id as usize], &mut out, spec);
+        self.put(flows, out);
+    }
+
+    fn h_update(&mut self, flows: Buf, h: Buf, scale: Buf, history: Buf, spec: HUpdate) {
+        let HUpdate { groups, n, history_offset, .. } = spec;
+        check_range(flows, 0, groups * 2 * n, "h_update flows");
+        check_range(h, 0, groups * n, "h_update h");
+        check_range(scale, 0, groups * n, "h_update scale");
+        check_range(history, history_offset, 2 * groups, "h_update history");
+        assert!(h.id != scale.id && h.id != history.id && scale.id != history.id, "h_update: h, scale and history must differ");
+        let mut hs = self.take(h, &[flows], "h_update");
+        let mut ss = self.take(scale, &[flows], "h_update");
+        let mut hist = self.take(history, &[flows], "h_update");
+        balance::h_update(&self.bufs[flows.id as usize], &mut hs, &mut ss, &mut hist, spec);
+        self.put(history, hist);
+        self.put(scale, ss);
+        self.put(h, hs);
+    }
+
+    fn task_transform(&mut self, src: Buf, h: Buf, dst: Buf, spec: TaskTransform) {
+        check_range(src, 0, spec.len(), "task_transform src");
+        check_range(h, 0, spec.groups * spec.n, "task_transform h");
+        check_range(dst, 0, spec.len(), "task_transform dst");
+        let mut out = self.take(dst, &[src, h], "task_transform");
+        balance::task_transform(&self.bufs[src.id as usize], &self.bufs[h.id as usize], &mut out, spec);
+        self.put(dst, out);
     }
 
     fn finish(&mut self) -> Result<(), DaleError> {

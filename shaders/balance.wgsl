@@ -1,0 +1,248 @@
+// Synaptic balancing (paper 001), over `groups` independent networks of n neurons.
+//   costs:              c = alpha |w|^p                                       (eq. 23)
+//   cost_flows_bands:   per band of 32 rows: row totals of c0_kj s_j, and column partials of
+//                       c0_ik / s_i, in one pass over c0 (no transposed copy)
+//   cost_flows_finish:  in_k = row total / s_k, out_k = s_k * sum of the band partials
+//   h_update:           one workgroup per network: h += step, h -= mean(h), s = e^(p h), and
+//                       ||g||^2 and sum_k in_k recorded before the step
+//   task_transform:     J -> e^-H J e^H, W_in -> e^-H W_in, W_out -> W_out e^H  (eq. 4)
+// The self-synapse c_kk is left out of in_k and out_k. Twins: src/backend/cpu/balance.rs.
+
+struct Params {
+    groups: u32,
+    rows: u32,   // costs, task_transform: rows of one matrix
+    cols: u32,   // costs, task_transform: columns of one matrix
+    n: u32,      // neurons per network
+    mode: u32,   // costs: alpha 0 one, 1 per column, 2 full; cost_flows: 0 sum, 1 max;
+                 // h_update: 0 flow, 1 Osborne; task_transform: 0 J, 1 W_in, 2 W_out
+    alpha_shared: u32, // costs: one alpha for every network
+    offset: u32, // h_update: first history value written
+    p: f32,
+    dt: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+const WG: u32 = 256u;
+const BAND: u32 = 32u;
+
+fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+// |a|^p for a >= 0, with p = 1 and 2 exact and 0^p = 0 (pow(0, p) is not defined in WGSL).
+fn power(a: f32, q: f32) -> f32 {
+    if (a == 0.0) {
+        return 0.0;
+    }
+    if (q == 1.0) {
+        return a;
+    }
+    if (q == 2.0) {
+        return a * a;
+    }
+    return pow(a, q);
+}
+
+fn combine(a: f32, b: f32) -> f32 {
+    if (p.mode == 0u) {
+        return a + b;
+    }
+    return max(a, b);
+}
+
+@group(0) @binding(1) var<storage, read> costs_w: array<f32>;
+@group(0) @binding(2) var<storage, read> costs_alpha: array<f32>;
+@group(0) @binding(3) var<storage, read_write> costs_c: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn costs(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
+         @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(wid, nwg, t);
+    let per = p.rows * p.cols;
+    if (i >= p.groups * per) {
+        return;
+    }
+    let g = i / per;
+    let e = i % per;
+    var alpha = 1.0;
+    if (p.mode == 1u) {
+        alpha = costs_alpha[select(g * p.cols, 0u, p.alpha_shared == 1u) + e % p.cols];
+    } else if (p.mode == 2u) {
+        alpha = costs_alpha[select(g * per, 0u, p.alpha_shared == 1u) + e];
+    }
+    costs_c[i] = alpha * power(abs(costs_w[i]), p.p);
+}
+
+// Partials of one network: [bands * n column partials][n row totals].
+@group(0) @binding(1) var<storage, read> bands_c0: array<f32>;
+@group(0) @binding(2) var<storage, read> bands_scale: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bands_partial: array<f32>;
+
+var<workgroup> row_parts: array<f32, 4096>;
+
+// Workgroup (band, network). Thread t walks columns t, t + 256, ...; for each it reads the
+// band's 32 rows (consecutive threads read consecutive addresses of a row), adds c0_ij / s_i into
+// its column partial and c0_ij s_j into its own total of row i.
+@compute @workgroup_size(256, 1, 1)
+fn cost_flows_bands(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n = p.n;
+    let band = wid.x;
+    let g = wid.y;
+    let bands = (n + BAND - 1u) / BAND;
+    let first = band * BAND;
+    let base = g * n * n;
+    let pbase = g * (bands + 1u) * n;
+    var inv: array<f32, 32>;
+    var acc: array<f32, 32>;
+    for (var r = 0u; r < BAND; r++) {
+        let i = first + r;
+        inv[r] = 0.0;
+        if (i < n) {
+            inv[r] = 1.0 / bands_scale[g * n + i];
+        }
+        acc[r] = 0.0;
+    }
+    for (var j = t; j < n; j += WG) {
+        let sj = bands_scale[g * n + j];
+        var col = 0.0;
+        for (var r = 0u; r < BAND; r++) {
+            let i = first + r;
+            if (i < n && i != j) {
+                let c = bands_c0[base + i * n + j];
+                acc[r] = combine(acc[r], c * sj);
+                col = combine(col, c * inv[r]);
+            }
+        }
+        bands_partial[pbase + band * n + j] = col;
+    }
+    // Row totals: 32 rows x 256 threads, in two rounds of 16 rows through workgroup memory.
+    for (var round = 0u; round < 2u; round++) {
+        for (var r = 0u; r < 16u; r++) {
+            row_parts[r * WG + t] = acc[round * 16u + r];
+        }
+        workgroupBarrier();
+        let row = t / 16u;
+        let part = t % 16u;
+        var s = 0.0;
+        for (var q = 0u; q < 16u; q++) {
+            s = combine(s, row_parts[row * WG + part * 16u + q]);
+        }
+        workgroupBarrier();
+        row_parts[row * 16u + part] = s;
+        workgroupBarrier();
+        if (t < 16u) {
+            var total = 0.0;
+            for (var q = 0u; q < 16u; q++) {
+                total = combine(total, row_parts[t * 16u + q]);
+            }
+            let i = first + round * 16u + t;
+            if (i < n) {
+                bands_partial[pbase + bands * n + i] = total;
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
+@group(0) @binding(1) var<storage, read> finish_partial: array<f32>;
+@group(0) @binding(2) var<storage, read> finish_scale: array<f32>;
+@group(0) @binding(3) var<storage, read_write> finish_flows: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn cost_flows_finish(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(wid, nwg, t);
+    let n = p.n;
+    if (i >= p.groups * n) {
+        return;
+    }
+    let g = i / n;
+    let k = i % n;
+    let bands = (n + BAND - 1u) / BAND;
+    let pbase = g * (bands + 1u) * n;
+    var col = 0.0;
+    for (var b = 0u; b < bands; b++) {
+        col = combine(col, finish_partial[pbase + b * n + k]);
+    }
+    let s = finish_scale[i];
+    finish_flows[g * 2u * n + k] = finish_partial[pbase + bands * n + k] / s;
+    finish_flows[g * 2u * n + n + k] = col * s;
+}
+
+@group(0) @binding(1) var<storage, read> update_flows: array<f32>;
+@group(0) @binding(2) var<storage, read_write> update_h: array<f32>;
+@group(0) @binding(3) var<storage, read_write> update_scale: array<f32>;
+@group(0) @binding(4) var<storage, read_write> update_history: array<f32>;
+
+var<workgroup> sums: array<vec3<f32>, 256>;
+
+@compute @workgroup_size(256, 1, 1)
+fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
+            @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.groups) {
+        return; // the whole workgroup leaves together
+    }
+    let n = p.n;
+    var acc = vec3<f32>(0.0); // ||g||^2, sum in_k, sum h_k
+    for (var k = t; k < n; k += WG) {
+        let inc = update_flows[g * 2u * n + k];
+        let out = update_flows[g * 2u * n + n + k];
+        let d = inc - out;
+        var step = 0.0;
+        if (p.mode == 0u) {
+            step = p.dt * d;
+        } else if (inc != out) {
+            step = log(inc / out) / (4.0 * p.p);
+        }
+        let h = update_h[g * n + k] + step;
+        update_h[g * n + k] = h;
+        acc += vec3<f32>(d * d, inc, h);
+    }
+    sums[t] = acc;
+    workgroupBarrier();
+    for (var half = WG / 2u; half > 0u; half >>= 1u) {
+        if (t < half) {
+            sums[t] += sums[t + half];
+        }
+        workgroupBarrier();
+    }
+    let total = sums[0];
+    let mean = total.z / f32(n);
+    for (var k = t; k < n; k += WG) {
+        let h = update_h[g * n + k] - mean;
+        update_h[g * n + k] = h;
+        update_scale[g * n + k] = exp(p.p * h);
+    }
+    if (t == 0u) {
+        update_history[p.offset + 2u * g] = total.x;
+        update_history[p.offset + 2u * g + 1u] = total.y;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> transform_src: array<f32>;
+@group(0) @binding(2) var<storage, read> transform_h: array<f32>;
+@group(0) @binding(3) var<storage, read_write> transform_dst: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn task_transform(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(wid, nwg, t);
+    let per = p.rows * p.cols;
+    if (i >= p.groups * per) {
+        return;
+    }
+    let g = i / per;
+    let row = (i % per) / p.cols;
+    let col = i % p.cols;
+    var e = 0.0;
+    if (p.mode == 0u) {
+        e = transform_h[g * p.n + col] - transform_h[g * p.n + row];
+    } else if (p.mode == 1u) {
+        e = -transform_h[g * p.n + row];
+    } else {
+        e = transform_h[g * p.n + col];
+    }
+    transform_dst[i] = transform_src[i] * exp(e);
+}

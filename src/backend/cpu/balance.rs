@@ -1,0 +1,159 @@
+//! The balancing ops of paper 001 on the CPU: costs, each neuron's incoming and outgoing costs,
+//! the update of h, and the task-preserving transformation. Twins: shaders/balance.wgsl.
+
+use rayon::prelude::*;
+
+use super::BLOCK;
+use crate::backend::{Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights};
+
+/// |w|^p with p = 1 and 2 exact and 0^p = 0 for every p > 0, as balance.wgsl computes it.
+pub(crate) fn power(a: f32, p: f32) -> f32 {
+    if a == 0.0 {
+        0.0
+    } else if p == 1.0 {
+        a
+    } else if p == 2.0 {
+        a * a
+    } else {
+        a.powf(p)
+    }
+}
+
+pub(super) fn costs(w: &[f32], alpha: &[f32], c: &mut [f32], spec: Costs) {
+    let Costs { groups, rows, cols, p, alpha: kind } = spec;
+    let per = rows * cols;
+    if per == 0 {
+        return;
+    }
+    c[..groups * per].par_chunks_mut(per).zip(w[..groups * per].par_chunks(per)).enumerate().for_each(|(g, (cg, wg))| {
+        let base = |shared: bool, one: usize| if shared { 0 } else { g * one };
+        match kind {
+            Alpha::One => cg.iter_mut().zip(wg).for_each(|(c, w)| *c = power(w.abs(), p)),
+            Alpha::PerColumn { shared } => {
+                let a = &alpha[base(shared, cols)..][..cols];
+                for (crow, wrow) in cg.chunks_mut(cols).zip(wg.chunks(cols)) {
+                    crow.iter_mut().zip(wrow).zip(a).for_each(|((c, w), a)| *c = a * power(w.abs(), p));
+                }
+            }
+            Alpha::Full { shared } => {
+                let a = &alpha[base(shared, per)..][..per];
+                cg.iter_mut().zip(wg).zip(a).for_each(|((c, w), a)| *c = a * power(w.abs(), p));
+            }
+        }
+    });
+}
+
+/// Rows per task of `cost_flows`. Fixed, not tied to the thread count, so that the column totals
+/// add their band partials in the same order on every machine (deterministic output).
+const ROW_BAND: usize = 64;
+
+pub(super) fn cost_flows(c0: &[f32], scale: &[f32], flows: &mut [f32], spec: CostFlows) {
+    let CostFlows { groups, n, aggregate } = spec;
+    if n == 0 {
+        return;
+    }
+    let bands = n.div_ceil(ROW_BAND);
+    // Per network: row totals (n) and the column partials of every band (bands x n), in f64 so
+    // that the CPU is the more accurate side of every GPU comparison.
+    let mut rows = vec![0.0f64; groups * n];
+    let mut partial = vec![0.0f64; groups * bands * n];
+    let combine = move |a: f64, b: f64| match aggregate {
+        Aggregate::Sum => a + b,
+        Aggregate::Max => a.max(b),
+    };
+    rows.par_chunks_mut(n).zip(partial.par_chunks_mut(bands * n)).enumerate().for_each(|(g, (rows_g, partial_g))| {
+        let c_g = &c0[g * n * n..][..n * n];
+        let s_g = &scale[g * n..][..n];
+        rows_g.par_chunks_mut(ROW_BAND).zip(partial_g.par_chunks_mut(n)).enumerate().for_each(|(band, (row_tot, col))| {
+            for (r, tot) in row_tot.iter_mut().enumerate() {
+                let i = band * ROW_BAND + r;
+                let row = &c_g[i * n..][..n];
+                let inv = 1.0 / f64::from(s_g[i]);
+                let mut acc = 0.0f64;
+                // The self-synapse (j = i) is left out of both totals.
+                for range in [0..i, i + 1..n] {
+                    for ((c, s), col) in row[range.clone()].iter().zip(&s_g[range.clone()]).zip(&mut col[range]) {
+                        let c = f64::from(*c);
+                        acc = combine(acc, c * f64::from(*s));
+                        *col = combine(*col, c * inv);
+                    }
+                }
+                *tot = acc;
+            }
+        });
+    });
+    flows[..groups * 2 * n].par_chunks_mut(2 * n).enumerate().for_each(|(g, f)| {
+        let (incoming, outgoing) = f.split_at_mut(n);
+        for k in 0..n {
+            let s = f64::from(scale[g * n + k]);
+            let col = (0..bands).fold(0.0, |acc, b| combine(acc, partial[(g * bands + b) * n + k]));
+            incoming[k] = (rows[g * n + k] / s) as f32;
+            outgoing[k] = (col * s) as f32;
+        }
+    });
+}
+
+pub(super) fn h_update(flows: &[f32], h: &mut [f32], scale: &mut [f32], history: &mut [f32], spec: HUpdate) {
+    let HUpdate { groups, n, p, step, history_offset } = spec;
+    if n == 0 {
+        return;
+    }
+    let hist = &mut history[history_offset..history_offset + 2 * groups];
+    h[..groups * n]
+        .par_chunks_mut(n)
+        .zip(scale[..groups * n].par_chunks_mut(n))
+        .zip(hist.par_chunks_mut(2))
+        .enumerate()
+        .for_each(|(g, ((h, s), rec))| {
+            let (incoming, outgoing) = flows[g * 2 * n..][..2 * n].split_at(n);
+            let (mut norm2, mut total, mut sum_h) = (0.0f64, 0.0f64, 0.0f64);
+            for ((h, &inc), &out) in h.iter_mut().zip(incoming).zip(outgoing) {
+                let d = inc - out;
+                norm2 += f64::from(d) * f64::from(d);
+                total += f64::from(inc);
+                *h += match step {
+                    HStep::Flow { dt } => dt * d,
+                    HStep::Osborne if inc == out => 0.0,
+                    HStep::Osborne => (inc / out).ln() / (4.0 * p),
+                };
+                sum_h += f64::from(*h);
+            }
+            let mean = (sum_h / n as f64) as f32;
+            for (h, s) in h.iter_mut().zip(s.iter_mut()) {
+                *h -= mean;
+                *s = (p * *h).exp();
+            }
+            rec[0] = norm2 as f32;
+            rec[1] = total as f32;
+        });
+}
+
+pub(super) fn task_transform(src: &[f32], h: &[f32], dst: &mut [f32], spec: TaskTransform) {
+    let (rows, cols) = spec.rows_cols();
+    let n = spec.n;
+    let per = rows * cols;
+    if per == 0 {
+        return;
+    }
+    // Tasks of whole rows, about BLOCK values each.
+    let rows_per_task = BLOCK.div_ceil(cols).max(1);
+    dst[..spec.len()].par_chunks_mut(rows_per_task * cols).enumerate().for_each(|(task, out)| {
+        for (r, out_row) in out.chunks_mut(cols).enumerate() {
+            let flat_row = task * rows_per_task + r;
+            let (g, i) = (flat_row / rows, flat_row % rows);
+            let h_g = &h[g * n..][..n];
+            let src_row = &src[flat_row * cols..][..cols];
+            match spec.weights {
+                Weights::Recurrent => {
+                    let hi = h_g[i];
+                    out_row.iter_mut().zip(src_row).zip(h_g).for_each(|((d, s), hj)| *d = s * (hj - hi).exp());
+                }
+                Weights::Input { .. } => {
+                    let f = (-h_g[i]).exp();
+                    out_row.iter_mut().zip(src_row).for_each(|(d, s)| *d = s * f);
+                }
+                Weights::Output { .. } => out_row.iter_mut().zip(src_row).zip(h_g).for_each(|((d, s), hj)| *d = s * hj.exp()),
+            }
+        }
+    });
+}
