@@ -17,6 +17,10 @@ pub enum DaleError {
     #[error("the run diverged at step {step}: {quantity} is not finite (largest |value| {value}); outputs up to step {kept} were kept")]
     Diverged { step: usize, quantity: String, value: f32, kept: usize },
 
+    /// Balancing asked of a network whose cost graph has no finite balanced point.
+    #[error("network {network} has no finite balanced point (001 Prop. B.1): {why}; the direct solver needs one, the flow (method \"flow\") runs anyway")]
+    NoBalance { network: usize, why: String },
+
     #[error("no GPU adapter for backend `{requested}`: {why}")]
     NoAdapter { requested: String, why: String },
 

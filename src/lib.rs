@@ -2,6 +2,7 @@
 //! and on a fast multithreaded CPU backend. Models are written once against `backend::Backend`;
 //! scenes (JSON) reproduce the papers' experiments; see DESIGN.md in the shared notes.
 
+pub mod analysis;
 pub mod backend;
 pub mod error;
 pub mod models;

@@ -1,3 +1,4 @@
 //! The papers' models, one file each, written against `Backend` only.
 
 pub mod rate;
+pub mod balancing;

@@ -7,7 +7,7 @@ use super::BLOCK;
 use crate::backend::{Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights};
 
 /// |w|^p with p = 1 and 2 exact and 0^p = 0 for every p > 0, as balance.wgsl computes it.
-pub(crate) fn power(a: f32, p: f32) -> f32 {
+pub fn power(a: f32, p: f32) -> f32 {
     if a == 0.0 {
         0.0
     } else if p == 1.0 {

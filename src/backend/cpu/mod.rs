@@ -4,6 +4,8 @@
 
 mod balance;
 
+pub use balance::power;
+
 use rayon::prelude::*;
 
 use super::noise::fill_gaussian_noise;

@@ -1,0 +1,3 @@
+//! Figures computed from results, in f64 on the host: the analyses the papers apply to a run.
+
+pub mod balance;

@@ -1,0 +1,296 @@
+//! Synaptic balancing (paper 001, sections 4-6): the flow on the task-preserving manifold, its
+//! generalised Lax variants, and a direct solver for the balanced point, for a batch of
+//! independent networks, written against `Backend` only.
+//!
+//! The state is h (one value per neuron). The costs at h are never written out: for power-law
+//! costs c_ij(h) = c0_ij e^(p (h_j - h_i)) exactly (eq. 14), so one pass over the initial costs c0
+//! per iteration gives every neuron's incoming and outgoing cost, and the weights are
+//! transformed once at the end (eq. 4). Signs and zeros of J are therefore kept exactly.
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::cpu::power;
+use crate::backend::{Aggregate, Alpha, Backend, Buf, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights};
+use crate::error::DaleError;
+
+/// Iterations recorded on the device between two readbacks of the history.
+pub const CHUNK_ITERATIONS: usize = 64;
+
+/// How h moves.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Method {
+    /// The paper's rule: forward Euler on dh/dt = g (eq. 15-20) with step `dt` in units where
+    /// gamma p = 1 (a rate gamma is the same flow with time scaled by gamma p).
+    Flow { dt: f32 },
+    /// The direct solver: half-step parallel Osborne sweeps (see `HStep::Osborne`). Power-law
+    /// costs (sum aggregate) only; needs a finite balanced point (strongly connected components).
+    Solver,
+}
+
+#[derive(Clone, Debug)]
+pub struct BalanceParams {
+    /// Exponent of the power-law cost c = alpha |J|^p (eq. 23).
+    pub p: f32,
+    pub aggregate: Aggregate,
+    pub method: Method,
+    pub max_iterations: usize,
+    /// Stop once ||g|| <= tol ||g0|| in every network (checked every CHUNK_ITERATIONS).
+    pub tol: f64,
+    /// Record h every this many iterations (0: never).
+    pub h_every: usize,
+}
+
+/// `groups` networks of n neurons, row-major: J [groups, n, n] (J_ij from j to i), W_in
+/// [groups, n, m], W_out [groups, k, n], and the cost weights alpha as `alpha` says.
+pub struct Networks<'a> {
+    pub groups: usize,
+    pub n: usize,
+    pub j: &'a [f32],
+    pub w_in: Option<(usize, &'a [f32])>,
+    pub w_out: Option<(usize, &'a [f32])>,
+    pub alpha: Alpha,
+    pub alpha_values: &'a [f32],
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Balanced {
+    pub j: Vec<f32>,
+    pub w_in: Vec<f32>,
+    pub w_out: Vec<f32>,
+    /// [groups, n], sum 0 in each network.
+    pub h: Vec<f32>,
+    /// Iterations run (each one pass over c0).
+    pub iterations: usize,
+    /// ||g|| and the total cost C (eq. 12, self-synapses included) before each iteration and
+    /// at the end: [iterations + 1, groups].
+    pub grad_norm: Vec<f64>,
+    pub total_cost: Vec<f64>,
+    /// h every `h_every` iterations, [samples, groups, n], and the iteration of each sample.
+    pub h_trajectory: Vec<f32>,
+    pub h_iterations: Vec<usize>,
+    /// Incoming then outgoing cost of every neuron at the end, [groups, 2n].
+    pub flows: Vec<f32>,
+    /// First iteration at which ||g|| <= tol ||g0|| held in every network, if it did.
+    pub converged_at: Option<usize>,
+}
+
+impl Balanced {
+    pub fn groups(&self) -> usize {
+        self.grad_norm.len() / (self.iterations + 1)
+    }
+}
+
+/// Balances every network. Errors: a non-finite neural gradient (the run diverged), or the
+/// solver asked for a network without a finite balanced point.
+pub fn balance(backend: &mut dyn Backend, nets: &Networks, params: &BalanceParams) -> Result<Balanced, DaleError> {
+    let (groups, n, p) = (nets.groups, nets.n, params.p);
+    let costs = Costs { groups, rows: n, cols: n, p, alpha: nets.alpha };
+    assert_eq!(nets.j.len(), groups * n * n, "J must be [groups, n, n]");
+    assert_eq!(nets.alpha_values.len(), costs.alpha_len(), "alpha has the wrong length for {:?}", nets.alpha);
+    let step = match params.method {
+        Method::Flow { dt } => HStep::Flow { dt },
+        Method::Solver => {
+            if params.aggregate != Aggregate::Sum {
+                return Err(DaleError::scene("method", "the direct solver balances power-law costs (aggregate \"sum\"); use the flow for \"max\""));
+            }
+            for g in 0..groups {
+                let c0 = host_costs(nets, g, p);
+                if let Some(why) = why_no_balanced_point(n, &c0) {
+                    return Err(DaleError::NoBalance { network: g, why });
+                }
+            }
+            HStep::Osborne
+        }
+    };
+    let self_cost: Vec<f64> = (0..groups).map(|g| self_synapse_cost(nets, g, p)).collect();
+
+    let j0 = upload(backend, "J0", nets.j)?;
+    let alpha = upload(backend, "alpha", if nets.alpha_values.is_empty() { &[0.0] } else { nets.alpha_values })?;
+    let c0 = backend.alloc("c0", groups * n * n)?;
+    let h = backend.alloc("h", groups * n)?;
+    let scale = upload(backend, "s = e^(p h)", &vec![1.0; groups * n])?;
+    let flows = backend.alloc("incoming and outgoing costs", groups * 2 * n)?;
+    let history = backend.alloc("history", CHUNK_ITERATIONS * 2 * groups)?;
+    let samples_per_chunk = if params.h_every > 0 { CHUNK_ITERATIONS.div_ceil(params.h_every) } else { 0 };
+    let h_samples = backend.alloc("h samples", samples_per_chunk * groups * n)?;
+    backend.costs(j0, alpha, c0, costs);
+
+    let gradients = CostFlows { groups, n, aggregate: params.aggregate };
+    let mut out = Balanced::default();
+    let mut g0: Option<Vec<f64>> = None;
+    let mut done = 0;
+    while done < params.max_iterations && out.converged_at.is_none() {
+        let chunk = CHUNK_ITERATIONS.min(params.max_iterations - done);
+        let mut samples = 0;
+        for i in 0..chunk {
+            if params.h_every > 0 && (done + i) % params.h_every == 0 {
+                backend.copy(h, 0, h_samples, samples * groups * n, groups * n);
+                out.h_iterations.push(done + i);
+                samples += 1;
+            }
+            backend.cost_flows(c0, scale, flows, gradients);
+            backend.h_update(flows, h, scale, history, HUpdate { groups, n, p, step, history_offset: 2 * groups * i });
+        }
+        let hist = backend.download(history, 0, 2 * groups * chunk)?;
+        out.h_trajectory.extend(backend.download(h_samples, 0, samples * groups * n)?);
+        for (i, rec) in hist.chunks(2 * groups).enumerate() {
+            let norms: Vec<f64> = rec.chunks(2).map(|r| f64::from(r[0]).sqrt()).collect();
+            if let Some(g) = norms.iter().position(|v| !v.is_finite()) {
+                return Err(DaleError::Diverged {
+                    step: done + i,
+                    quantity: format!("the neural gradients of network {g}"),
+                    value: rec[2 * g],
+                    kept: done + i,
+                });
+            }
+            let start = g0.get_or_insert_with(|| norms.clone());
+            if out.converged_at.is_none() && norms.iter().zip(start.iter()).all(|(v, v0)| *v <= params.tol * v0) {
+                out.converged_at = Some(done + i);
+            }
+            out.total_cost.extend(rec.chunks(2).zip(&self_cost).map(|(r, d)| f64::from(r[1]) + d));
+            out.grad_norm.extend(norms);
+        }
+        done += chunk;
+    }
+    out.iterations = done;
+
+    // The end point: its costs, neural gradients and weights.
+    backend.cost_flows(c0, scale, flows, gradients);
+    out.flows = backend.download(flows, 0, groups * 2 * n)?;
+    for g in 0..groups {
+        let (inc, outg) = out.flows[g * 2 * n..][..2 * n].split_at(n);
+        let norm2: f64 = inc.iter().zip(outg).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+        out.grad_norm.push(norm2.sqrt());
+        out.total_cost.push(inc.iter().map(|v| f64::from(*v)).sum::<f64>() + self_cost[g]);
+    }
+    if params.h_every > 0 && done % params.h_every == 0 {
+        out.h_trajectory.extend(backend.download(h, 0, groups * n)?);
+        out.h_iterations.push(done);
+    }
+    out.h = backend.download(h, 0, groups * n)?;
+    out.j = transform(backend, j0, h, TaskTransform { groups, n, weights: Weights::Recurrent })?;
+    if let Some((m, w)) = nets.w_in {
+        let src = upload(backend, "W_in", w)?;
+        out.w_in = transform(backend, src, h, TaskTransform { groups, n, weights: Weights::Input { m } })?;
+    }
+    if let Some((k, w)) = nets.w_out {
+        let src = upload(backend, "W_out", w)?;
+        out.w_out = transform(backend, src, h, TaskTransform { groups, n, weights: Weights::Output { k } })?;
+    }
+    Ok(out)
+}
+
+fn upload(backend: &mut dyn Backend, label: &'static str, data: &[f32]) -> Result<Buf, DaleError> {
+    let b = backend.alloc(label, data.len())?;
+    backend.upload(b, 0, data)?;
+    Ok(b)
+}
+
+fn transform(backend: &mut dyn Backend, src: Buf, h: Buf, spec: TaskTransform) -> Result<Vec<f32>, DaleError> {
+    let dst = backend.alloc("transformed weights", spec.len())?;
+    backend.task_transform(src, h, dst, spec);
+    backend.download(dst, 0, spec.len())
+}
+
+/// alpha_ij of network g.
+fn alpha_at(nets: &Networks, g: usize, i: usize, j: usize) -> f32 {
+    let n = nets.n;
+    match nets.alpha {
+        Alpha::One => 1.0,
+        Alpha::PerColumn { shared } => nets.alpha_values[if shared { 0 } else { g * n } + j],
+        Alpha::Full { shared } => nets.alpha_values[if shared { 0 } else { g * n * n } + i * n + j],
+    }
+}
+
+/// The costs c0 of network g on the host, [n, n] in f64, for the checks that need the graph.
+pub fn host_costs(nets: &Networks, g: usize, p: f32) -> Vec<f64> {
+    let n = nets.n;
+    (0..n * n).map(|e| f64::from(alpha_at(nets, g, e / n, e % n) * power(nets.j[g * n * n + e].abs(), p))).collect()
+}
+
+/// The largest forward-Euler step of the flow that is stable at the start, for every network:
+/// the flow's Jacobian in h is -p L (eq. 37), Euler needs dt p lambda_max(L) < 2, and by
+/// Gershgorin lambda_max(L) <= 2 max_k (in_k + out_k). Returns 1 / (p max_k (in_k + out_k)).
+/// The total cost only falls along the flow, so this stays a safe step in practice; a network far
+/// from balance has a large degree somewhere and needs many small steps (the solver does not).
+pub fn largest_stable_dt(nets: &Networks, p: f32) -> f32 {
+    let n = nets.n;
+    let mut top = 0.0f64;
+    for g in 0..nets.groups {
+        let c = host_costs(nets, g, p);
+        for k in 0..n {
+            let degree: f64 = (0..n).filter(|&o| o != k).map(|o| c[k * n + o] + c[o * n + k]).sum();
+            top = top.max(degree);
+        }
+    }
+    if top > 0.0 { (1.0 / (f64::from(p) * top)) as f32 } else { f32::INFINITY }
+}
+
+/// sum_k c_kk: the self-synapses, which the transformation leaves alone.
+fn self_synapse_cost(nets: &Networks, g: usize, p: f32) -> f64 {
+    let n = nets.n;
+    (0..n).map(|k| f64::from(alpha_at(nets, g, k, k) * power(nets.j[g * n * n + k * n + k].abs(), p))).sum()
+}
+
+/// Strongly connected components of the graph with an edge j -> i wherever c[i, j] > 0 (i != j),
+/// as a component index per neuron (Kosaraju's two passes, iterative).
+pub fn strong_components(n: usize, c: &[f64]) -> Vec<usize> {
+    let edge = |from: usize, to: usize| from != to && c[to * n + from] > 0.0;
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    for root in 0..n {
+        if seen[root] {
+            continue;
+        }
+        seen[root] = true;
+        let mut stack = vec![(root, 0usize)];
+        while let Some(&mut (v, ref mut next)) = stack.last_mut() {
+            if let Some(w) = (*next..n).find(|&w| !seen[w] && edge(v, w)) {
+                *next = w + 1;
+                seen[w] = true;
+                stack.push((w, 0));
+            } else {
+                order.push(v);
+                stack.pop();
+            }
+        }
+    }
+    let mut comp = vec![usize::MAX; n];
+    let mut count = 0;
+    for &root in order.iter().rev() {
+        if comp[root] != usize::MAX {
+            continue;
+        }
+        comp[root] = count;
+        let mut stack = vec![root];
+        while let Some(v) = stack.pop() {
+            for w in 0..n {
+                if comp[w] == usize::MAX && edge(w, v) {
+                    comp[w] = count;
+                    stack.push(w);
+                }
+            }
+        }
+        count += 1;
+    }
+    comp
+}
+
+/// None when every connected component of the cost graph is strongly connected (a finite
+/// balanced point exists, 001 Prop. B.1); otherwise which synapse leaves its strong component.
+pub fn why_no_balanced_point(n: usize, c: &[f64]) -> Option<String> {
+    let comp = strong_components(n, c);
+    let count = comp.iter().max().map_or(0, |m| m + 1);
+    for i in 0..n {
+        for j in 0..n {
+            if i != j && c[i * n + j] > 0.0 && comp[i] != comp[j] {
+                return Some(format!(
+                    "the synapse from neuron {j} to neuron {i} has a positive cost but no path of synapses leads back from {i} to {j} \
+                     ({count} strongly connected components); along such a feedforward link the cost can only shrink towards 0 as h diverges"
+                ));
+            }
+        }
+    }
+    None
+}
