@@ -2,6 +2,7 @@
 //! number of steps, what to monitor and what to write. Unknown fields and out-of-range values are
 //! errors naming the JSON path, the value and what is allowed.
 
+pub mod balancing;
 pub mod output;
 pub mod plot;
 pub mod runner;
@@ -16,6 +17,7 @@ use crate::models::rate::{Monitor, RateParams};
 #[serde(rename_all = "lowercase")]
 pub enum ModelName {
     Rate,
+    Balancing,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -69,6 +71,7 @@ impl Default for Outputs {
 #[serde(tag = "model", rename_all = "lowercase")]
 pub enum ModelParams {
     Rate(RateParams),
+    Balancing(balancing::BalancingScene),
 }
 
 /// A parsed and validated scene.
@@ -102,6 +105,11 @@ impl Scene {
                 let p: RateParams = serde_path_to_error::deserialize(file.params).map_err(|e| path_of("params", e))?;
                 p.validate("params")?;
                 ModelParams::Rate(p)
+            }
+            ModelName::Balancing => {
+                let p: balancing::BalancingScene = serde_path_to_error::deserialize(file.params).map_err(|e| path_of("params", e))?;
+                p.validate("params")?;
+                ModelParams::Balancing(p)
             }
         };
         if file.steps == 0 {
@@ -140,6 +148,7 @@ impl Scene {
         self.steps = self.steps.min(100);
         match &mut self.params {
             ModelParams::Rate(p) => p.smoke(),
+            ModelParams::Balancing(p) => p.smoke(),
         }
     }
 }

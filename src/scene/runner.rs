@@ -39,8 +39,8 @@ pub fn run_scene(mut scene: Scene, backend: &mut dyn Backend, opts: &RunOptions)
         scene.smoke();
     }
     let info = backend.info();
-    match &scene.params {
-        ModelParams::Rate(p) => p.check_fits("params", info.max_buffer_len, &info.name)?,
+    if let ModelParams::Rate(p) = &scene.params {
+        p.check_fits("params", info.max_buffer_len, &info.name)?;
     }
     let out = prepare_dir(&opts.out)?;
     let bar = progress_bar(scene.steps, opts.progress);
@@ -62,6 +62,14 @@ pub fn run_scene(mut scene: Scene, backend: &mut dyn Backend, opts: &RunOptions)
             }
             files.extend(write_rate(&out, &scene, p, &traj)?);
             (rate_summary(p, &traj, scene.steps), err, run_s)
+        }
+        ModelParams::Balancing(b) => {
+            let t = Instant::now();
+            let result = super::balancing::run(b, scene.steps, backend, &out, scene.outputs.arrays, scene.outputs.plots);
+            bar.finish_and_clear();
+            let (summary, written) = result?;
+            files.extend(written);
+            (summary, None, t.elapsed().as_secs_f64())
         }
     };
     let summary_json = json!({ "status": status(&outcome), "figures": summary });
