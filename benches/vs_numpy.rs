@@ -70,7 +70,7 @@ fn main() {
         std::process::exit(1);
     }
     let scene = Scene::read(Path::new(QUICKSTART)).expect("reading the quickstart scene");
-    let ModelParams::Rate(base) = &scene.params;
+    let ModelParams::Rate(base) = &scene.params else { panic!("{QUICKSTART} is a rate scene") };
     let monitors = Monitors { x: scene.monitors.x.clone(), y: scene.monitors.y.clone() };
 
     let mut cpu = CpuBackend::new();

@@ -1,6 +1,8 @@
-// Batched product C = A W^T (or C += A W^T), per group g:
-//   c[g, r, k] = sum_n a[g, r, n] * w[g, k, n]
-// W is row-major [cols, inner] (J is post x pre), so A and W are both read along `inner`.
+// Batched product C (+)= op(A) op(W), per group g, in one of three layouts (Layout in
+// src/backend/mod.rs):
+//   0 ABt: c[g, r, k] = sum_n a[g, r, n] w[g, k, n]   (A [rows, inner], W [cols, inner])
+//   1 AB:  c[g, r, k] = sum_n a[g, r, n] w[g, n, k]   (A [rows, inner], W [inner, cols])
+//   2 AtB: c[g, r, k] = sum_n a[g, n, r] w[g, n, k]   (A [inner, rows], W [inner, cols])
 // Twin: CpuBackend::matmul in src/backend/cpu.rs. Each workgroup of 16 x 16 threads computes a
 // 64 x 64 tile of C, 4 x 4 values per thread, staging 16-wide slices of A and W in workgroup memory.
 
@@ -11,6 +13,7 @@ struct Params {
     a_offset: u32,
     w_group_stride: u32,  // 0 when every group shares one W
     accumulate: u32,
+    operands: u32, // Layout code: 0 ABt, 1 AB, 2 AtB
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -34,18 +37,37 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     var acc: array<f32, 16>;
     for (var k0 = 0u; k0 < p.inner; k0 += SLICE) {
         for (var i = 0u; i < 4u; i++) {
+            // Consecutive threads take consecutive addresses: along k where an operand is stored
+            // k-contiguous, along rows or columns where it is stored transposed.
             let e = tid + i * 256u;
-            let t = e / SLICE;
-            let kk = e % SLICE;
-            let k = k0 + kk;
+            var t = e / SLICE;
+            var kk = e % SLICE;
+            if (p.operands == 2u) {
+                t = e % TILE;
+                kk = e / TILE;
+            }
             var av = 0.0;
-            if (row0 + t < p.rows && k < p.inner) {
-                av = a[a_base + (row0 + t) * p.inner + k];
+            if (row0 + t < p.rows && k0 + kk < p.inner) {
+                if (p.operands == 2u) {
+                    av = a[a_base + (k0 + kk) * p.rows + row0 + t];
+                } else {
+                    av = a[a_base + (row0 + t) * p.inner + k0 + kk];
+                }
             }
             a_tile[kk * TILE + t] = av;
+            t = e / SLICE;
+            kk = e % SLICE;
+            if (p.operands != 0u) {
+                t = e % TILE;
+                kk = e / TILE;
+            }
             var wv = 0.0;
-            if (col0 + t < p.cols && k < p.inner) {
-                wv = w[w_base + (col0 + t) * p.inner + k];
+            if (col0 + t < p.cols && k0 + kk < p.inner) {
+                if (p.operands == 0u) {
+                    wv = w[w_base + (col0 + t) * p.inner + k0 + kk];
+                } else {
+                    wv = w[w_base + (k0 + kk) * p.cols + col0 + t];
+                }
             }
             w_tile[kk * TILE + t] = wv;
         }

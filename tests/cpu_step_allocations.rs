@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use dale::backend::cpu::CpuBackend;
-use dale::backend::{Axis, Backend, EulerStep, MatmulShape, Phi, Reduce, ReduceOp};
+use dale::backend::{Axis, Backend, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp};
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights, CHUNK_STEPS};
 
 struct Counting;
@@ -93,7 +93,7 @@ fn cpu_step_loop_allocates_only_per_chunk_and_inside_the_gemm_crate() {
     let mut cpu = CpuBackend::new();
     let (j, w_in, w_out) = (cpu.alloc("J", N * N).unwrap(), cpu.alloc("W_in", N * 2).unwrap(), cpu.alloc("W_out", 2 * N).unwrap());
     let (a, u, c, y) = (cpu.alloc("r", B * N).unwrap(), cpu.alloc("u", B * 2).unwrap(), cpu.alloc("drive", B * N).unwrap(), cpu.alloc("y", B * 2).unwrap());
-    let shape = |inner, cols| MatmulShape { groups: 1, rows: B, inner, cols, shared_w: false };
+    let shape = |inner, cols| MatmulShape { groups: 1, rows: B, inner, cols, shared_w: false, layout: Layout::ABt };
     let gemm_per_step = allocations(CALLS, || {
         cpu.matmul(a, 0, j, c, shape(N, N), false);
         cpu.matmul(u, 0, w_in, c, shape(2, N), true);

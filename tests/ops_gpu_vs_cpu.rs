@@ -7,7 +7,7 @@ mod common;
 use common::{assert_close, balance_oracle, cpu, dot_tol, normal, on_both, oracle, Tol};
 use dale::backend::noise::fill_gaussian_noise;
 use dale::backend::{
-    gaussian_noise, Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, MatmulShape, Phi, Reduce, ReduceOp, TaskTransform,
+    gaussian_noise, Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, TaskTransform,
     Weights,
 };
 
@@ -46,7 +46,21 @@ fn matmul_recurrent_square() {
     // [B, N] x [N, N]^T: the recurrent drive J phi(x) of a batch of trials.
     for (i, &n) in NS.iter().enumerate() {
         for &b in &BS {
-            check_matmul(MatmulShape { groups: 1, rows: b, inner: n, cols: n, shared_w: true }, 0, false, 10 * i as u64 + b as u64);
+            check_matmul(MatmulShape { groups: 1, rows: b, inner: n, cols: n, shared_w: true, layout: Layout::ABt }, 0, false, 10 * i as u64 + b as u64);
+        }
+    }
+}
+
+#[test]
+fn matmul_transposed_layouts_for_the_backward_pass() {
+    // A W (delta J, e W_out) and A^T W (weight gradients summed over time and trials), with
+    // groups, shared and own W, odd sizes, a nonzero a_offset and accumulation.
+    for (i, &(rows, inner, cols)) in [(1, 1, 1), (33, 63, 257), (64, 257, 5), (5, 3300, 63), (257, 129, 300)].iter().enumerate() {
+        for layout in [Layout::AB, Layout::AtB] {
+            for (groups, shared_w) in [(1, true), (3, false)] {
+                let s = MatmulShape { groups, rows, inner, cols, shared_w, layout };
+                check_matmul(s, 7, i % 2 == 1, 700 + 10 * i as u64 + groups as u64);
+            }
         }
     }
 }
@@ -56,7 +70,7 @@ fn matmul_readout_rectangular() {
     // [B, N] x [N, K]^T with K = 5: the readout y = W_out x.
     for (i, &n) in NS.iter().enumerate() {
         for &b in &BS {
-            check_matmul(MatmulShape { groups: 1, rows: b, inner: n, cols: 5, shared_w: true }, 0, false, 100 + 10 * i as u64 + b as u64);
+            check_matmul(MatmulShape { groups: 1, rows: b, inner: n, cols: 5, shared_w: true, layout: Layout::ABt }, 0, false, 100 + 10 * i as u64 + b as u64);
         }
     }
 }
@@ -66,7 +80,7 @@ fn matmul_independent_networks_offset_accumulate() {
     // Three networks with their own W, A read from an offset (one step of a chunked input), and
     // the result added to C (the feedforward drive added to the recurrent one).
     for &(rows, inner, cols) in &[(1, 3, 63), (33, 7, 257), (5, 65, 1)] {
-        let s = MatmulShape { groups: 3, rows, inner, cols, shared_w: false };
+        let s = MatmulShape { groups: 3, rows, inner, cols, shared_w: false, layout: Layout::ABt };
         check_matmul(s, 11, true, 7 + inner as u64);
         check_matmul(s, 0, false, 8 + inner as u64);
     }
@@ -83,7 +97,7 @@ fn matmul_cpu_split_into_column_blocks_on_many_threads() {
         for &(groups, rows, inner, cols) in &[(1, 40, 128, 257), (2, 20, 180, 300), (1, 1, 2048, 1000), (2, 4, 0, 130)] {
             for shared_w in [false, true] {
                 for accumulate in [false, true] {
-                    let s = MatmulShape { groups, rows, inner, cols, shared_w };
+                    let s = MatmulShape { groups, rows, inner, cols, shared_w, layout: Layout::ABt };
                     let (a, w, c0) = (normal(3 + s.a_len(), 40), normal(s.w_len(), 41), normal(s.c_len(), 42));
                     let got = run_matmul(&mut cpu(), &a, 3, &w, &c0, s, accumulate);
                     let want = oracle::matmul(&a, 3, &w, &c0, s, accumulate);

@@ -48,10 +48,7 @@ impl Phi {
     }
 }
 
-/// Shape of a batched product C = A W^T, done `groups` times with independent operands:
-/// c[g, r, k] (+)= sum_n a[g, r, n] * w[g, k, n].
-/// W is stored row-major as [cols, inner], the way J (post x pre), W_in (N x M) and W_out (K x N)
-/// are written in the papers, so every product of the rate network is this one op. A group is one
+/// Shape of a batched product, done `groups` times with independent operands. A group is one
 /// network; rows are the trials that share it. `shared_w` uses one W for every group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulShape {
@@ -60,6 +57,31 @@ pub struct MatmulShape {
     pub inner: usize,
     pub cols: usize,
     pub shared_w: bool,
+    pub layout: Layout,
+}
+
+/// How A and W are stored; C is always row-major [rows, cols].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// c[r, k] = sum_n a[r, n] w[k, n]: A [rows, inner], W [cols, inner], the way J (post x pre),
+    /// W_in and W_out are written in the papers: every forward product of the rate network.
+    ABt,
+    /// c[r, k] = sum_n a[r, n] w[n, k]: A [rows, inner], W [inner, cols]; the backward pass's
+    /// delta J (J^T delta per trial) and e W_out.
+    AB,
+    /// c[r, k] = sum_n a[n, r] w[n, k]: A [inner, rows], W [inner, cols]; weight gradients summed
+    /// over time steps and trials (delta^T r).
+    AtB,
+}
+
+impl Layout {
+    pub fn code(self) -> u32 {
+        match self {
+            Layout::ABt => 0,
+            Layout::AB => 1,
+            Layout::AtB => 2,
+        }
+    }
 }
 
 impl MatmulShape {

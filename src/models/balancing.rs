@@ -95,8 +95,7 @@ pub fn balance(backend: &mut dyn Backend, nets: &Networks, params: &BalanceParam
                 return Err(DaleError::scene("method", "the direct solver balances power-law costs (aggregate \"sum\"); use the flow for \"max\""));
             }
             for g in 0..groups {
-                let c0 = host_costs(nets, g, p);
-                if let Some(why) = why_no_balanced_point(n, &c0) {
+                if let Some(why) = why_no_balanced_point(n, |i, j| cost_at(nets, g, i, j, p) > 0.0) {
                     return Err(DaleError::NoBalance { network: g, why });
                 }
             }
@@ -203,10 +202,16 @@ fn alpha_at(nets: &Networks, g: usize, i: usize, j: usize) -> f32 {
     }
 }
 
-/// The costs c0 of network g on the host, [n, n] in f64, for the checks that need the graph.
+/// c_ij of network g (eq. 23), computed on the host as the CPU backend computes it.
+fn cost_at(nets: &Networks, g: usize, i: usize, j: usize, p: f32) -> f64 {
+    let n = nets.n;
+    f64::from(alpha_at(nets, g, i, j) * power(nets.j[g * n * n + i * n + j].abs(), p))
+}
+
+/// The costs of network g on the host, [n, n] in f64, for analyses and tests.
 pub fn host_costs(nets: &Networks, g: usize, p: f32) -> Vec<f64> {
     let n = nets.n;
-    (0..n * n).map(|e| f64::from(alpha_at(nets, g, e / n, e % n) * power(nets.j[g * n * n + e].abs(), p))).collect()
+    (0..n * n).map(|e| cost_at(nets, g, e / n, e % n, p)).collect()
 }
 
 /// The largest forward-Euler step of the flow that is stable at the start, for every network:
@@ -218,25 +223,28 @@ pub fn largest_stable_dt(nets: &Networks, p: f32) -> f32 {
     let n = nets.n;
     let mut top = 0.0f64;
     for g in 0..nets.groups {
-        let c = host_costs(nets, g, p);
-        for k in 0..n {
-            let degree: f64 = (0..n).filter(|&o| o != k).map(|o| c[k * n + o] + c[o * n + k]).sum();
-            top = top.max(degree);
+        let mut degree = vec![0.0f64; n];
+        for i in 0..n {
+            for j in (0..n).filter(|&j| j != i) {
+                let c = cost_at(nets, g, i, j, p);
+                degree[i] += c;
+                degree[j] += c;
+            }
         }
+        top = degree.iter().fold(top, |m, d| m.max(*d));
     }
     if top > 0.0 { (1.0 / (f64::from(p) * top)) as f32 } else { f32::INFINITY }
 }
 
 /// sum_k c_kk: the self-synapses, which the transformation leaves alone.
 fn self_synapse_cost(nets: &Networks, g: usize, p: f32) -> f64 {
-    let n = nets.n;
-    (0..n).map(|k| f64::from(alpha_at(nets, g, k, k) * power(nets.j[g * n * n + k * n + k].abs(), p))).sum()
+    (0..nets.n).map(|k| cost_at(nets, g, k, k, p)).sum()
 }
 
-/// Strongly connected components of the graph with an edge j -> i wherever c[i, j] > 0 (i != j),
-/// as a component index per neuron (Kosaraju's two passes, iterative).
-pub fn strong_components(n: usize, c: &[f64]) -> Vec<usize> {
-    let edge = |from: usize, to: usize| from != to && c[to * n + from] > 0.0;
+/// Strongly connected components of the graph with an edge j -> i wherever `positive(i, j)`
+/// (i != j), as a component index per neuron (Kosaraju's two passes, iterative).
+pub fn strong_components(n: usize, positive: impl Fn(usize, usize) -> bool) -> Vec<usize> {
+    let edge = |from: usize, to: usize| from != to && positive(to, from);
     let mut seen = vec![false; n];
     let mut order = Vec::with_capacity(n);
     for root in 0..n {
@@ -277,14 +285,15 @@ pub fn strong_components(n: usize, c: &[f64]) -> Vec<usize> {
     comp
 }
 
-/// None when every connected component of the cost graph is strongly connected (a finite
-/// balanced point exists, 001 Prop. B.1); otherwise which synapse leaves its strong component.
-pub fn why_no_balanced_point(n: usize, c: &[f64]) -> Option<String> {
-    let comp = strong_components(n, c);
+/// None when every connected component of the cost graph (c_ij > 0 where `positive(i, j)`) is
+/// strongly connected, so that a finite balanced point exists (001 Prop. B.1); otherwise which
+/// synapse leaves its strong component.
+pub fn why_no_balanced_point(n: usize, positive: impl Fn(usize, usize) -> bool) -> Option<String> {
+    let comp = strong_components(n, &positive);
     let count = comp.iter().max().map_or(0, |m| m + 1);
     for i in 0..n {
         for j in 0..n {
-            if i != j && c[i * n + j] > 0.0 && comp[i] != comp[j] {
+            if i != j && comp[i] != comp[j] && positive(i, j) {
                 return Some(format!(
                     "the synapse from neuron {j} to neuron {i} has a positive cost but no path of synapses leads back from {i} to {j} \
                      ({count} strongly connected components); along such a feedforward link the cost can only shrink towards 0 as h diverges"

@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{gaussian_noise, Axis, Backend, Buf, EulerStep, MatmulShape, Phi, Reduce, ReduceOp};
+use crate::backend::{gaussian_noise, Axis, Backend, Buf, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp};
 use crate::error::DaleError;
 
 /// Steps recorded into one submission: long enough to amortise a submit and a small readback,
@@ -318,9 +318,9 @@ pub fn simulate(
 
     let leak = p.dt / p.tau;
     let noise_std = p.sigma * p.dt.sqrt() / p.tau;
-    let recurrent = MatmulShape { groups: g, rows: r, inner: n, cols: n, shared_w: false };
-    let feedforward = MatmulShape { groups: g, rows: r, inner: m, cols: n, shared_w: false };
-    let readout = MatmulShape { groups: g, rows: r, inner: n, cols: k, shared_w: false };
+    let recurrent = MatmulShape { groups: g, rows: r, inner: n, cols: n, shared_w: false, layout: Layout::ABt };
+    let feedforward = MatmulShape { groups: g, rows: r, inner: m, cols: n, shared_w: false, layout: Layout::ABt };
+    let readout = MatmulShape { groups: g, rows: r, inner: n, cols: k, shared_w: false, layout: Layout::ABt };
     let per_trial = |op| Reduce { rows: b, cols: n, axis: Axis::Rows, op, scale: if op == ReduceOp::Sum { 1.0 / n as f32 } else { 1.0 } };
     let mut u = vec![0.0f32; CHUNK_STEPS * b * m];
 

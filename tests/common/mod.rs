@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::{GpuBackend, GpuContext};
 use dale::backend::select::any_gpu;
-use dale::backend::{Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, MatmulShape, Reduce, ReduceOp, TaskTransform, Weights};
+use dale::backend::{Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, Layout, MatmulShape, Reduce, ReduceOp, TaskTransform, Weights};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -100,7 +100,12 @@ pub mod oracle {
                 for k in 0..s.cols {
                     let mut acc = 0.0f64;
                     for n in 0..s.inner {
-                        acc += a[a_offset + (g * s.rows + r) * s.inner + n] as f64 * w[wg + k * s.inner + n] as f64;
+                        let (ai, wi) = match s.layout {
+                            Layout::ABt => (r * s.inner + n, k * s.inner + n),
+                            Layout::AB => (r * s.inner + n, n * s.cols + k),
+                            Layout::AtB => (n * s.rows + r, n * s.cols + k),
+                        };
+                        acc += a[a_offset + g * s.rows * s.inner + ai] as f64 * w[wg + wi] as f64;
                     }
                     let at = (g * s.rows + r) * s.cols + k;
                     if accumulate {

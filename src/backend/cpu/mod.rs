@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::noise::fill_gaussian_noise;
 use super::{
-    check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerStep, HUpdate, MatmulShape, Phi, Reduce, ReduceOp, TaskTransform,
+    check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, TaskTransform,
 };
 use crate::error::DaleError;
 
@@ -81,7 +81,7 @@ impl Backend for CpuBackend {
         check_range(a, a_offset, shape.a_len(), "matmul a");
         check_range(w, 0, shape.w_len(), "matmul w");
         check_range(c, 0, shape.c_len(), "matmul c");
-        let MatmulShape { groups, rows, inner, cols, shared_w } = shape;
+        let MatmulShape { groups, rows, inner, cols, shared_w, layout } = shape;
         let mut out = self.take(c, &[a, w], "matmul");
         let (av, wv) = (&self.bufs[a.id as usize], &self.bufs[w.id as usize]);
         if inner == 0 {
@@ -106,15 +106,19 @@ impl Backend for CpuBackend {
                 let width = per_block.min(cols.saturating_sub(first_col));
                 let a_g = &av[a_offset + g * rows * inner..][..rows * inner];
                 let w_g = if shared_w { &wv[..cols * inner] } else { &wv[g * cols * inner..][..cols * inner] };
-                let w_block = &w_g[first_col * inner..][..width * inner];
-                // SAFETY: C row-major [rows, cols] of group g starts at g * rows * cols inside
-                // `out`, which holds groups * rows * cols values (check_range above). This task
-                // writes only the columns first_col..first_col + width of it, which no other task
-                // touches, through row stride `cols`. A is row-major [rows, inner]; W^T is read
-                // through the block's row-major [width, inner] layout.
                 if width == 0 {
                     return;
                 }
+                // Strides (column, row) of A as a [rows, inner] matrix and of W as [inner, cols],
+                // and where this block's first column of W starts.
+                let (a_cs, a_rs) = if layout == Layout::AtB { (rows as isize, 1) } else { (1, inner as isize) };
+                let (w_cs, w_rs, w_first) = if layout == Layout::ABt { (inner as isize, 1, first_col * inner) } else { (1, cols as isize, first_col) };
+                // SAFETY: C row-major [rows, cols] of group g starts at g * rows * cols inside
+                // `out`, which holds groups * rows * cols values (check_range above). This task
+                // writes only the columns first_col..first_col + width of it, which no other task
+                // touches, through row stride `cols`. A and W are read through the strides above,
+                // which stay inside a_g ([rows * inner]) and w_g ([cols * inner]) for every
+                // (row < rows, n < inner, column < first_col + width <= cols).
                 unsafe {
                     gemm::gemm(
                         rows,
@@ -125,11 +129,11 @@ impl Backend for CpuBackend {
                         cols as isize,
                         accumulate,
                         a_g.as_ptr(),
-                        1,
-                        inner as isize,
-                        w_block.as_ptr(),
-                        inner as isize,
-                        1,
+                        a_cs,
+                        a_rs,
+                        w_g.as_ptr().add(w_first),
+                        w_cs,
+                        w_rs,
                         1.0,
                         1.0,
                         false,

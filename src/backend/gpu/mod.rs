@@ -182,7 +182,7 @@ impl Backend for GpuBackend {
             return;
         }
         let w_group_stride = if shape.shared_w { 0 } else { shape.cols * shape.inner };
-        let params = [shape.rows, shape.inner, shape.cols, a_offset, w_group_stride, accumulate as usize].map(|v| v as u32);
+        let params = [shape.rows, shape.inner, shape.cols, a_offset, w_group_stride, accumulate as usize, shape.layout.code() as usize].map(|v| v as u32);
         let groups = [shape.cols.div_ceil(MATMUL_TILE), shape.rows.div_ceil(MATMUL_TILE), shape.groups].map(|v| v as u32);
         self.dispatch(Kernel::Matmul, &[a, w, c], &params, groups);
     }
