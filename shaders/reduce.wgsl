@@ -7,7 +7,7 @@
 struct Params {
     rows: u32,
     cols: u32,
-    op: u32,         // 0 sum, 1 max-abs
+    op: u32,         // 0 sum, 1 max-abs, 2 sum of squares
     out_offset: u32,
     scale: f32,
 }
@@ -26,7 +26,7 @@ fn magnitude(v: f32) -> f32 {
 }
 
 fn combine(a: f32, b: f32) -> f32 {
-    if (p.op == 0u) {
+    if (p.op != 1u) {
         return a + b;
     }
     return max(a, b);
@@ -35,6 +35,9 @@ fn combine(a: f32, b: f32) -> f32 {
 fn element(v: f32) -> f32 {
     if (p.op == 0u) {
         return v;
+    }
+    if (p.op == 2u) {
+        return v * v;
     }
     return magnitude(v);
 }

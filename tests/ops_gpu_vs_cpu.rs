@@ -7,7 +7,7 @@ mod common;
 use common::{assert_close, balance_oracle, cpu, dot_tol, normal, on_both, oracle, Tol};
 use dale::backend::noise::fill_gaussian_noise;
 use dale::backend::{
-    gaussian_noise, Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, TaskTransform,
+    gaussian_noise, Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, EulerBackward, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, SgdStep, TaskTransform,
     Weights,
 };
 
@@ -195,11 +195,11 @@ fn run_reduce(be: &mut dyn Backend, src: &[f32], out_offset: usize, r: Reduce) -
 }
 
 #[test]
-fn reduce_sum_and_max_abs_over_rows_and_cols() {
+fn reduce_sum_max_abs_and_sum_of_squares_over_rows_and_cols() {
     for (i, &n) in NS.iter().enumerate() {
         for &b in &BS {
             for axis in [Axis::Rows, Axis::Cols] {
-                for op in [ReduceOp::Sum, ReduceOp::MaxAbs] {
+                for op in [ReduceOp::Sum, ReduceOp::MaxAbs, ReduceOp::SumSquares] {
                     let r = Reduce { rows: b, cols: n, axis, op, scale: 0.5 };
                     let src = normal(b * n, 30 + i as u64);
                     let terms = match axis {
@@ -209,6 +209,8 @@ fn reduce_sum_and_max_abs_over_rows_and_cols() {
                     let tol = match op {
                         ReduceOp::Sum => dot_tol(terms),
                         ReduceOp::MaxAbs => Tol { rel: 0.0, why: "max and |.| are exact" },
+                        // Positive terms: no cancellation, each square rounds once more.
+                        ReduceOp::SumSquares => dot_tol(2 * terms),
                     };
                     let what = format!("reduce {b} x {n} {axis:?} {op:?}");
                     let cpu_out = run_reduce(&mut cpu(), &src, 3, r);
@@ -441,5 +443,74 @@ fn task_transform_of_recurrent_input_and_output_weights() {
             }
             on_both(&what, tol, run);
         }
+    }
+}
+
+#[test]
+fn euler_backward_for_every_phi_at_offsets() {
+    for (i, &n) in NS.iter().enumerate() {
+        for &b in &BS {
+            let len = n * b;
+            // Three time slots of every array; the step reads slot 2 of delta and writes slot 1.
+            let delta = normal(3 * len, 800 + i as u64);
+            let back = normal(len, 801 + i as u64);
+            let x = normal(3 * len, 802 + i as u64);
+            let readout = normal(3 * len, 803 + i as u64);
+            for phi in [Phi::Linear, Phi::Relu, Phi::Tanh] {
+                let spec = EulerBackward { len, leak: 0.1, phi, next: 2 * len, out: len, x: 2 * len, readout: len };
+                let run = |be: &mut dyn Backend| {
+                    let d = upload_new(be, "delta", &delta);
+                    let bk = upload_new(be, "back", &back);
+                    let xb = upload_new(be, "x", &x);
+                    let r = upload_new(be, "readout", &readout);
+                    be.euler_backward(d, bk, xb, r, spec);
+                    be.download(d, 0, 3 * len).unwrap()
+                };
+                let want: Vec<f32> = (0..3 * len)
+                    .map(|e| {
+                        if !(len..2 * len).contains(&e) {
+                            return delta[e];
+                        }
+                        let k = e - len;
+                        let xv = x[2 * len + k] as f64;
+                        let slope = match phi {
+                            Phi::Linear => 1.0,
+                            Phi::Relu => f64::from(u8::from(xv > 0.0)),
+                            Phi::Tanh => 1.0 - xv.tanh().powi(2),
+                        };
+                        ((1.0 - 0.1) * delta[2 * len + k] as f64 + 0.1 * slope * back[k] as f64 + readout[len + k] as f64) as f32
+                    })
+                    .collect();
+                // Three terms, each with one or two roundings; tanh' within a few ulp.
+                let tol = Tol { rel: 8.0 * f32::EPSILON as f64, why: "three rounded terms, tanh within 4 ulp" };
+                let what = format!("euler_backward {spec:?}");
+                assert_close(&format!("{what}: CPU vs oracle"), &run(&mut cpu()), &want, tol);
+                on_both(&what, tol, run);
+            }
+        }
+    }
+}
+
+#[test]
+fn scaled_difference_and_sgd_step() {
+    for (i, &n) in NS.iter().enumerate() {
+        let len = 3 * n;
+        let (a, b) = (normal(len, 900 + i as u64), normal(len, 901 + i as u64));
+        let run = |be: &mut dyn Backend| {
+            let (ab, bb) = (upload_new(be, "a", &a), upload_new(be, "b", &b));
+            let out = be.alloc("out", len).unwrap();
+            be.scaled_difference(ab, bb, out, len, 0.25);
+            // Then a step on the middle third only, with out as the gradient.
+            be.sgd_step(ab, out, SgdStep { offset: n, len: n, lr: 0.5, l2: 0.3 });
+            let mut res = be.download(out, 0, len).unwrap();
+            res.extend(be.download(ab, 0, len).unwrap());
+            res
+        };
+        let diff: Vec<f64> = (0..len).map(|e| 0.25 * (a[e] as f64 - b[e] as f64)).collect();
+        let mut want: Vec<f32> = diff.iter().map(|v| *v as f32).collect();
+        want.extend((0..len).map(|e| if (n..2 * n).contains(&e) { (a[e] as f64 - 0.5 * (diff[e] + 0.6 * a[e] as f64)) as f32 } else { a[e] }));
+        let tol = Tol { rel: 4.0 * f32::EPSILON as f64, why: "two or three rounded operations" };
+        assert_close(&format!("scaled_difference, sgd_step n {n}: CPU vs oracle"), &run(&mut cpu()), &want, tol);
+        on_both(&format!("scaled_difference, sgd_step n {n}"), tol, run);
     }
 }

@@ -122,6 +122,8 @@ pub enum ReduceOp {
     Sum,
     /// max |v|; any NaN or Inf gives +Inf, so that divergence can be read from one number.
     MaxAbs,
+    /// sum v^2 (a loss, a squared norm).
+    SumSquares,
 }
 
 impl ReduceOp {
@@ -129,6 +131,7 @@ impl ReduceOp {
         match self {
             ReduceOp::Sum => 0,
             ReduceOp::MaxAbs => 1,
+            ReduceOp::SumSquares => 2,
         }
     }
 }
@@ -159,6 +162,32 @@ impl Reduce {
             Axis::Cols => self.cols,
         }
     }
+}
+
+/// One step of the rate network's backward pass through time: the adjoint of `EulerStep`
+/// (without noise). With back = delta_{t+1} J (a matmul, layout AB) and readout = the output
+/// error's share e_t W_out:
+///   delta[out + i] = (1 - leak) delta[next + i] + leak phi'(x[x + i]) back[i] + readout[readout + i]
+/// for i < len. Offsets are in values, into the buffers that hold every time step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EulerBackward {
+    pub len: usize,
+    pub leak: f32,
+    pub phi: Phi,
+    pub next: usize,
+    pub out: usize,
+    pub x: usize,
+    pub readout: usize,
+}
+
+/// Gradient descent on loss + l2 sum w^2 over w[offset..offset + len]:
+/// w -= lr (grad + 2 l2 w).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdStep {
+    pub offset: usize,
+    pub len: usize,
+    pub lr: f32,
+    pub l2: f32,
 }
 
 /// Where the cost weights alpha of c_ij = alpha_ij |J_ij|^p (001 eq. 23) come from.
@@ -327,6 +356,12 @@ pub trait Backend {
     fn euler_step(&mut self, x: Buf, r: Buf, drive: Buf, step: EulerStep);
     /// out[out_offset + i] = scale * reduce(...) as `Reduce` describes.
     fn reduce(&mut self, src: Buf, out: Buf, out_offset: usize, reduce: Reduce);
+    /// The adjoint of one Euler step, as `EulerBackward` describes.
+    fn euler_backward(&mut self, delta: Buf, back: Buf, x: Buf, readout: Buf, spec: EulerBackward);
+    /// out = scale (a - b) over the first `len` values.
+    fn scaled_difference(&mut self, a: Buf, b: Buf, out: Buf, len: usize, scale: f32);
+    /// One gradient-descent step, as `SgdStep` describes.
+    fn sgd_step(&mut self, w: Buf, grad: Buf, spec: SgdStep);
     /// c = alpha |w|^p, as `Costs` describes; `alpha` is not read for `Alpha::One`.
     fn costs(&mut self, w: Buf, alpha: Buf, c: Buf, spec: Costs);
     /// Incoming and outgoing costs of every neuron at h, as `CostFlows` describes.
@@ -337,6 +372,16 @@ pub trait Backend {
     fn task_transform(&mut self, src: Buf, h: Buf, dst: Buf, spec: TaskTransform);
     /// Runs everything recorded and waits for it.
     fn finish(&mut self) -> Result<(), DaleError>;
+}
+
+/// The bounds of `Backend::euler_backward`, shared by both backends.
+pub(crate) fn check_backward(delta: Buf, back: Buf, x: Buf, readout: Buf, s: EulerBackward) {
+    check_range(delta, s.next, s.len, "euler_backward delta (next)");
+    check_range(delta, s.out, s.len, "euler_backward delta (out)");
+    check_range(back, 0, s.len, "euler_backward back");
+    check_range(x, s.x, s.len, "euler_backward x");
+    check_range(readout, s.readout, s.len, "euler_backward readout");
+    assert!(s.out + s.len <= s.next || s.next + s.len <= s.out, "euler_backward: delta ranges overlap");
 }
 
 pub(crate) fn check_range(buf: Buf, offset: usize, len: usize, op: &str) {

@@ -168,6 +168,7 @@ pub mod oracle {
                     let v = if r.axis == Axis::Rows { value(o, q) } else { value(q, o) };
                     acc = match r.op {
                         ReduceOp::Sum => acc + v,
+                        ReduceOp::SumSquares => acc + v * v,
                         ReduceOp::MaxAbs if !v.is_finite() => f64::INFINITY,
                         ReduceOp::MaxAbs => acc.max(v.abs()),
                     };

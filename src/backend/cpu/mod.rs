@@ -3,14 +3,16 @@
 //! loop oracle in tests/ checks these in turn.
 
 mod balance;
+mod bptt;
 
 pub use balance::power;
+pub use bptt::slope;
 
 use rayon::prelude::*;
 
 use super::noise::fill_gaussian_noise;
 use super::{
-    check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, TaskTransform,
+    check_backward, check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerBackward, EulerStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, SgdStep, TaskTransform,
 };
 use crate::error::DaleError;
 
@@ -193,9 +195,9 @@ impl Backend for CpuBackend {
         let dst = &mut o[out_offset..out_offset + reduce.out_len()];
         let finish = |v: f64| (v * scale as f64) as f32;
         match (axis, op) {
-            (Axis::Rows, ReduceOp::Sum) => dst.par_iter_mut().zip(s.par_chunks(cols.max(1))).for_each(|(d, row)| {
+            (Axis::Rows, ReduceOp::Sum | ReduceOp::SumSquares) => dst.par_iter_mut().zip(s.par_chunks(cols.max(1))).for_each(|(d, row)| {
                 let mut acc = [0.0f64; LANES];
-                add_lanes(&mut acc, row);
+                add_lanes(&mut acc, row, op == ReduceOp::SumSquares);
                 *d = finish(acc.iter().sum());
             }),
             (Axis::Rows, ReduceOp::MaxAbs) => dst.par_iter_mut().zip(s.par_chunks(cols.max(1))).for_each(|(d, row)| {
@@ -205,12 +207,13 @@ impl Backend for CpuBackend {
             }),
             // Columns: each task owns COL_BLOCK adjacent columns and walks the rows in memory
             // order, so the reads stay contiguous instead of striding by `cols`.
-            (Axis::Cols, ReduceOp::Sum) => dst.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(blk, d)| {
+            (Axis::Cols, ReduceOp::Sum | ReduceOp::SumSquares) => dst.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(blk, d)| {
                 let mut acc = [0.0f64; COL_BLOCK];
                 let acc = &mut acc[..d.len()];
+                let square = op == ReduceOp::SumSquares;
                 for row in s.chunks(cols.max(1)) {
                     let part = &row[blk * COL_BLOCK..][..d.len()];
-                    acc.iter_mut().zip(part).for_each(|(a, v)| *a += f64::from(*v));
+                    acc.iter_mut().zip(part).for_each(|(a, v)| *a += if square { f64::from(*v) * f64::from(*v) } else { f64::from(*v) });
                 }
                 d.iter_mut().zip(acc.iter()).for_each(|(d, a)| *d = finish(*a));
             }),
@@ -225,6 +228,30 @@ impl Backend for CpuBackend {
             }),
         }
         self.put(out, o);
+    }
+
+    fn euler_backward(&mut self, delta: Buf, back: Buf, x: Buf, readout: Buf, spec: EulerBackward) {
+        check_backward(delta, back, x, readout, spec);
+        let mut d = self.take(delta, &[back, x, readout], "euler_backward");
+        bptt::euler_backward(&mut d, &self.bufs[back.id as usize], &self.bufs[x.id as usize], &self.bufs[readout.id as usize], spec);
+        self.put(delta, d);
+    }
+
+    fn scaled_difference(&mut self, a: Buf, b: Buf, out: Buf, len: usize, scale: f32) {
+        for buf in [a, b, out] {
+            check_range(buf, 0, len, "scaled_difference");
+        }
+        let mut o = self.take(out, &[a, b], "scaled_difference");
+        bptt::scaled_difference(&self.bufs[a.id as usize][..len], &self.bufs[b.id as usize][..len], &mut o[..len], scale);
+        self.put(out, o);
+    }
+
+    fn sgd_step(&mut self, w: Buf, grad: Buf, spec: SgdStep) {
+        check_range(w, spec.offset, spec.len, "sgd_step w");
+        check_range(grad, spec.offset, spec.len, "sgd_step grad");
+        let mut ws = self.take(w, &[grad], "sgd_step");
+        bptt::sgd_step(&mut ws, &self.bufs[grad.id as usize], spec);
+        self.put(w, ws);
     }
 
     fn costs(&mut self, w: Buf, alpha: Buf, c: Buf, spec: Costs) {
@@ -304,13 +331,15 @@ const LANES: usize = 8;
 /// Columns per task in a column reduction.
 const COL_BLOCK: usize = 256;
 
-/// Sums accumulate in f64: the CPU result is the more accurate side of every GPU comparison.
-fn add_lanes(acc: &mut [f64; LANES], values: &[f32]) {
+/// Sums (of squares with `square`) accumulate in f64: the CPU result is the more accurate side of
+/// every GPU comparison.
+fn add_lanes(acc: &mut [f64; LANES], values: &[f32], square: bool) {
+    let term = |v: &f32| if square { f64::from(*v) * f64::from(*v) } else { f64::from(*v) };
     let mut chunks = values.chunks_exact(LANES);
     for c in &mut chunks {
-        acc.iter_mut().zip(c).for_each(|(a, v)| *a += f64::from(*v));
+        acc.iter_mut().zip(c).for_each(|(a, v)| *a += term(v));
     }
-    acc.iter_mut().zip(chunks.remainder()).for_each(|(a, v)| *a += f64::from(*v));
+    acc.iter_mut().zip(chunks.remainder()).for_each(|(a, v)| *a += term(v));
 }
 
 /// |v| as bits: for non-negative floats the bit patterns order like the values, and every

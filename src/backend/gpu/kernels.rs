@@ -18,10 +18,13 @@ pub enum Kernel {
     CostFlowsFinish,
     HUpdate,
     TaskTransform,
+    EulerBackward,
+    ScaledDifference,
+    SgdStep,
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::Matmul,
         Kernel::EulerStep,
         Kernel::ReduceRows,
@@ -31,6 +34,9 @@ impl Kernel {
         Kernel::CostFlowsFinish,
         Kernel::HUpdate,
         Kernel::TaskTransform,
+        Kernel::EulerBackward,
+        Kernel::ScaledDifference,
+        Kernel::SgdStep,
     ];
 
     fn source(self) -> (&'static str, &'static str) {
@@ -41,6 +47,7 @@ impl Kernel {
             Kernel::Costs | Kernel::CostFlowsBands | Kernel::CostFlowsFinish | Kernel::HUpdate | Kernel::TaskTransform => {
                 ("balance.wgsl", include_str!("../../../shaders/balance.wgsl"))
             }
+            Kernel::EulerBackward | Kernel::ScaledDifference | Kernel::SgdStep => ("bptt.wgsl", include_str!("../../../shaders/bptt.wgsl")),
         }
     }
 
@@ -55,6 +62,9 @@ impl Kernel {
             Kernel::CostFlowsFinish => "cost_flows_finish",
             Kernel::HUpdate => "h_update",
             Kernel::TaskTransform => "task_transform",
+            Kernel::EulerBackward => "euler_backward",
+            Kernel::ScaledDifference => "scaled_difference",
+            Kernel::SgdStep => "sgd_step",
         }
     }
 
@@ -66,6 +76,9 @@ impl Kernel {
             Kernel::ReduceRows | Kernel::ReduceCols => &[true, false],
             Kernel::Costs | Kernel::CostFlowsBands | Kernel::CostFlowsFinish | Kernel::TaskTransform => &[true, true, false],
             Kernel::HUpdate => &[true, false, false, false],
+            Kernel::EulerBackward => &[false, true, true, true],
+            Kernel::ScaledDifference => &[true, true, false],
+            Kernel::SgdStep => &[false, true],
         }
     }
 }

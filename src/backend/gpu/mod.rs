@@ -12,7 +12,8 @@ use encoder::Recorder;
 use kernels::Kernel;
 
 use super::{
-    check_range, Alpha, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerStep, HStep, HUpdate, MatmulShape, Reduce, TaskTransform, Weights,
+    check_backward, check_range, Alpha, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerBackward, EulerStep, HStep, HUpdate, MatmulShape, Reduce, SgdStep, TaskTransform,
+    Weights,
 };
 use crate::error::DaleError;
 
@@ -221,6 +222,39 @@ impl Backend for GpuBackend {
         self.dispatch(kernel, &[src, out], &params, groups);
     }
 
+    fn euler_backward(&mut self, delta: Buf, back: Buf, x: Buf, readout: Buf, spec: EulerBackward) {
+        check_backward(delta, back, x, readout, spec);
+        if spec.len == 0 {
+            return;
+        }
+        let params = bptt_params(spec.len, spec.phi.code(), spec.next, spec.out, spec.x, spec.readout, spec.leak, 0.0);
+        let groups = self.spread(spec.len.div_ceil(WG));
+        self.dispatch(Kernel::EulerBackward, &[delta, back, x, readout], &params, groups);
+    }
+
+    fn scaled_difference(&mut self, a: Buf, b: Buf, out: Buf, len: usize, scale: f32) {
+        for buf in [a, b, out] {
+            check_range(buf, 0, len, "scaled_difference");
+        }
+        if len == 0 {
+            return;
+        }
+        let params = bptt_params(len, 0, 0, 0, 0, 0, scale, 0.0);
+        let groups = self.spread(len.div_ceil(WG));
+        self.dispatch(Kernel::ScaledDifference, &[a, b, out], &params, groups);
+    }
+
+    fn sgd_step(&mut self, w: Buf, grad: Buf, spec: SgdStep) {
+        check_range(w, spec.offset, spec.len, "sgd_step w");
+        check_range(grad, spec.offset, spec.len, "sgd_step grad");
+        if spec.len == 0 {
+            return;
+        }
+        let params = bptt_params(spec.len, 0, 0, spec.offset, 0, 0, spec.lr, spec.l2);
+        let groups = self.spread(spec.len.div_ceil(WG));
+        self.dispatch(Kernel::SgdStep, &[w, grad], &params, groups);
+    }
+
     fn costs(&mut self, w: Buf, alpha: Buf, c: Buf, spec: Costs) {
         check_range(w, 0, spec.len(), "costs w");
         check_range(alpha, 0, spec.alpha_len(), "costs alpha");
@@ -314,4 +348,10 @@ impl Backend for GpuBackend {
 #[allow(clippy::too_many_arguments)]
 fn balance_params(groups: usize, rows: usize, cols: usize, n: usize, mode: u32, shared: u32, offset: u32, p: f32, dt: f32) -> [u32; 9] {
     [groups as u32, rows as u32, cols as u32, n as u32, mode, shared, offset, bits(p), bits(dt)]
+}
+
+/// The Params block of bptt.wgsl, in its field order.
+#[allow(clippy::too_many_arguments)]
+fn bptt_params(len: usize, phi: u32, next: usize, out: usize, x: usize, readout: usize, a: f32, l2: f32) -> [u32; 8] {
+    [len as u32, phi, next as u32, out as u32, x as u32, readout as u32, bits(a), bits(l2)]
 }
