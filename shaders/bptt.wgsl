@@ -4,7 +4,7 @@
 //                      the adjoint of one Euler step x' = x + leak (-x + J phi(x) + W_in u), with
 //                      back = delta' J formed by matmul (layout AB) and readout = e W_out
 //   scaled_difference: out[i] = scale (a[i] - b[i])    (output errors)
-//   sgd_step:          w[o + i] -= lr (grad[o + i] + 2 l2 w[o + i])    (loss + l2 sum w^2)
+//   sgd_step:          w[o + i] -= lr (b grad[o + i] + 2 l2 w[o + i])    (loss + l2 sum w^2)
 // Twins: src/backend/cpu/bptt.rs.
 
 struct Params {
@@ -16,6 +16,7 @@ struct Params {
     ro: u32,
     a: f32,       // euler_backward: leak; scaled_difference: scale; sgd_step: lr
     l2: f32,
+    b: f32,       // sgd_step: gradient scale
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -73,5 +74,5 @@ fn sgd_step(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         return;
     }
     let w = sgd_w[p.out + i];
-    sgd_w[p.out + i] = w - p.a * (sgd_grad[p.out + i] + 2.0 * p.l2 * w);
+    sgd_w[p.out + i] = w - p.a * (p.b * sgd_grad[p.out + i] + 2.0 * p.l2 * w);
 }

@@ -501,14 +501,14 @@ fn scaled_difference_and_sgd_step() {
             let out = be.alloc("out", len).unwrap();
             be.scaled_difference(ab, bb, out, len, 0.25);
             // Then a step on the middle third only, with out as the gradient.
-            be.sgd_step(ab, out, SgdStep { offset: n, len: n, lr: 0.5, l2: 0.3 });
+            be.sgd_step(ab, out, SgdStep { offset: n, len: n, lr: 0.5, grad_scale: 0.7, l2: 0.3 });
             let mut res = be.download(out, 0, len).unwrap();
             res.extend(be.download(ab, 0, len).unwrap());
             res
         };
         let diff: Vec<f64> = (0..len).map(|e| 0.25 * (a[e] as f64 - b[e] as f64)).collect();
         let mut want: Vec<f32> = diff.iter().map(|v| *v as f32).collect();
-        want.extend((0..len).map(|e| if (n..2 * n).contains(&e) { (a[e] as f64 - 0.5 * (diff[e] + 0.6 * a[e] as f64)) as f32 } else { a[e] }));
+        want.extend((0..len).map(|e| if (n..2 * n).contains(&e) { (a[e] as f64 - 0.5 * (0.7 * diff[e] + 0.6 * a[e] as f64)) as f32 } else { a[e] }));
         let tol = Tol { rel: 4.0 * f32::EPSILON as f64, why: "two or three rounded operations" };
         assert_close(&format!("scaled_difference, sgd_step n {n}: CPU vs oracle"), &run(&mut cpu()), &want, tol);
         on_both(&format!("scaled_difference, sgd_step n {n}"), tol, run);

@@ -181,12 +181,14 @@ pub struct EulerBackward {
 }
 
 /// Gradient descent on loss + l2 sum w^2 over w[offset..offset + len]:
-/// w -= lr (grad + 2 l2 w).
+/// w -= lr (grad_scale grad + 2 l2 w). `grad_scale` carries a factor the gradient's product left
+/// out (dt / tau for the recurrent and input weights).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdStep {
     pub offset: usize,
     pub len: usize,
     pub lr: f32,
+    pub grad_scale: f32,
     pub l2: f32,
 }
 

@@ -2,3 +2,4 @@
 
 pub mod rate;
 pub mod balancing;
+pub mod bptt;

@@ -48,6 +48,6 @@ pub(super) fn scaled_difference(a: &[f32], b: &[f32], out: &mut [f32], scale: f3
 pub(super) fn sgd_step(w: &mut [f32], grad: &[f32], s: SgdStep) {
     let (w, grad) = (&mut w[s.offset..s.offset + s.len], &grad[s.offset..s.offset + s.len]);
     w.par_chunks_mut(BLOCK).zip(grad.par_chunks(BLOCK)).for_each(|(w, g)| {
-        w.iter_mut().zip(g).for_each(|(w, g)| *w -= s.lr * (g + 2.0 * s.l2 * *w));
+        w.iter_mut().zip(g).for_each(|(w, g)| *w -= s.lr * (s.grad_scale * g + 2.0 * s.l2 * *w));
     });
 }

@@ -227,7 +227,7 @@ impl Backend for GpuBackend {
         if spec.len == 0 {
             return;
         }
-        let params = bptt_params(spec.len, spec.phi.code(), spec.next, spec.out, spec.x, spec.readout, spec.leak, 0.0);
+        let params = bptt_params(spec.len, spec.phi.code(), spec.next, spec.out, spec.x, spec.readout, [spec.leak, 0.0, 0.0]);
         let groups = self.spread(spec.len.div_ceil(WG));
         self.dispatch(Kernel::EulerBackward, &[delta, back, x, readout], &params, groups);
     }
@@ -239,7 +239,7 @@ impl Backend for GpuBackend {
         if len == 0 {
             return;
         }
-        let params = bptt_params(len, 0, 0, 0, 0, 0, scale, 0.0);
+        let params = bptt_params(len, 0, 0, 0, 0, 0, [scale, 0.0, 0.0]);
         let groups = self.spread(len.div_ceil(WG));
         self.dispatch(Kernel::ScaledDifference, &[a, b, out], &params, groups);
     }
@@ -250,7 +250,7 @@ impl Backend for GpuBackend {
         if spec.len == 0 {
             return;
         }
-        let params = bptt_params(spec.len, 0, 0, spec.offset, 0, 0, spec.lr, spec.l2);
+        let params = bptt_params(spec.len, 0, 0, spec.offset, 0, 0, [spec.lr, spec.l2, spec.grad_scale]);
         let groups = self.spread(spec.len.div_ceil(WG));
         self.dispatch(Kernel::SgdStep, &[w, grad], &params, groups);
     }
@@ -351,7 +351,7 @@ fn balance_params(groups: usize, rows: usize, cols: usize, n: usize, mode: u32, 
 }
 
 /// The Params block of bptt.wgsl, in its field order.
-#[allow(clippy::too_many_arguments)]
-fn bptt_params(len: usize, phi: u32, next: usize, out: usize, x: usize, readout: usize, a: f32, l2: f32) -> [u32; 8] {
-    [len as u32, phi, next as u32, out as u32, x as u32, readout as u32, bits(a), bits(l2)]
+/// `floats` are (a, l2, b).
+fn bptt_params(len: usize, phi: u32, next: usize, out: usize, x: usize, readout: usize, floats: [f32; 3]) -> [u32; 9] {
+    [len as u32, phi, next as u32, out as u32, x as u32, readout as u32, bits(floats[0]), bits(floats[1]), bits(floats[2])]
 }
