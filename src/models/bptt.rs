@@ -5,8 +5,10 @@
 //!
 //! Discrete model, for t = 0..T-1, with x_0 = 0 and a = dt / tau:
 //!   x_{t+1} = x_t + a (-x_t + J phi(x_t) + W_in u_t) (+ noise),   y_t = W_out x_t  (t = 1..T)
-//!   L = (1/B) sum_{t, b, k} (y_t - z_t)^2 + lambda sum_ij J_ij^2
-//! (Appendix D: squared error plus an l2 penalty on J; B trials per iteration.)
+//!   L = mean over (t, b, k) of (y_t - z_t)^2 + lambda sum_ij J_ij^2
+//! (Appendix D: squared error plus an l2 penalty on J. The appendix does not say how the squared
+//! error is normalised; at its learning rate 0.003 the plain sum over 50 steps diverges in the
+//! first iterations, so the error is the mean, as PyTorch's MSELoss computes it.)
 
 use crate::backend::{Axis, Backend, Buf, EulerBackward, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp, SgdStep};
 use crate::error::DaleError;
@@ -140,11 +142,11 @@ impl Trainer {
         be.matmul(self.xs, 0, self.w_out, self.y, self.shape(self.steps * b, n, k, Layout::ABt), false);
     }
 
-    /// Output errors e = (2/B)(y - z) and the loss sum (y - z)^2 / B, written to history[at]
-    /// as sum e^2 (the caller scales by B / 4).
+    /// Output errors e = dL/dy = (2/S)(y - z) over the S = T B k outputs, and the loss
+    /// sum (y - z)^2 / S, written to history[at] as sum e^2 (`loss_from` scales by S / 4).
     fn errors(&mut self, be: &mut dyn Backend, at: usize) {
         let len = self.steps * self.trials * self.net.k;
-        be.scaled_difference(self.y, self.z, self.e, len, 2.0 / self.trials as f32);
+        be.scaled_difference(self.y, self.z, self.e, len, 2.0 / len as f32);
         be.reduce(self.e, self.history, at, Reduce { rows: 1, cols: len, axis: Axis::Rows, op: ReduceOp::SumSquares, scale: 1.0 });
     }
 
@@ -180,7 +182,7 @@ impl Trainer {
 
     /// The loss recorded at history[at] by `backward`.
     pub fn loss_from(&self, recorded: f32) -> f64 {
-        f64::from(recorded) * self.trials as f64 / 4.0
+        f64::from(recorded) * (self.steps * self.trials * self.net.k) as f64 / 4.0
     }
 
     /// The loss of the current weights on the trials set last, with hidden noise `noise_std`.

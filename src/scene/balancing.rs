@@ -22,6 +22,9 @@ pub enum BalancingScene {
     /// Fig. 5: a ring of n neurons, each synapse to and from both neighbours at cost 1 (balanced),
     /// then the synapse from neuron 0 to neuron 1 potentiated to `potentiated_cost`.
     RingPerturbation { n: usize, potentiated_cost: f64, p: f32, dt: f32, h_every: usize },
+    /// Fig. 4: networks trained on context-dependent integration, then balanced; `steps` is the
+    /// number of training iterations.
+    Cdi(super::cdi::CdiParams),
 }
 
 impl BalancingScene {
@@ -53,20 +56,24 @@ impl BalancingScene {
                     return Err(DaleError::scene(format!("{at}.h_every"), "h_every = 0; allowed: an integer >= 1"));
                 }
             }
+            BalancingScene::Cdi(p) => p.validate(at)?,
         }
         Ok(())
     }
 
     pub fn smoke(&mut self) {
-        if let BalancingScene::RingPerturbation { h_every, .. } = self {
-            *h_every = (*h_every).min(10);
+        match self {
+            BalancingScene::RingPerturbation { h_every, .. } => *h_every = (*h_every).min(10),
+            BalancingScene::Cdi(p) => p.smoke(),
+            BalancingScene::TwoNeurons { .. } => {}
         }
     }
 }
 
 /// Runs the experiment for `steps` flow iterations; returns the summary figures and the files.
-pub fn run(scene: &BalancingScene, steps: usize, backend: &mut dyn Backend, out: &Path, arrays: bool, plots: bool) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+pub fn run(scene: &BalancingScene, steps: usize, seed: u64, backend: &mut dyn Backend, out: &Path, arrays: bool, plots: bool) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     match scene {
+        BalancingScene::Cdi(p) => super::cdi::run(p, steps, seed, backend, out, arrays, plots),
         BalancingScene::TwoNeurons { pairs, p, dt } => two_neurons(pairs, *p, *dt, steps, backend, out, arrays, plots),
         BalancingScene::RingPerturbation { n, potentiated_cost, p, dt, h_every } => {
             ring(*n, *potentiated_cost, *p, *dt, *h_every, steps, backend, out, arrays, plots)

@@ -3,6 +3,7 @@
 //! errors naming the JSON path, the value and what is allowed.
 
 pub mod balancing;
+pub mod cdi;
 pub mod output;
 pub mod plot;
 pub mod runner;

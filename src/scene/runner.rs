@@ -65,7 +65,7 @@ pub fn run_scene(mut scene: Scene, backend: &mut dyn Backend, opts: &RunOptions)
         }
         ModelParams::Balancing(b) => {
             let t = Instant::now();
-            let result = super::balancing::run(b, scene.steps, backend, &out, scene.outputs.arrays, scene.outputs.plots);
+            let result = super::balancing::run(b, scene.steps, scene.seed, backend, &out, scene.outputs.arrays, scene.outputs.plots);
             bar.finish_and_clear();
             let (summary, written) = result?;
             files.extend(written);
