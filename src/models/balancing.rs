@@ -75,12 +75,6 @@ pub struct Balanced {
     pub converged_at: Option<usize>,
 }
 
-impl Balanced {
-    pub fn groups(&self) -> usize {
-        self.grad_norm.len() / (self.iterations + 1)
-    }
-}
-
 /// Balances every network. Errors: a non-finite neural gradient (the run diverged), or the
 /// solver asked for a network without a finite balanced point.
 pub fn balance(backend: &mut dyn Backend, nets: &Networks, params: &BalanceParams) -> Result<Balanced, DaleError> {
