@@ -44,7 +44,11 @@ fn python() -> String {
 
 /// Runs the peer; its stdout on success, or the reason it failed.
 fn peer(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(python()).arg(PEER).args(args).output().map_err(|e| format!("cannot start {}: {e}", python()))?;
+    let out = Command::new(python())
+        .arg(PEER)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot start {}: {e}", python()))?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
@@ -52,10 +56,22 @@ fn peer(args: &[&str]) -> Result<String, String> {
 }
 
 fn peer_per_step(n: usize, b: usize, steps: usize) -> (f64, String) {
-    let json = peer(&[QUICKSTART, "--time-steps", &steps.to_string(), "--n", &n.to_string(), "--trials", &b.to_string()])
-        .unwrap_or_else(|e| panic!("the NumPy peer failed: {e}"));
-    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("the peer prints one JSON line");
-    (v["seconds_per_step"].as_f64().expect("seconds_per_step"), v["numpy"].as_str().unwrap_or("?").to_string())
+    let json = peer(&[
+        QUICKSTART,
+        "--time-steps",
+        &steps.to_string(),
+        "--n",
+        &n.to_string(),
+        "--trials",
+        &b.to_string(),
+    ])
+    .unwrap_or_else(|e| panic!("the NumPy peer failed: {e}"));
+    let v: serde_json::Value =
+        serde_json::from_str(json.trim()).expect("the peer prints one JSON line");
+    (
+        v["seconds_per_step"].as_f64().expect("seconds_per_step"),
+        v["numpy"].as_str().unwrap_or("?").to_string(),
+    )
 }
 
 fn wall(run: impl FnOnce()) -> f64 {
@@ -70,37 +86,79 @@ fn main() {
         std::process::exit(1);
     }
     let scene = Scene::read(Path::new(QUICKSTART)).expect("reading the quickstart scene");
-    let ModelParams::Rate(base) = &scene.params else { panic!("{QUICKSTART} is a rate scene") };
-    let monitors = Monitors { x: scene.monitors.x.clone(), y: scene.monitors.y.clone() };
+    let ModelParams::Rate(base) = &scene.params else {
+        panic!("{QUICKSTART} is a rate scene")
+    };
+    let monitors = Monitors {
+        x: scene.monitors.x.clone(),
+        y: scene.monitors.y.clone(),
+    };
 
     let mut cpu = CpuBackend::new();
-    let gpu = any_gpu().expect("opening the GPU adapter").map(GpuBackend::new);
-    let gpu_name = gpu.as_ref().map(|g| format!("{} ({}, {})", g.info().name, g.info().kind, g.info().device_type));
+    let gpu = any_gpu()
+        .expect("opening the GPU adapter")
+        .map(GpuBackend::new);
+    let gpu_name = gpu.as_ref().map(|g| {
+        format!(
+            "{} ({}, {})",
+            g.info().name,
+            g.info().kind,
+            g.info().device_type
+        )
+    });
     let software = gpu.as_ref().is_some_and(|g| g.info().device_type == "Cpu");
     let mut gpu = gpu;
-    println!("quickstart step (ReLU, Euler, sine input, noise, readout): dale = {}; GPU = {}", cpu.info().name, gpu_name.as_deref().unwrap_or("none"));
+    println!(
+        "quickstart step (ReLU, Euler, sine input, noise, readout): dale = {}; GPU = {}",
+        cpu.info().name,
+        gpu_name.as_deref().unwrap_or("none")
+    );
     println!(
         "{:>5} {:>4} | {:>10} {:>12} | {:>10} {:>12} | {:>10} {:>11} | {:>10} {:>12}",
-        "N", "B", "dale ms/st", "neuron-st/s", "NumPy ms/st", "neuron-st/s", "dale/NumPy", "range", "GPU ms/st", "neuron-st/s"
+        "N",
+        "B",
+        "dale ms/st",
+        "neuron-st/s",
+        "NumPy ms/st",
+        "neuron-st/s",
+        "dale/NumPy",
+        "range",
+        "GPU ms/st",
+        "neuron-st/s"
     );
     let mut numpy_version = String::new();
     for (n, b) in SIZES {
-        let p = RateParams { n, trials: b, ..base.clone() };
+        let p = RateParams {
+            n,
+            trials: b,
+            ..base.clone()
+        };
         let w = Weights::random(&p, scene.seed);
         let (mut dale, mut numpy, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
-            let (dale_s, steps) = per_step(&mut cpu, &p, &w, &monitors, 50e9).expect("the CPU backend fits the budget");
-            let (numpy_s, version) = peer_per_step(n, b, steps.max((TARGET_S / dale_s / 4.0) as usize).max(2));
+            let (dale_s, steps) = per_step(&mut cpu, &p, &w, &monitors, 50e9)
+                .expect("the CPU backend fits the budget");
+            let (numpy_s, version) =
+                peer_per_step(n, b, steps.max((TARGET_S / dale_s / 4.0) as usize).max(2));
             numpy_version = version;
             dale.push(dale_s);
             numpy.push(numpy_s);
             ratios.push(numpy_s / dale_s);
         }
         let (dale_s, numpy_s) = (best(&dale), best(&numpy));
-        let range = format!("{:.2}-{:.2}", best(&ratios), ratios.iter().copied().fold(0.0, f64::max));
-        let gpu_s = gpu.as_mut().and_then(|g| per_step(g, &p, &w, &monitors, if software { 1e9 } else { 1e12 })).map(|(t, _)| t);
+        let range = format!(
+            "{:.2}-{:.2}",
+            best(&ratios),
+            ratios.iter().copied().fold(0.0, f64::max)
+        );
+        let gpu_s = gpu
+            .as_mut()
+            .and_then(|g| per_step(g, &p, &w, &monitors, if software { 1e9 } else { 1e12 }))
+            .map(|(t, _)| t);
         let rate = |t: f64| (n * b) as f64 / t;
-        let gpu_cell = gpu_s.map(|t| format!("{:>10.2} {:>12.3e}", t * 1e3, rate(t))).unwrap_or_else(|| format!("{:>10} {:>12}", "skipped", "-"));
+        let gpu_cell = gpu_s
+            .map(|t| format!("{:>10.2} {:>12.3e}", t * 1e3, rate(t)))
+            .unwrap_or_else(|| format!("{:>10} {:>12}", "skipped", "-"));
         println!(
             "{n:>5} {b:>4} | {:>10.3} {:>12.3e} | {:>10.3} {:>12.3e} | {:>10.2} {range:>11} | {gpu_cell}",
             dale_s * 1e3,
@@ -127,7 +185,12 @@ fn main() {
             assert!(status.success(), "dale run failed");
         }));
         numpy.push(wall(|| {
-            peer(&[QUICKSTART, "--out", numpy_dir.to_str().expect("utf-8 temp path")]).unwrap_or_else(|e| panic!("the NumPy peer failed: {e}"));
+            peer(&[
+                QUICKSTART,
+                "--out",
+                numpy_dir.to_str().expect("utf-8 temp path"),
+            ])
+            .unwrap_or_else(|e| panic!("the NumPy peer failed: {e}"));
         }));
     }
     let _ = std::fs::remove_dir_all(&tmp);

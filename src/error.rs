@@ -11,11 +11,22 @@ pub enum DaleError {
 
     /// A size that does not fit the chosen backend, found before anything is allocated.
     #[error("`{path}` = {value} does not fit {backend}: {why}; the largest value that fits is {largest}")]
-    TooLarge { path: String, value: usize, largest: usize, backend: String, why: String },
+    TooLarge {
+        path: String,
+        value: usize,
+        largest: usize,
+        backend: String,
+        why: String,
+    },
 
     /// The state left the finite numbers: the run stops and keeps what it wrote.
     #[error("the run diverged at step {step}: {quantity} is not finite (largest |value| {value}); outputs up to step {kept} were kept")]
-    Diverged { step: usize, quantity: String, value: f32, kept: usize },
+    Diverged {
+        step: usize,
+        quantity: String,
+        value: f32,
+        kept: usize,
+    },
 
     /// Balancing asked of a network whose cost graph has no finite balanced point.
     #[error("network {network} has no finite balanced point (001 Prop. B.1): {why}; the direct solver needs one, the flow (method \"flow\") runs anyway")]
@@ -29,14 +40,23 @@ pub enum DaleError {
     Gpu { what: String, message: String },
 
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl DaleError {
     pub fn scene(path: impl Into<String>, message: impl Into<String>) -> Self {
-        DaleError::Scene { path: path.into(), message: message.into() }
+        DaleError::Scene {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }

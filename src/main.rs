@@ -11,7 +11,11 @@ use dale::scene::Scene;
 use dale::DaleError;
 
 #[derive(Parser)]
-#[command(name = "dale", version, about = "GPU simulator for computational neuroscience: the models of five papers on any GPU")]
+#[command(
+    name = "dale",
+    version,
+    about = "GPU simulator for computational neuroscience: the models of five papers on any GPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,7 +50,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let diverged = matches!(e.downcast_ref::<DaleError>(), Some(DaleError::Diverged { .. }));
+            let diverged = matches!(
+                e.downcast_ref::<DaleError>(),
+                Some(DaleError::Diverged { .. })
+            );
             ExitCode::from(if diverged { 3 } else { 1 })
         }
     }
@@ -55,19 +62,45 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices => devices(),
-        Command::Run { scene, out, backend, smoke, quiet, threads } => {
+        Command::Run {
+            scene,
+            out,
+            backend,
+            smoke,
+            quiet,
+            threads,
+        } => {
             if let Some(t) = threads {
                 anyhow::ensure!(t >= 1, "--threads = {t}; allowed: an integer >= 1");
-                rayon::ThreadPoolBuilder::new().num_threads(t).build_global()?;
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build_global()?;
             }
             let parsed = Scene::read(&scene)?;
             let mut opened = select::open(backend)?;
             let info = opened.backend.info();
-            eprintln!("dale: backend {} ({}, {}): {}", info.name, info.kind, info.device_type, opened.why);
-            let opts = RunOptions { out, smoke, progress: !quiet, backend_why: opened.why.clone(), scene_file: Some(scene) };
+            eprintln!(
+                "dale: backend {} ({}, {}): {}",
+                info.name, info.kind, info.device_type, opened.why
+            );
+            let opts = RunOptions {
+                out,
+                smoke,
+                progress: !quiet,
+                backend_why: opened.why.clone(),
+                scene_file: Some(scene),
+            };
             let report = run_scene(parsed, opened.backend.as_mut(), &opts)?;
-            println!("wrote {} files to {}: {}", report.files.len(), report.out.display(), report.files.join(", "));
-            println!("{}", serde_json::to_string_pretty(&report.summary["figures"])?);
+            println!(
+                "wrote {} files to {}: {}",
+                report.files.len(),
+                report.out.display(),
+                report.files.join(", ")
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report.summary["figures"])?
+            );
             Ok(())
         }
     }
@@ -79,8 +112,14 @@ fn devices() -> anyhow::Result<()> {
         println!("wgpu sees no adapter.");
     }
     for (i, r) in rows.iter().enumerate() {
-        let rank = r.rank.map(|k| format!("rank {k}")).unwrap_or_else(|| "never picked by auto (software or unknown adapter)".into());
-        println!("[{i}] {} ({}, {}) driver: {}", r.name, r.backend, r.device_type, r.driver);
+        let rank = r
+            .rank
+            .map(|k| format!("rank {k}"))
+            .unwrap_or_else(|| "never picked by auto (software or unknown adapter)".into());
+        println!(
+            "[{i}] {} ({}, {}) driver: {}",
+            r.name, r.backend, r.device_type, r.driver
+        );
         println!(
             "    {rank}; largest buffer {} MiB, workgroup memory {} KiB, {} invocations per workgroup, {} workgroups per dimension",
             r.max_buffer_mib, r.max_workgroup_storage_kib, r.max_invocations_per_workgroup, r.max_workgroups_per_dimension

@@ -10,7 +10,11 @@ use std::process::{Command, Output};
 use dale::backend::Backend;
 
 fn dale(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dale")).args(args).env_remove("DALE_BACKEND").output().expect("dale runs")
+    Command::new(env!("CARGO_BIN_EXE_dale"))
+        .args(args)
+        .env_remove("DALE_BACKEND")
+        .output()
+        .expect("dale runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -36,14 +40,19 @@ fn write_scene(dir: &Path, text: &str) -> PathBuf {
 }
 
 fn rate_scene(params: &str, steps: usize) -> String {
-    format!(r#"{{"model": "rate", "seed": 3, "steps": {steps}, "params": {params}, "monitors": {{"x": {{"every": 2}}, "y": {{"every": 1}}}}}}"#)
+    format!(
+        r#"{{"model": "rate", "seed": 3, "steps": {steps}, "params": {params}, "monitors": {{"x": {{"every": 2}}, "y": {{"every": 1}}}}}}"#
+    )
 }
 
 /// Reads the shape of an .npy file's header, as numpy would.
 fn npy_shape(path: &Path) -> Vec<u64> {
     let bytes = std::fs::read(path).unwrap();
     let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-    assert_eq!(npy.header().dtype(), npyz::DType::Plain("<f4".parse().unwrap()));
+    assert_eq!(
+        npy.header().dtype(),
+        npyz::DType::Plain("<f4".parse().unwrap())
+    );
     npy.shape().to_vec()
 }
 
@@ -54,17 +63,47 @@ fn every_scene_runs_at_smoke_size_on_cpu_and_gpu() {
     for entry in std::fs::read_dir("scenes").unwrap() {
         let scene = entry.unwrap().path();
         for backend in &backends {
-            let out = tmp(&format!("smoke-{}-{backend}", scene.file_stem().unwrap().to_string_lossy()));
-            let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--smoke", "--backend", backend]);
-            assert!(o.status.success(), "{} on {backend}: {}", scene.display(), stderr(&o));
-            let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+            let out = tmp(&format!(
+                "smoke-{}-{backend}",
+                scene.file_stem().unwrap().to_string_lossy()
+            ));
+            let o = dale(&[
+                "run",
+                scene.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--smoke",
+                "--backend",
+                backend,
+            ]);
+            assert!(
+                o.status.success(),
+                "{} on {backend}: {}",
+                scene.display(),
+                stderr(&o)
+            );
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
             assert_eq!(manifest["status"], "completed");
             assert_eq!(manifest["backend"]["kind"], backend.as_str());
             assert_eq!(manifest["smoke"], true);
-            let files: Vec<&str> = manifest["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
-            assert!(files.contains(&"summary.json") && files.iter().any(|f| f.ends_with(".png")), "{}: {files:?}", scene.display());
+            let files: Vec<&str> = manifest["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap())
+                .collect();
+            assert!(
+                files.contains(&"summary.json") && files.iter().any(|f| f.ends_with(".png")),
+                "{}: {files:?}",
+                scene.display()
+            );
             for f in files {
-                assert!(out.join(f).is_file(), "{} on {backend} did not write {f}", scene.display());
+                assert!(
+                    out.join(f).is_file(),
+                    "{} on {backend} did not write {f}",
+                    scene.display()
+                );
             }
             if manifest["scene"]["params"]["model"] == "rate" {
                 let shape = npy_shape(&out.join("population_rate.npy"));
@@ -76,12 +115,21 @@ fn every_scene_runs_at_smoke_size_on_cpu_and_gpu() {
 
 /// Every output but manifest.json (which holds timings) must match byte for byte.
 fn assert_same_outputs(a: &Path, b: &Path) {
-    let mut names: Vec<_> = std::fs::read_dir(a).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     names.sort();
     assert!(names.len() >= 8, "too few outputs: {names:?}");
     for name in names.iter().filter(|n| *n != "manifest.json") {
-        let (x, y) = (std::fs::read(a.join(name)).unwrap(), std::fs::read(b.join(name)).unwrap());
-        assert!(x == y, "{name:?} differs between two runs of the same scene and seed");
+        let (x, y) = (
+            std::fs::read(a.join(name)).unwrap(),
+            std::fs::read(b.join(name)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{name:?} differs between two runs of the same scene and seed"
+        );
     }
 }
 
@@ -93,18 +141,44 @@ fn same_scene_and_seed_give_byte_identical_outputs() {
     let mut backends = vec!["cpu".to_string()];
     backends.extend(gpu_kind());
     for backend in &backends {
-        let (a, b) = (dir.join(format!("{backend}-a")), dir.join(format!("{backend}-b")));
+        let (a, b) = (
+            dir.join(format!("{backend}-a")),
+            dir.join(format!("{backend}-b")),
+        );
         for out in [&a, &b] {
-            let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--backend", backend]);
+            let o = dale(&[
+                "run",
+                scene.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+                "--backend",
+                backend,
+            ]);
             assert!(o.status.success(), "{}", stderr(&o));
         }
         assert_same_outputs(&a, &b);
     }
     // A different seed must change the outputs, or the comparison above proves nothing.
-    let other = write_scene(&dir.join("other"), &rate_scene(params, 300).replace("\"seed\": 3", "\"seed\": 4"));
+    let other = write_scene(
+        &dir.join("other"),
+        &rate_scene(params, 300).replace("\"seed\": 3", "\"seed\": 4"),
+    );
     let c = dir.join("cpu-other");
-    assert!(dale(&["run", other.to_str().unwrap(), "--out", c.to_str().unwrap(), "--backend", "cpu"]).status.success());
-    assert_ne!(std::fs::read(c.join("x.npy")).unwrap(), std::fs::read(dir.join("cpu-a").join("x.npy")).unwrap());
+    assert!(dale(&[
+        "run",
+        other.to_str().unwrap(),
+        "--out",
+        c.to_str().unwrap(),
+        "--backend",
+        "cpu"
+    ])
+    .status
+    .success());
+    assert_ne!(
+        std::fs::read(c.join("x.npy")).unwrap(),
+        std::fs::read(dir.join("cpu-a").join("x.npy")).unwrap()
+    );
 }
 
 /// Runs a bad scene and returns (exit code, stderr); the out dir must stay empty.
@@ -112,7 +186,14 @@ fn refused(name: &str, text: &str, backend: &str) -> (i32, String) {
     let dir = tmp(name);
     let scene = write_scene(&dir, text);
     let out = dir.join("out");
-    let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", backend]);
+    let o = dale(&[
+        "run",
+        scene.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--backend",
+        backend,
+    ]);
     let written = std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0);
     assert_eq!(written, 0, "{name}: a refused scene wrote files");
     (o.status.code().unwrap(), stderr(&o))
@@ -127,10 +208,23 @@ fn malformed_json_names_line_and_column() {
 
 #[test]
 fn unknown_field_names_its_path_and_the_allowed_fields() {
-    let (code, err) = refused("unknown", &rate_scene(r#"{"n": 10, "tua": 5.0}"#, 10), "cpu");
+    let (code, err) = refused(
+        "unknown",
+        &rate_scene(r#"{"n": 10, "tua": 5.0}"#, 10),
+        "cpu",
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("`params.tua`") && err.contains("unknown field `tua`") && err.contains("`tau`"), "{err}");
-    let (_, err) = refused("unknown-top", r#"{"model": "rate", "seed": 1, "steps": 5, "params": {"n": 3}, "step": 4}"#, "cpu");
+    assert!(
+        err.contains("`params.tua`")
+            && err.contains("unknown field `tua`")
+            && err.contains("`tau`"),
+        "{err}"
+    );
+    let (_, err) = refused(
+        "unknown-top",
+        r#"{"model": "rate", "seed": 1, "steps": 5, "params": {"n": 3}, "step": 4}"#,
+        "cpu",
+    );
     assert!(err.contains("unknown field `step`"), "{err}");
 }
 
@@ -138,10 +232,21 @@ fn unknown_field_names_its_path_and_the_allowed_fields() {
 fn negative_tau_names_the_field_value_and_range() {
     let (code, err) = refused("tau", &rate_scene(r#"{"n": 10, "tau": -1.0}"#, 10), "cpu");
     assert_eq!(code, 1);
-    assert!(err.contains("`params.tau`") && err.contains("tau = -1") && err.contains("> 0"), "{err}");
-    let (_, err) = refused("every", &rate_scene(r#"{"n": 10}"#, 10).replace("\"every\": 2", "\"every\": 0"), "cpu");
+    assert!(
+        err.contains("`params.tau`") && err.contains("tau = -1") && err.contains("> 0"),
+        "{err}"
+    );
+    let (_, err) = refused(
+        "every",
+        &rate_scene(r#"{"n": 10}"#, 10).replace("\"every\": 2", "\"every\": 0"),
+        "cpu",
+    );
     assert!(err.contains("`monitors.x.every`"), "{err}");
-    let (_, err) = refused("unknown-model", r#"{"model": "ratee", "seed": 1, "steps": 5, "params": {}}"#, "cpu");
+    let (_, err) = refused(
+        "unknown-model",
+        r#"{"model": "ratee", "seed": 1, "steps": 5, "params": {}}"#,
+        "cpu",
+    );
     assert!(err.contains("`model`") && err.contains("`rate`"), "{err}");
 }
 
@@ -150,16 +255,37 @@ fn size_beyond_the_limit_is_refused_before_allocation_with_the_largest_that_fits
     // CPU backend: J of n^2 values overflows any address space.
     let (code, err) = refused("huge-cpu", &rate_scene(r#"{"n": 5000000000}"#, 10), "cpu");
     assert_eq!(code, 1);
-    assert!(err.contains("`params.n` = 5000000000") && err.contains("the largest value that fits is"), "{err}");
+    assert!(
+        err.contains("`params.n` = 5000000000") && err.contains("the largest value that fits is"),
+        "{err}"
+    );
     // GPU: the adapter's own buffer limit decides; the message names the largest n that fits.
     let Some(kind) = gpu_kind() else { return };
     let max_len = common::gpu_backend().unwrap().info().max_buffer_len;
     let largest = (max_len as f64).sqrt().floor() as usize;
-    let (code, err) = refused("huge-gpu", &rate_scene(&format!(r#"{{"n": {}}}"#, largest + 1), 10), &kind);
+    let (code, err) = refused(
+        "huge-gpu",
+        &rate_scene(&format!(r#"{{"n": {}}}"#, largest + 1), 10),
+        &kind,
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("`params.n`") && err.contains(&format!("the largest value that fits is {largest}")), "{err}");
-    let (_, err) = refused("trials-gpu", &rate_scene(&format!(r#"{{"n": 1000, "trials": {}}}"#, max_len / 1000 + 1), 10), &kind);
-    assert!(err.contains("`params.trials`") && err.contains(&format!("is {}", max_len / 1000)), "{err}");
+    assert!(
+        err.contains("`params.n`")
+            && err.contains(&format!("the largest value that fits is {largest}")),
+        "{err}"
+    );
+    let (_, err) = refused(
+        "trials-gpu",
+        &rate_scene(
+            &format!(r#"{{"n": 1000, "trials": {}}}"#, max_len / 1000 + 1),
+            10,
+        ),
+        &kind,
+    );
+    assert!(
+        err.contains("`params.trials`") && err.contains(&format!("is {}", max_len / 1000)),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,18 +298,38 @@ fn a_diverging_network_stops_with_the_step_and_keeps_what_was_written() {
         let params = r#"{"n": 64, "trials": 2, "g": 6.0, "inputs": 1, "input": {"kind": "constant", "value": [1.0]}}"#;
         let scene = write_scene(&dir, &rate_scene(params, 5000));
         let out = dir.join("out");
-        let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", backend]);
+        let o = dale(&[
+            "run",
+            scene.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--backend",
+            backend,
+        ]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(3), "{err}");
-        let step: usize = err.split("diverged at step ").nth(1).and_then(|s| s.split(':').next()).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{err}"));
+        let step: usize = err
+            .split("diverged at step ")
+            .nth(1)
+            .and_then(|s| s.split(':').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{err}"));
         assert!(err.contains("x (the rate network state)"), "{err}");
         assert!(step > 10 && step < 5000, "step {step}");
-        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
         assert_eq!(manifest["status"], "diverged");
         // Every step before the divergent one was kept, and only those.
-        assert_eq!(npy_shape(&out.join("population_rate.npy")), vec![step as u64 - 1, 2]);
+        assert_eq!(
+            npy_shape(&out.join("population_rate.npy")),
+            vec![step as u64 - 1, 2]
+        );
         assert!(out.join("rate.png").is_file());
-        let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
 }
@@ -195,9 +341,20 @@ fn an_unwritable_out_dir_is_refused_before_the_run() {
     // A regular file where a folder should be: unwritable for every user, root included.
     std::fs::write(dir.join("blocker"), b"keep me").unwrap();
     let out = dir.join("blocker").join("out");
-    let o = dale(&["run", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "cpu"]);
+    let o = dale(&[
+        "run",
+        scene.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("cannot write") && stderr(&o).contains("blocker"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write") && stderr(&o).contains("blocker"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(dir.join("blocker")).unwrap(), b"keep me");
 }
 
@@ -208,13 +365,23 @@ fn devices_lists_adapters_and_says_what_auto_picks() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("auto picks:"), "{text}");
     if let Some(kind) = gpu_kind() {
-        assert!(text.contains(&format!("({kind}, ")), "the test GPU is not listed: {text}");
+        assert!(
+            text.contains(&format!("({kind}, ")),
+            "the test GPU is not listed: {text}"
+        );
     }
 }
 
 #[test]
 fn an_unknown_backend_is_a_usage_error() {
-    let o = dale(&["run", "scenes/quickstart.json", "--out", "/tmp/x", "--backend", "cuda"]);
+    let o = dale(&[
+        "run",
+        "scenes/quickstart.json",
+        "--out",
+        "/tmp/x",
+        "--backend",
+        "cuda",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
 }

@@ -63,15 +63,40 @@ fn cpu_elementwise_and_reduction_ops_do_not_allocate() {
     let r = cpu.alloc("r", B * N).unwrap();
     let d = cpu.alloc("drive", B * N).unwrap();
     let out = cpu.alloc("out", N).unwrap();
-    let step = EulerStep { len: B * N, leak: 0.1, phi: Phi::Tanh, noise_std: 0.1, seed: 7, step: 3 };
+    let step = EulerStep {
+        len: B * N,
+        leak: 0.1,
+        phi: Phi::Tanh,
+        noise_std: 0.1,
+        seed: 7,
+        step: 3,
+    };
     let mut count = |what: &str, op: &mut dyn FnMut(&mut CpuBackend)| {
         let n = allocations(CALLS, || op(&mut cpu));
-        assert!(n <= INJECTOR_BLOCKS, "{what}: {n} allocations in {CALLS} calls");
+        assert!(
+            n <= INJECTOR_BLOCKS,
+            "{what}: {n} allocations in {CALLS} calls"
+        );
     };
-    count("euler_step with noise", &mut |c| c.euler_step(x, r, d, step));
+    count("euler_step with noise", &mut |c| {
+        c.euler_step(x, r, d, step)
+    });
     for axis in [Axis::Rows, Axis::Cols] {
         for op in [ReduceOp::Sum, ReduceOp::MaxAbs] {
-            count(&format!("reduce {axis:?} {op:?}"), &mut |c| c.reduce(x, out, 0, Reduce { rows: B, cols: N, axis, op, scale: 1.0 }));
+            count(&format!("reduce {axis:?} {op:?}"), &mut |c| {
+                c.reduce(
+                    x,
+                    out,
+                    0,
+                    Reduce {
+                        rows: B,
+                        cols: N,
+                        axis,
+                        op,
+                        scale: 1.0,
+                    },
+                )
+            });
         }
     }
     count("copy", &mut |c| c.copy(x, 0, d, 0, N));
@@ -87,13 +112,38 @@ fn cpu_step_loop_allocates_only_per_chunk_and_inside_the_gemm_crate() {
     }))
     .expect("params");
     let w = Weights::random(&p, 1);
-    let monitors = Monitors { x: Some(Monitor { every: 5, trials: Some(4) }), y: Some(Monitor { every: 1, trials: None }) };
+    let monitors = Monitors {
+        x: Some(Monitor {
+            every: 5,
+            trials: Some(4),
+        }),
+        y: Some(Monitor {
+            every: 1,
+            trials: None,
+        }),
+    };
 
     // What the GEMM crate allocates in the three products of one step, measured alone.
     let mut cpu = CpuBackend::new();
-    let (j, w_in, w_out) = (cpu.alloc("J", N * N).unwrap(), cpu.alloc("W_in", N * 2).unwrap(), cpu.alloc("W_out", 2 * N).unwrap());
-    let (a, u, c, y) = (cpu.alloc("r", B * N).unwrap(), cpu.alloc("u", B * 2).unwrap(), cpu.alloc("drive", B * N).unwrap(), cpu.alloc("y", B * 2).unwrap());
-    let shape = |inner, cols| MatmulShape { groups: 1, rows: B, inner, cols, shared_w: false, layout: Layout::ABt };
+    let (j, w_in, w_out) = (
+        cpu.alloc("J", N * N).unwrap(),
+        cpu.alloc("W_in", N * 2).unwrap(),
+        cpu.alloc("W_out", 2 * N).unwrap(),
+    );
+    let (a, u, c, y) = (
+        cpu.alloc("r", B * N).unwrap(),
+        cpu.alloc("u", B * 2).unwrap(),
+        cpu.alloc("drive", B * N).unwrap(),
+        cpu.alloc("y", B * 2).unwrap(),
+    );
+    let shape = |inner, cols| MatmulShape {
+        groups: 1,
+        rows: B,
+        inner,
+        cols,
+        shared_w: false,
+        layout: Layout::ABt,
+    };
     let gemm_per_step = allocations(CALLS, || {
         cpu.matmul(a, 0, j, c, shape(N, N), false);
         cpu.matmul(u, 0, w_in, c, shape(2, N), true);
@@ -104,7 +154,9 @@ fn cpu_step_loop_allocates_only_per_chunk_and_inside_the_gemm_crate() {
     let run = |steps: usize| {
         let mut cpu = CpuBackend::new();
         let before = ALLOCATIONS.load(Ordering::Relaxed);
-        simulate(&mut cpu, &p, &w, 3, steps, &monitors, &mut |_| {}).map_err(|(_, e)| e).expect("run");
+        simulate(&mut cpu, &p, &w, 3, steps, &monitors, &mut |_| {})
+            .map_err(|(_, e)| e)
+            .expect("run");
         ALLOCATIONS.load(Ordering::Relaxed) - before
     };
     run(2); // warm-up

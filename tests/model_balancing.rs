@@ -4,39 +4,76 @@
 mod common;
 
 use common::{cpu, gpu_backend, normal};
-use dale::analysis::balance::{cost_bounds, laplacian, laplacian_modes, neural_gradients, pseudo_inverse, resistance};
-use dale::backend::{Aggregate, Alpha};
-use dale::models::balancing::{balance, host_costs, largest_stable_dt, BalanceParams, Balanced, Method, Networks};
+use dale::analysis::balance::{
+    cost_bounds, gain_moments, laplacian, laplacian_modes, neural_gradients, pseudo_inverse,
+    resistance, sensitivity,
+};
+use dale::backend::{Aggregate, Alpha, Phi};
+use dale::models::balancing::{
+    balance, host_costs, largest_stable_dt, BalanceParams, Balanced, Method, Networks,
+};
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights};
 use dale::DaleError;
 
 fn flow(dt: f32, iterations: usize) -> BalanceParams {
-    BalanceParams { p: 2.0, aggregate: Aggregate::Sum, method: Method::Flow { dt }, max_iterations: iterations, tol: 0.0, h_every: 0 }
+    BalanceParams {
+        p: 2.0,
+        aggregate: Aggregate::Sum,
+        method: Method::Flow { dt },
+        max_iterations: iterations,
+        tol: 0.0,
+        h_every: 0,
+    }
 }
 
 /// The flow at half its largest stable step for these networks.
 fn stable_flow(j: &[f32], groups: usize, n: usize, iterations: usize) -> BalanceParams {
-    flow(0.5 * largest_stable_dt(&nets(groups, n, j), 2.0), iterations)
+    flow(
+        0.5 * largest_stable_dt(&nets(groups, n, j), 2.0),
+        iterations,
+    )
 }
 
 fn solver(tol: f64) -> BalanceParams {
-    BalanceParams { p: 2.0, aggregate: Aggregate::Sum, method: Method::Solver, max_iterations: 20_000, tol, h_every: 0 }
+    BalanceParams {
+        p: 2.0,
+        aggregate: Aggregate::Sum,
+        method: Method::Solver,
+        max_iterations: 20_000,
+        tol,
+        h_every: 0,
+    }
 }
 
 fn nets<'a>(groups: usize, n: usize, j: &'a [f32]) -> Networks<'a> {
-    Networks { groups, n, j, w_in: None, w_out: None, alpha: Alpha::One, alpha_values: &[] }
+    Networks {
+        groups,
+        n,
+        j,
+        w_in: None,
+        w_out: None,
+        alpha: Alpha::One,
+        alpha_values: &[],
+    }
 }
 
 /// J_ij ~ N(0, 1/N) with rows and columns rescaled by e^(+-s_i), s_i ~ N(0, spread^2): a network
 /// off balance, with zeros at every 9th synapse.
 fn unbalanced(groups: usize, n: usize, seed: u64, spread: f32) -> Vec<f32> {
-    let s: Vec<f32> = normal(groups * n, seed + 1).iter().map(|v| spread * v).collect();
+    let s: Vec<f32> = normal(groups * n, seed + 1)
+        .iter()
+        .map(|v| spread * v)
+        .collect();
     normal(groups * n * n, seed)
         .iter()
         .enumerate()
         .map(|(e, v)| {
             let (g, i, j) = (e / (n * n), (e / n) % n, e % n);
-            if e % 9 == 4 && i != j { 0.0 } else { v / (n as f32).sqrt() * (s[g * n + i] - s[g * n + j]).exp() }
+            if e % 9 == 4 && i != j {
+                0.0
+            } else {
+                v / (n as f32).sqrt() * (s[g * n + i] - s[g * n + j]).exp()
+            }
         })
         .collect()
 }
@@ -47,7 +84,10 @@ fn run(j: &[f32], groups: usize, n: usize, params: &BalanceParams) -> Balanced {
 
 fn max_rel(a: &[f64], b: &[f64]) -> f64 {
     let scale = b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+    a.iter()
+        .zip(b)
+        .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()))
+        / scale
 }
 
 fn to_f64(v: &[f32]) -> Vec<f64> {
@@ -77,11 +117,31 @@ fn task_preserved_outputs_equal_and_states_scaled_by_e_minus_h() {
         let (g, k) = (e / 120, e % 60);
         w.w_out[e] *= s[g * 60 + k].exp();
     }
-    let networks = Networks { w_in: Some((3, &w.w_in)), w_out: Some((2, &w.w_out)), ..nets(3, 60, &w.j) };
+    let networks = Networks {
+        w_in: Some((3, &w.w_in)),
+        w_out: Some((2, &w.w_out)),
+        ..nets(3, 60, &w.j)
+    };
     let b = balance(&mut cpu(), &networks, &solver(1e-5)).unwrap();
-    assert!(b.h.iter().fold(0.0f32, |m, v| m.max(v.abs())) > 0.3, "h must move for the test to mean anything");
-    let balanced = Weights { j: b.j.clone(), w_in: b.w_in.clone(), w_out: b.w_out.clone() };
-    let monitors = Monitors { x: Some(Monitor { every: 1, trials: None }), y: Some(Monitor { every: 1, trials: None }) };
+    assert!(
+        b.h.iter().fold(0.0f32, |m, v| m.max(v.abs())) > 0.3,
+        "h must move for the test to mean anything"
+    );
+    let balanced = Weights {
+        j: b.j.clone(),
+        w_in: b.w_in.clone(),
+        w_out: b.w_out.clone(),
+    };
+    let monitors = Monitors {
+        x: Some(Monitor {
+            every: 1,
+            trials: None,
+        }),
+        y: Some(Monitor {
+            every: 1,
+            trials: None,
+        }),
+    };
     let before = simulate(&mut cpu(), &p, &w, 3, 300, &monitors, &mut |_| {}).unwrap();
     let after = simulate(&mut cpu(), &p, &balanced, 3, 300, &monitors, &mut |_| {}).unwrap();
     // In exact arithmetic y is identical; in f32 each step's sums round differently in the two
@@ -103,7 +163,11 @@ fn task_preserved_outputs_equal_and_states_scaled_by_e_minus_h() {
     let x_err = max_rel(&to_f64(&after.x), &scaled);
     assert!(x_err < 1e-5, "states differ from e^-h x0 by {x_err:.2e}");
     // Signs and zeros are kept exactly.
-    assert!(w.j.iter().zip(&b.j).all(|(a, c)| a.signum() == c.signum() && (*a == 0.0) == (*c == 0.0)));
+    assert!(w
+        .j
+        .iter()
+        .zip(&b.j)
+        .all(|(a, c)| a.signum() == c.signum() && (*a == 0.0) == (*c == 0.0)));
 }
 
 /// tr(J^k) for k = 1..=n: the power sums of the eigenvalues, which fix the whole spectrum.
@@ -123,21 +187,42 @@ fn power_traces(n: usize, j: &[f32]) -> Vec<f64> {
 fn spectrum_and_cycle_products_preserved_by_flow_solver_and_max_rule() {
     let n = 8;
     let j = unbalanced(1, n, 40, 1.0);
-    let max_rule = BalanceParams { p: 1.0, aggregate: Aggregate::Max, ..flow(0.5 * largest_stable_dt(&nets(1, n, &j), 1.0), 3000) };
+    let max_rule = BalanceParams {
+        p: 1.0,
+        aggregate: Aggregate::Max,
+        ..flow(0.5 * largest_stable_dt(&nets(1, n, &j), 1.0), 3000)
+    };
     for params in [stable_flow(&j, 1, n, 500), solver(1e-6), max_rule] {
         let b = run(&j, 1, n, &params);
-        assert!(b.h.iter().any(|v| v.abs() > 0.1), "{:?}: h must move", params.method);
+        assert!(
+            b.h.iter().any(|v| v.abs() > 0.1),
+            "{:?}: h must move",
+            params.method
+        );
         let (t0, t1) = (power_traces(n, &j), power_traces(n, &b.j));
         for (k, (a, c)) in t0.iter().zip(&t1).enumerate() {
             // f32 weights: each entry of J^k carries ~k roundings of 2^-24 relative over n^k terms.
             let scale = power_traces(n, &j.iter().map(|v| v.abs()).collect::<Vec<_>>())[k];
-            assert!((a - c).abs() <= 1e-5 * scale, "{:?}: tr(J^{}) {a} became {c}", params.method, k + 1);
+            assert!(
+                (a - c).abs() <= 1e-5 * scale,
+                "{:?}: tr(J^{}) {a} became {c}",
+                params.method,
+                k + 1
+            );
         }
         // Directed cycles 0 -> 1 -> ... -> L-1 -> 0 of every length through nonzero synapses.
         for len in 2..=n {
-            let prod = |w: &[f32]| (0..len).map(|s| f64::from(w[((s + 1) % len) * n + s])).product::<f64>();
+            let prod = |w: &[f32]| {
+                (0..len)
+                    .map(|s| f64::from(w[((s + 1) % len) * n + s]))
+                    .product::<f64>()
+            };
             let (p0, p1) = (prod(&j), prod(&b.j));
-            assert!((p0 - p1).abs() <= 1e-5 * p0.abs(), "{:?}: cycle of length {len}: {p0} became {p1}", params.method);
+            assert!(
+                (p0 - p1).abs() <= 1e-5 * p0.abs(),
+                "{:?}: cycle of length {len}: {p0} became {p1}",
+                params.method
+            );
         }
     }
 }
@@ -148,19 +233,54 @@ fn total_cost_never_increases_and_converges_to_balance() {
     let (groups, n) = (3, 50);
     let j = unbalanced(groups, n, 50, 0.5);
     for params in [stable_flow(&j, groups, n, 20_000), solver(1e-5)] {
-        let params = BalanceParams { tol: 1e-5, ..params };
+        let params = BalanceParams {
+            tol: 1e-5,
+            ..params
+        };
         let b = run(&j, groups, n, &params);
-        assert!(b.converged_at.is_some(), "{:?}: ||g|| / ||g0|| = {:.2e} after {} iterations", params.method, b.grad_norm[b.grad_norm.len() - 1] / b.grad_norm[0], b.iterations);
+        assert!(
+            b.converged_at.is_some(),
+            "{:?}: ||g|| / ||g0|| = {:.2e} after {} iterations",
+            params.method,
+            b.grad_norm[b.grad_norm.len() - 1] / b.grad_norm[0],
+            b.iterations
+        );
         for g in 0..groups {
-            let cost: Vec<f64> = b.total_cost.iter().skip(g).step_by(groups).copied().collect();
+            let cost: Vec<f64> = b
+                .total_cost
+                .iter()
+                .skip(g)
+                .step_by(groups)
+                .copied()
+                .collect();
             // Sums of f32 costs: a rise below 1e-6 relative is rounding, not the flow.
-            assert!(cost.windows(2).all(|w| w[1] <= w[0] * (1.0 + 1e-6)), "{:?}: the total cost rose", params.method);
-            assert!(cost[cost.len() - 1] < 0.9 * cost[0], "{:?}: balancing must lower this network's cost", params.method);
+            assert!(
+                cost.windows(2).all(|w| w[1] <= w[0] * (1.0 + 1e-6)),
+                "{:?}: the total cost rose",
+                params.method
+            );
+            assert!(
+                cost[cost.len() - 1] < 0.9 * cost[0],
+                "{:?}: balancing must lower this network's cost",
+                params.method
+            );
             // The balance condition (eq. 21), checked on the returned J itself.
             let c = host_costs(&nets(groups, n, &b.j), g, 2.0);
-            let gn: f64 = neural_gradients(n, &c).iter().map(|v| v * v).sum::<f64>().sqrt();
-            let g0: f64 = neural_gradients(n, &host_costs(&nets(groups, n, &j), g, 2.0)).iter().map(|v| v * v).sum::<f64>().sqrt();
-            assert!(gn < 1e-4 * g0, "{:?}: network {g}: ||g|| = {gn:.2e}, ||g0|| = {g0:.2e}", params.method);
+            let gn: f64 = neural_gradients(n, &c)
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>()
+                .sqrt();
+            let g0: f64 = neural_gradients(n, &host_costs(&nets(groups, n, &j), g, 2.0))
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                gn < 1e-4 * g0,
+                "{:?}: network {g}: ||g|| = {gn:.2e}, ||g0|| = {g0:.2e}",
+                params.method
+            );
             let hsum: f64 = b.h[g * n..(g + 1) * n].iter().map(|v| f64::from(*v)).sum();
             assert!(hsum.abs() < 1e-4, "sum h = {hsum} (eq. 22)");
         }
@@ -171,13 +291,24 @@ fn total_cost_never_increases_and_converges_to_balance() {
 fn flow_and_solver_reach_the_same_balanced_point() {
     let (groups, n) = (2, 40);
     let j = unbalanced(groups, n, 60, 0.5);
-    let by_flow = run(&j, groups, n, &BalanceParams { tol: 1e-6, ..stable_flow(&j, groups, n, 100_000) });
+    let by_flow = run(
+        &j,
+        groups,
+        n,
+        &BalanceParams {
+            tol: 1e-6,
+            ..stable_flow(&j, groups, n, 100_000)
+        },
+    );
     let by_solver = run(&j, groups, n, &solver(1e-6));
     assert!(by_flow.converged_at.is_some() && by_solver.converged_at.is_some());
     // Both stop at ||g|| <= 1e-6 ||g0||: h differs by about that over the smallest curvature.
     let dh = max_rel(&to_f64(&by_solver.h), &to_f64(&by_flow.h));
     let dj = max_rel(&to_f64(&by_solver.j), &to_f64(&by_flow.j));
-    assert!(dh < 1e-3 && dj < 1e-3, "h differs by {dh:.2e}, J by {dj:.2e}");
+    assert!(
+        dh < 1e-3 && dj < 1e-3,
+        "h differs by {dh:.2e}, J by {dj:.2e}"
+    );
     assert!(
         by_solver.converged_at.unwrap() * 10 < by_flow.converged_at.unwrap(),
         "solver {} vs flow {} passes",
@@ -188,7 +319,10 @@ fn flow_and_solver_reach_the_same_balanced_point() {
 
 /// c12(t) = c0 e^(p (h2 - h1)) along a flow recorded every iteration.
 fn c12_trajectory(b: &Balanced, c0: f64, p: f64) -> Vec<f64> {
-    b.h_trajectory.chunks(2).map(|h| c0 * (p * f64::from(h[1] - h[0])).exp()).collect()
+    b.h_trajectory
+        .chunks(2)
+        .map(|h| c0 * (p * f64::from(h[1] - h[0])).exp())
+        .collect()
 }
 
 #[test]
@@ -198,13 +332,27 @@ fn single_feedforward_synapse_decays_as_eq_31_and_has_no_balanced_point() {
     let j = [0.0, c0.sqrt() as f32, 0.0, 0.0];
     let err = |dt: f32| {
         let steps = (2.0 / dt) as usize;
-        let b = run(&j, 1, 2, &BalanceParams { h_every: 1, ..flow(dt, steps) });
+        let b = run(
+            &j,
+            1,
+            2,
+            &BalanceParams {
+                h_every: 1,
+                ..flow(dt, steps)
+            },
+        );
         let c = c12_trajectory(&b, c0, p);
-        c.iter().enumerate().map(|(s, v)| (v - c0 / (2.0 * c0 * p * s as f64 * dt as f64 + 1.0)).abs() / c0).fold(0.0, f64::max)
+        c.iter()
+            .enumerate()
+            .map(|(s, v)| (v - c0 / (2.0 * c0 * p * s as f64 * dt as f64 + 1.0)).abs() / c0)
+            .fold(0.0, f64::max)
     };
     // Euler is first order: the error must fall with dt, and halve when dt halves.
     let (e1, e2) = (err(0.004), err(0.002));
-    assert!(e1 < 5e-3 && (1.7..2.3).contains(&(e1 / e2)), "errors {e1:.2e} at dt 0.004, {e2:.2e} at dt 0.002");
+    assert!(
+        e1 < 5e-3 && (1.7..2.3).contains(&(e1 / e2)),
+        "errors {e1:.2e} at dt 0.004, {e2:.2e} at dt 0.002"
+    );
     match balance(&mut cpu(), &nets(1, 2, &j), &solver(1e-6)) {
         Err(DaleError::NoBalance { network: 0, .. }) => {}
         other => panic!("the solver must refuse a feedforward synapse, got {other:?}"),
@@ -220,18 +368,41 @@ fn two_neurons_follow_the_tanh_and_coth_branches() {
         let j = [0.0, c12.sqrt() as f32, -(c21.sqrt() as f32), 0.0];
         let (chat, q0) = ((c12 * c21).sqrt(), (c12 / c21).sqrt());
         let k = 2.0 * p * chat;
-        let q = |t: f64| if q0 < 1.0 { (k * t + q0.atanh()).tanh() } else { 1.0 / (k * t + (1.0 / q0).atanh()).tanh() };
+        let q = |t: f64| {
+            if q0 < 1.0 {
+                (k * t + q0.atanh()).tanh()
+            } else {
+                1.0 / (k * t + (1.0 / q0).atanh()).tanh()
+            }
+        };
         let err = |dt: f32| {
-            let b = run(&j, 1, 2, &BalanceParams { h_every: 1, ..flow(dt, (1.5 / dt) as usize) });
+            let b = run(
+                &j,
+                1,
+                2,
+                &BalanceParams {
+                    h_every: 1,
+                    ..flow(dt, (1.5 / dt) as usize)
+                },
+            );
             let c = c12_trajectory(&b, c12, p);
-            c.iter().enumerate().map(|(s, v)| (v / chat - q(s as f64 * dt as f64)).abs()).fold(0.0, f64::max)
+            c.iter()
+                .enumerate()
+                .map(|(s, v)| (v / chat - q(s as f64 * dt as f64)).abs())
+                .fold(0.0, f64::max)
         };
         let (e1, e2) = (err(0.004), err(0.002));
-        assert!(e1 < 1e-2 && (1.7..2.3).contains(&(e1 / e2)), "c12 {c12} c21 {c21}: errors {e1:.2e}, {e2:.2e}");
+        assert!(
+            e1 < 1e-2 && (1.7..2.3).contains(&(e1 / e2)),
+            "c12 {c12} c21 {c21}: errors {e1:.2e}, {e2:.2e}"
+        );
         // The end point: both costs at the geometric mean (eq. 29-30).
         let b = run(&j, 1, 2, &solver(1e-7));
         let c = host_costs(&nets(1, 2, &b.j), 0, 2.0);
-        assert!((c[1] - chat).abs() < 1e-5 * chat && (c[2] - chat).abs() < 1e-5 * chat, "costs {c:?}, c_hat {chat}");
+        assert!(
+            (c[1] - chat).abs() < 1e-5 * chat && (c[2] - chat).abs() < 1e-5 * chat,
+            "costs {c:?}, c_hat {chat}"
+        );
     }
 }
 
@@ -243,9 +414,17 @@ fn prop_5_bounds_hold() {
     for g in 0..groups {
         let c0 = host_costs(&nets(groups, n, &j), g, 2.0);
         let (lower, upper) = cost_bounds(n, &c0);
-        let c_star = host_costs(&nets(groups, n, &b.j), g, 2.0).iter().sum::<f64>();
-        assert!(lower <= c_star * (1.0 + 1e-6) && c_star <= upper, "network {g}: {lower} <= {c_star} <= {upper} fails");
-        assert!(upper < c0.iter().sum::<f64>(), "the upper bound must say something");
+        let c_star = host_costs(&nets(groups, n, &b.j), g, 2.0)
+            .iter()
+            .sum::<f64>();
+        assert!(
+            lower <= c_star * (1.0 + 1e-6) && c_star <= upper,
+            "network {g}: {lower} <= {c_star} <= {upper} fails"
+        );
+        assert!(
+            upper < c0.iter().sum::<f64>(),
+            "the upper bound must say something"
+        );
     }
 }
 
@@ -260,7 +439,9 @@ fn normal_matrices_are_fixed_points() {
     };
     let row = normal(n, 81);
     let circulant: Vec<f32> = (0..n * n).map(|e| row[(e / n + n - e % n) % n]).collect();
-    let q = nalgebra::DMatrix::from_fn(n, n, |r, c| f64::from(normal(n * n, 82)[r * n + c])).qr().q();
+    let q = nalgebra::DMatrix::from_fn(n, n, |r, c| f64::from(normal(n * n, 82)[r * n + c]))
+        .qr()
+        .q();
     let mut d = nalgebra::DMatrix::zeros(n, n);
     for b in 0..n / 2 {
         let (re, im) = (1.0 + b as f64 * 0.1, 0.5 - b as f64 * 0.07);
@@ -270,8 +451,14 @@ fn normal_matrices_are_fixed_points() {
         d[(2 * b + 1, 2 * b)] = -im;
     }
     let normal_m = &q * d * q.transpose();
-    let qdq: Vec<f32> = (0..n * n).map(|e| normal_m[(e / n, e % n)] as f32).collect();
-    for (name, j) in [("symmetric", sym), ("circulant", circulant), ("Q D Q^T", qdq)] {
+    let qdq: Vec<f32> = (0..n * n)
+        .map(|e| normal_m[(e / n, e % n)] as f32)
+        .collect();
+    for (name, j) in [
+        ("symmetric", sym),
+        ("circulant", circulant),
+        ("Q D Q^T", qdq),
+    ] {
         let c = host_costs(&nets(1, n, &j), 0, 2.0);
         let g = neural_gradients(n, &c);
         let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -280,7 +467,11 @@ fn normal_matrices_are_fixed_points() {
         assert!(gn < 1e-5 * total, "{name}: ||g|| = {gn:.2e}, C = {total}");
         // The solver then does not move it.
         let b = run(&j, 1, n, &solver(1e-6));
-        assert!(b.h.iter().all(|v| v.abs() < 1e-4), "{name}: h moved to {:?}", b.h.iter().fold(0.0f32, |m, v| m.max(v.abs())));
+        assert!(
+            b.h.iter().all(|v| v.abs() < 1e-4),
+            "{name}: h moved to {:?}",
+            b.h.iter().fold(0.0f32, |m, v| m.max(v.abs()))
+        );
     }
 }
 
@@ -290,22 +481,50 @@ fn symmetrisable_costs_end_at_geometric_means_and_rank_one_at_sqrt_ab() {
     // C0 = D S D^-1 with S symmetric positive (symmetric zeros) and D positive diagonal.
     let s = normal(n * n, 90);
     let d: Vec<f64> = normal(n, 91).iter().map(|v| f64::from(*v).exp()).collect();
-    let sym = |i: usize, j: usize| if (i + j) % 5 == 0 { 0.0 } else { f64::from(s[i * n + j].abs() + s[j * n + i].abs()) };
-    let c_sym: Vec<f64> = (0..n * n).map(|e| sym(e / n, e % n) * d[e / n] / d[e % n]).collect();
+    let sym = |i: usize, j: usize| {
+        if (i + j) % 5 == 0 {
+            0.0
+        } else {
+            f64::from(s[i * n + j].abs() + s[j * n + i].abs())
+        }
+    };
+    let c_sym: Vec<f64> = (0..n * n)
+        .map(|e| sym(e / n, e % n) * d[e / n] / d[e % n])
+        .collect();
     // Rank one: C0 = a b^T, all positive.
-    let (a, bv): (Vec<f64>, Vec<f64>) = (normal(n, 92).iter().map(|v| f64::from(v.exp())).collect(), normal(n, 93).iter().map(|v| f64::from(v.exp())).collect());
+    let (a, bv): (Vec<f64>, Vec<f64>) = (
+        normal(n, 92).iter().map(|v| f64::from(v.exp())).collect(),
+        normal(n, 93).iter().map(|v| f64::from(v.exp())).collect(),
+    );
     let c_rank1: Vec<f64> = (0..n * n).map(|e| a[e / n] * bv[e % n]).collect();
-    let want_rank1: Vec<f64> = (0..n * n).map(|e| (a[e / n] * bv[e / n]).sqrt() * (a[e % n] * bv[e % n]).sqrt()).collect();
-    let want_sym: Vec<f64> = (0..n * n).map(|e| (c_sym[e] * c_sym[(e % n) * n + e / n]).sqrt()).collect();
-    for (name, c0, want) in [("symmetrisable", c_sym, want_sym), ("rank one", c_rank1, want_rank1)] {
+    let want_rank1: Vec<f64> = (0..n * n)
+        .map(|e| (a[e / n] * bv[e / n]).sqrt() * (a[e % n] * bv[e % n]).sqrt())
+        .collect();
+    let want_sym: Vec<f64> = (0..n * n)
+        .map(|e| (c_sym[e] * c_sym[(e % n) * n + e / n]).sqrt())
+        .collect();
+    for (name, c0, want) in [
+        ("symmetrisable", c_sym, want_sym),
+        ("rank one", c_rank1, want_rank1),
+    ] {
         // J with these costs for p = 2 and alternating signs.
-        let j: Vec<f32> = c0.iter().enumerate().map(|(e, c)| (c.sqrt() * if e % 3 == 0 { -1.0 } else { 1.0 }) as f32).collect();
+        let j: Vec<f32> = c0
+            .iter()
+            .enumerate()
+            .map(|(e, c)| (c.sqrt() * if e % 3 == 0 { -1.0 } else { 1.0 }) as f32)
+            .collect();
         let b = run(&j, 1, n, &solver(1e-7));
         let got = host_costs(&nets(1, n, &b.j), 0, 2.0);
         let err = max_rel(&got, &want);
-        assert!(err < 1e-5, "{name}: balanced costs differ from the prediction by {err:.2e}");
+        assert!(
+            err < 1e-5,
+            "{name}: balanced costs differ from the prediction by {err:.2e}"
+        );
         let lower = cost_bounds(n, &c0).0;
-        assert!((got.iter().sum::<f64>() - lower).abs() < 1e-5 * lower, "{name}: the lower bound (42) must be attained");
+        assert!(
+            (got.iter().sum::<f64>() - lower).abs() < 1e-5 * lower,
+            "{name}: the lower bound (42) must be attained"
+        );
     }
 }
 
@@ -317,18 +536,45 @@ fn max_rule_balances_largest_incoming_and_outgoing_weights() {
     let dt = 0.5 * largest_stable_dt(&nets(groups, n, &j), 1.0);
     // g_k is the difference of two single weights, each known to f32 precision through h = O(1),
     // so ||g|| stops falling near 1e-6 of ||g0|| (measured 8.5e-7): 3e-6 is reachable.
-    let params = BalanceParams { p: 1.0, aggregate: Aggregate::Max, method: Method::Flow { dt }, max_iterations: 100_000, tol: 3e-6, h_every: 0 };
+    let params = BalanceParams {
+        p: 1.0,
+        aggregate: Aggregate::Max,
+        method: Method::Flow { dt },
+        max_iterations: 100_000,
+        tol: 3e-6,
+        h_every: 0,
+    };
     let b = run(&j, groups, n, &params);
-    assert!(b.converged_at.is_some(), "||g|| / ||g0|| = {:.2e}", b.grad_norm[b.grad_norm.len() - 1] / b.grad_norm[0]);
+    assert!(
+        b.converged_at.is_some(),
+        "||g|| / ||g0|| = {:.2e}",
+        b.grad_norm[b.grad_norm.len() - 1] / b.grad_norm[0]
+    );
     for g in 0..groups {
         let w = &b.j[g * n * n..(g + 1) * n * n];
         for k in 0..n {
-            let inc = (0..n).filter(|&o| o != k).map(|o| w[k * n + o].abs()).fold(0.0f32, f32::max);
-            let out = (0..n).filter(|&o| o != k).map(|o| w[o * n + k].abs()).fold(0.0f32, f32::max);
-            assert!((inc - out).abs() < 1e-4 * inc.max(out), "network {g} neuron {k}: max in {inc}, max out {out}");
+            let inc = (0..n)
+                .filter(|&o| o != k)
+                .map(|o| w[k * n + o].abs())
+                .fold(0.0f32, f32::max);
+            let out = (0..n)
+                .filter(|&o| o != k)
+                .map(|o| w[o * n + k].abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                (inc - out).abs() < 1e-4 * inc.max(out),
+                "network {g} neuron {k}: max in {inc}, max out {out}"
+            );
         }
     }
-    match balance(&mut cpu(), &nets(groups, n, &j), &BalanceParams { method: Method::Solver, ..params }) {
+    match balance(
+        &mut cpu(),
+        &nets(groups, n, &j),
+        &BalanceParams {
+            method: Method::Solver,
+            ..params
+        },
+    ) {
         Err(DaleError::Scene { .. }) => {}
         other => panic!("the solver is for power-law costs; got {other:?}"),
     }
@@ -341,12 +587,27 @@ fn robustness_cost_with_per_column_sigma2() {
     let n = 25;
     let j = unbalanced(1, n, 110, 1.0);
     let sigma2: Vec<f32> = normal(n, 111).iter().map(|v| 0.2 + v.abs()).collect();
-    let networks = Networks { alpha: Alpha::PerColumn { shared: true }, alpha_values: &sigma2, ..nets(1, n, &j) };
+    let networks = Networks {
+        alpha: Alpha::PerColumn { shared: true },
+        alpha_values: &sigma2,
+        ..nets(1, n, &j)
+    };
     let b = balance(&mut cpu(), &networks, &solver(1e-7)).unwrap();
-    let c = host_costs(&Networks { j: &b.j, ..networks }, 0, 2.0);
+    let c = host_costs(
+        &Networks {
+            j: &b.j,
+            ..networks
+        },
+        0,
+        2.0,
+    );
     let g = neural_gradients(n, &c);
     let total: f64 = c.iter().sum();
-    assert!(g.iter().all(|v| v.abs() < 1e-5 * total), "largest |g_k| {:.2e}", g.iter().fold(0.0f64, |m, v| m.max(v.abs())));
+    assert!(
+        g.iter().all(|v| v.abs() < 1e-5 * total),
+        "largest |g_k| {:.2e}",
+        g.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+    );
 }
 
 #[test]
@@ -367,13 +628,18 @@ fn heat_equation_and_resistance_near_equilibrium() {
     let l = laplacian(n, &c0);
     let pinv = pseudo_inverse(&l);
     let g0 = neural_gradients(n, &c0);
-    let h_star: Vec<f64> = (0..n).map(|i| (0..n).map(|k| pinv[(i, k)] * g0[k]).sum::<f64>() / 2.0).collect();
+    let h_star: Vec<f64> = (0..n)
+        .map(|i| (0..n).map(|k| pinv[(i, k)] * g0[k]).sum::<f64>() / 2.0)
+        .collect();
     let dh = max_rel(&to_f64(&b.h), &h_star);
     // Second-order terms are O(eta) relative to the first-order h*.
     assert!(dh < 10.0 * eta, "h* differs from p^-1 L+ g0 by {dh:.2e}");
     let log_change = (f64::from(b.j[post * n + pre]) / f64::from(j[post * n + pre])).ln() / eta;
     let want = -c0[post * n + pre] * resistance(&pinv, post, pre);
-    assert!((log_change - want).abs() < 0.02 * want.abs(), "log change / eta {log_change}, -c R = {want}");
+    assert!(
+        (log_change - want).abs() < 0.02 * want.abs(),
+        "log change / eta {log_change}, -c R = {want}"
+    );
     // The ring's Laplacian: 12 modes, one zero, the rest positive.
     let (values, _) = laplacian_modes(&l);
     assert!(values[0].abs() < 1e-12 && values[1] > 0.1);
@@ -391,8 +657,54 @@ fn model_on_gpu_matches_cpu() {
         // contraction towards one point, so the differences do not grow: 1e-4 of max |h|.
         let dh = max_rel(&to_f64(&got.h), &to_f64(&want.h));
         let dj = max_rel(&to_f64(&got.j), &to_f64(&want.j));
-        assert!(dh < 1e-4 && dj < 1e-4, "{:?}: h differs by {dh:.2e}, J by {dj:.2e}", params.method);
+        assert!(
+            dh < 1e-4 && dj < 1e-4,
+            "{:?}: h differs by {dh:.2e}, J by {dj:.2e}",
+            params.method
+        );
         let dc = max_rel(&got.total_cost, &want.total_cost);
-        assert!(dc < 1e-5, "{:?}: total cost history differs by {dc:.2e}", params.method);
+        assert!(
+            dc < 1e-5,
+            "{:?}: total cost history differs by {dc:.2e}",
+            params.method
+        );
     }
+}
+
+#[test]
+fn sensitivity_from_gain_moments_equals_the_mean_jacobian_norm_and_is_task_invariant() {
+    // Eq. 9: S = sum_ij sigma_j^2 J_ij^2 - 2 sum_i mu_i J_ii + N equals the average over visited
+    // states of ||-I + J diag(phi'(x))||_F^2 (eq. 6-7), and (Prop. 2) the gain moments do not
+    // change under the task-preserving transformation, since phi' is scale-free for ReLU.
+    let n = 12;
+    let j = unbalanced(1, n, 130, 0.5);
+    let states = normal(40 * n, 131);
+    let (mu, sigma2) = gain_moments(Phi::Relu, n, &states);
+    let direct: f64 = states
+        .chunks(n)
+        .map(|x| {
+            let mut f = 0.0;
+            for i in 0..n {
+                for k in 0..n {
+                    let slope = if x[k] > 0.0 { 1.0 } else { 0.0 };
+                    let v = f64::from(j[i * n + k]) * slope - if i == k { 1.0 } else { 0.0 };
+                    f += v * v;
+                }
+            }
+            f
+        })
+        .sum::<f64>()
+        / 40.0;
+    let s = sensitivity(&j, &mu, &sigma2);
+    assert!(
+        (s - direct).abs() < 1e-9 * direct,
+        "eq. 9 gives {s}, the Jacobian average {direct}"
+    );
+    let h = normal(n, 132);
+    let scaled: Vec<f32> = states
+        .iter()
+        .enumerate()
+        .map(|(e, v)| v * (-h[e % n]).exp())
+        .collect();
+    assert_eq!(gain_moments(Phi::Relu, n, &scaled), (mu, sigma2));
 }

@@ -19,24 +19,42 @@ fn params(phi: Phi, sigma: f32) -> RateParams {
         inputs: 3,
         outputs: 2,
         sigma,
-        input: Input::Sine { amplitude: 1.0, period: 50.0, offset: 0.2 },
+        input: Input::Sine {
+            amplitude: 1.0,
+            period: 50.0,
+            offset: 0.2,
+        },
     }
 }
 
 fn every_step() -> Monitors {
-    Monitors { x: Some(Monitor { every: 1, trials: None }), y: Some(Monitor { every: 1, trials: None }) }
+    Monitors {
+        x: Some(Monitor {
+            every: 1,
+            trials: None,
+        }),
+        y: Some(Monitor {
+            every: 1,
+            trials: None,
+        }),
+    }
 }
 
 fn run(be: &mut dyn Backend, p: &RateParams, steps: usize, monitors: &Monitors) -> Trajectory {
     let w = Weights::random(p, 11);
-    simulate(be, p, &w, 11, steps, monitors, &mut |_| {}).map_err(|(_, e)| e).expect("run")
+    simulate(be, p, &w, 11, steps, monitors, &mut |_| {})
+        .map_err(|(_, e)| e)
+        .expect("run")
 }
 
 /// With g = 0.8 < 1 the network is stable around its driven trajectory, so per-step f32 rounding
 /// differences (~1e-7 relative, from different sum orders in J phi(x)) do not grow exponentially;
 /// they accumulate over the ~tau / (1 - g) = 50-step memory of the network to ~1e-5 of max |x|.
 /// 1e-4 leaves a factor of 10 for the spread over 1,000 steps and 1,542 units.
-const TRAJECTORY_TOL: Tol = Tol { rel: 1e-4, why: "stable network (g = 0.8): rounding differences stay bounded by its memory" };
+const TRAJECTORY_TOL: Tol = Tol {
+    rel: 1e-4,
+    why: "stable network (g = 0.8): rounding differences stay bounded by its memory",
+};
 
 #[test]
 fn gpu_and_cpu_trajectories_agree_over_1000_steps() {
@@ -49,8 +67,18 @@ fn gpu_and_cpu_trajectories_agree_over_1000_steps() {
         assert_eq!((c.x_steps.len(), c.y_steps.len()), (1000, 1000));
         assert_close(&format!("{phi:?} x(t)"), &g.x, &c.x, TRAJECTORY_TOL);
         assert_close(&format!("{phi:?} y(t)"), &g.y, &c.y, TRAJECTORY_TOL);
-        assert_close(&format!("{phi:?} population rate"), &g.population_rate, &c.population_rate, TRAJECTORY_TOL);
-        assert_close(&format!("{phi:?} x final"), &g.x_final, &c.x_final, TRAJECTORY_TOL);
+        assert_close(
+            &format!("{phi:?} population rate"),
+            &g.population_rate,
+            &c.population_rate,
+            TRAJECTORY_TOL,
+        );
+        assert_close(
+            &format!("{phi:?} x final"),
+            &g.x_final,
+            &c.x_final,
+            TRAJECTORY_TOL,
+        );
         // The run must have moved: a trajectory stuck at zero would agree trivially.
         assert!(c.max_abs_x.iter().cloned().fold(0.0, f32::max) > 0.5);
     }
@@ -79,7 +107,9 @@ fn euler_matches_the_closed_form_of_a_linear_unit() {
         backends.push(Box::new(g));
     }
     for be in backends.iter_mut() {
-        let traj = simulate(be.as_mut(), &p, &w, 3, 300, &every_step(), &mut |_| {}).map_err(|(_, e)| e).unwrap();
+        let traj = simulate(be.as_mut(), &p, &w, 3, 300, &every_step(), &mut |_| {})
+            .map_err(|(_, e)| e)
+            .unwrap();
         for (s, &t) in traj.x_steps.iter().enumerate() {
             let decay = 1.0 - (1.0 - 0.5f64 / 20.0).powi(t as i32);
             for trial in 0..2 {
@@ -87,7 +117,11 @@ fn euler_matches_the_closed_form_of_a_linear_unit() {
                     let want = w.w_in[i] as f64 * 2.0 * decay;
                     let got = traj.x[(s * 2 + trial) * 5 + i] as f64;
                     // t steps of f32 rounding, each ~6e-8 relative.
-                    assert!((got - want).abs() <= 1e-7 * t as f64 * want.abs().max(1.0), "{}: x_{i}({t}) = {got}, want {want}", be.info().kind);
+                    assert!(
+                        (got - want).abs() <= 1e-7 * t as f64 * want.abs().max(1.0),
+                        "{}: x_{i}({t}) = {got}, want {want}",
+                        be.info().kind
+                    );
                 }
             }
         }
@@ -100,8 +134,22 @@ fn chunking_and_monitor_strides_do_not_change_the_trajectory() {
     // rows of monitoring every step, on the same backend.
     let p = params(Phi::Relu, 0.3);
     let every = run(&mut cpu(), &p, 600, &every_step());
-    let sparse = run(&mut cpu(), &p, 600, &Monitors { x: Some(Monitor { every: 7, trials: Some(2) }), y: None });
-    assert_eq!(sparse.x_steps, (1..=600 / 7).map(|k| 7 * k).collect::<Vec<_>>());
+    let sparse = run(
+        &mut cpu(),
+        &p,
+        600,
+        &Monitors {
+            x: Some(Monitor {
+                every: 7,
+                trials: Some(2),
+            }),
+            y: None,
+        },
+    );
+    assert_eq!(
+        sparse.x_steps,
+        (1..=600 / 7).map(|k| 7 * k).collect::<Vec<_>>()
+    );
     let row = 2 * p.n;
     for (s, &t) in sparse.x_steps.iter().enumerate() {
         let full = &every.x[(t - 1) * p.batch() * p.n..][..row];
@@ -115,17 +163,41 @@ fn networks_are_independent_batch_entries() {
     // The batch is networks x trials: network 1 run alone with its own weights must give the
     // rows of network 1 in the batched run. A constant input, since the sine's phase depends on
     // the trial only and would match anyway; noise off, since its counter is the batch index.
-    let p = RateParams { input: Input::Constant { value: vec![0.5, -0.2, 0.1] }, ..params(Phi::Tanh, 0.0) };
+    let p = RateParams {
+        input: Input::Constant {
+            value: vec![0.5, -0.2, 0.1],
+        },
+        ..params(Phi::Tanh, 0.0)
+    };
     let w = Weights::random(&p, 11);
-    let both = simulate(&mut cpu(), &p, &w, 11, 200, &every_step(), &mut |_| {}).map_err(|(_, e)| e).unwrap();
-    let one = RateParams { networks: 1, ..p.clone() };
+    let both = simulate(&mut cpu(), &p, &w, 11, 200, &every_step(), &mut |_| {})
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let one = RateParams {
+        networks: 1,
+        ..p.clone()
+    };
     let (nn, m, k) = (p.n * p.n, p.n * p.inputs, p.outputs * p.n);
-    let w1 = Weights { j: w.j[nn..].to_vec(), w_in: w.w_in[m..].to_vec(), w_out: w.w_out[k..].to_vec() };
-    let alone = simulate(&mut cpu(), &one, &w1, 11, 200, &every_step(), &mut |_| {}).map_err(|(_, e)| e).unwrap();
+    let w1 = Weights {
+        j: w.j[nn..].to_vec(),
+        w_in: w.w_in[m..].to_vec(),
+        w_out: w.w_out[k..].to_vec(),
+    };
+    let alone = simulate(&mut cpu(), &one, &w1, 11, 200, &every_step(), &mut |_| {})
+        .map_err(|(_, e)| e)
+        .unwrap();
     let row = p.trials * p.n;
     for s in 0..200 {
         let batched = &both.x[(s * p.batch() + p.trials) * p.n..][..row];
-        let tol = Tol { rel: 1e-6, why: "same f32 operations; GEMM blocking may differ with the batch" };
-        assert_close(&format!("network 1 at step {}", s + 1), &alone.x[s * row..(s + 1) * row], batched, tol);
+        let tol = Tol {
+            rel: 1e-6,
+            why: "same f32 operations; GEMM blocking may differ with the batch",
+        };
+        assert_close(
+            &format!("network 1 at step {}", s + 1),
+            &alone.x[s * row..(s + 1) * row],
+            batched,
+            tol,
+        );
     }
 }

@@ -11,16 +11,30 @@ pub const TARGET_S: f64 = 1.0;
 /// A size whose runs are estimated to take longer than this on a backend is skipped there.
 pub const BUDGET_S: f64 = 60.0;
 
-pub fn run(be: &mut dyn Backend, p: &RateParams, w: &Weights, steps: usize, monitors: &Monitors) -> f64 {
+pub fn run(
+    be: &mut dyn Backend,
+    p: &RateParams,
+    w: &Weights,
+    steps: usize,
+    monitors: &Monitors,
+) -> f64 {
     let t = Instant::now();
-    simulate(be, p, w, 1, steps, monitors, &mut |_| {}).map_err(|(_, e)| e).expect("bench run");
+    simulate(be, p, w, 1, steps, monitors, &mut |_| {})
+        .map_err(|(_, e)| e)
+        .expect("bench run");
     t.elapsed().as_secs_f64()
 }
 
 /// Per-step time (T(2S) - T(S)) / S over whole runs, so allocation, weight upload and the first
 /// submission cancel, with S chosen so that a run takes about TARGET_S; None when even that
 /// would exceed BUDGET_S at `flops_per_s_guess`. Returns (seconds per step, S).
-pub fn per_step(be: &mut dyn Backend, p: &RateParams, w: &Weights, monitors: &Monitors, flops_per_s_guess: f64) -> Option<(f64, usize)> {
+pub fn per_step(
+    be: &mut dyn Backend,
+    p: &RateParams,
+    w: &Weights,
+    monitors: &Monitors,
+    flops_per_s_guess: f64,
+) -> Option<(f64, usize)> {
     let flops = 2.0 * (p.batch() * p.n * p.n) as f64;
     if 8.0 * flops / flops_per_s_guess > BUDGET_S {
         return None; // even the warm-up and two short runs would not fit the budget
@@ -33,5 +47,8 @@ pub fn per_step(be: &mut dyn Backend, p: &RateParams, w: &Weights, monitors: &Mo
     }
     let short = run(be, p, w, steps, monitors);
     let long = run(be, p, w, 2 * steps, monitors);
-    Some((((long - short) / steps as f64).max(f64::MIN_POSITIVE), steps))
+    Some((
+        ((long - short) / steps as f64).max(f64::MIN_POSITIVE),
+        steps,
+    ))
 }

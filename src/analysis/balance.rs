@@ -22,7 +22,9 @@ pub fn gain_moments(phi: Phi, n: usize, x: &[f32]) -> (Vec<f64>, Vec<f64>) {
             sigma2[i] += d * d;
         }
     }
-    mu.iter_mut().chain(sigma2.iter_mut()).for_each(|v| *v /= samples as f64);
+    mu.iter_mut()
+        .chain(sigma2.iter_mut())
+        .for_each(|v| *v /= samples as f64);
     (mu, sigma2)
 }
 
@@ -108,14 +110,18 @@ pub fn heat_modes(values: &[f64], vectors: &DMatrix<f64>, g0: &[f64], p: f64, t:
 
 /// Neural gradients g = row sums - column sums (eq. 17) of an [n, n] cost matrix.
 pub fn neural_gradients(n: usize, c: &[f64]) -> Vec<f64> {
-    (0..n).map(|k| (0..n).map(|j| c[k * n + j] - c[j * n + k]).sum()).collect()
+    (0..n)
+        .map(|k| (0..n).map(|j| c[k * n + j] - c[j * n + k]).sum())
+        .collect()
 }
 
 /// Prop. 5: (lower, upper) bounds on the balanced total cost C*:
 /// sum_ij sqrt(c_ij c_ji) <= C* <= C0 - ||g0||^2 / (8 C0).
 pub fn cost_bounds(n: usize, c: &[f64]) -> (f64, f64) {
     let total: f64 = c.iter().sum();
-    let lower = (0..n * n).map(|e| (c[e] * c[(e % n) * n + e / n]).sqrt()).sum();
+    let lower = (0..n * n)
+        .map(|e| (c[e] * c[(e % n) * n + e / n]).sqrt())
+        .sum();
     let g2: f64 = neural_gradients(n, c).iter().map(|v| v * v).sum();
     (lower, total - g2 / (8.0 * total))
 }

@@ -353,7 +353,15 @@ pub trait Backend {
     fn download(&mut self, src: Buf, offset: usize, len: usize) -> Result<Vec<f32>, DaleError>;
     fn copy(&mut self, src: Buf, src_offset: usize, dst: Buf, dst_offset: usize, len: usize);
     /// c = a W^T (or c += a W^T with `accumulate`); `a` starts at `a_offset`.
-    fn matmul(&mut self, a: Buf, a_offset: usize, w: Buf, c: Buf, shape: MatmulShape, accumulate: bool);
+    fn matmul(
+        &mut self,
+        a: Buf,
+        a_offset: usize,
+        w: Buf,
+        c: Buf,
+        shape: MatmulShape,
+        accumulate: bool,
+    );
     /// x <- x + leak (-x + drive) + noise;  r <- phi(x).
     fn euler_step(&mut self, x: Buf, r: Buf, drive: Buf, step: EulerStep);
     /// out[out_offset + i] = scale * reduce(...) as `Reduce` describes.
@@ -383,7 +391,10 @@ pub(crate) fn check_backward(delta: Buf, back: Buf, x: Buf, readout: Buf, s: Eul
     check_range(back, 0, s.len, "euler_backward back");
     check_range(x, s.x, s.len, "euler_backward x");
     check_range(readout, s.readout, s.len, "euler_backward readout");
-    assert!(s.out + s.len <= s.next || s.next + s.len <= s.out, "euler_backward: delta ranges overlap");
+    assert!(
+        s.out + s.len <= s.next || s.next + s.len <= s.out,
+        "euler_backward: delta ranges overlap"
+    );
 }
 
 pub(crate) fn check_range(buf: Buf, offset: usize, len: usize, op: &str) {

@@ -15,7 +15,11 @@ const LANES: usize = 8;
 /// One N(0, 1) value: element `index` of step `step` of the stream `seed`.
 pub fn gaussian_noise(seed: u64, step: u32, index: u32) -> f32 {
     let (cos, sin) = pairs(key(seed, step), u32x8::splat(index / 2));
-    if index % 2 == 0 { cos.to_array()[0] } else { sin.to_array()[0] }
+    if index % 2 == 0 {
+        cos.to_array()[0]
+    } else {
+        sin.to_array()[0]
+    }
 }
 
 /// Fills `out` with elements `first`, `first + 1`, ... of step `step` of the stream `seed`.

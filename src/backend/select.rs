@@ -74,9 +74,14 @@ fn row(a: &wgpu::Adapter) -> AdapterRow {
         name: info.name.clone(),
         backend: backend_name(info.backend).into(),
         device_type: format!("{:?}", info.device_type),
-        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
         rank: rank(info.device_type),
-        max_buffer_mib: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) >> 20,
+        max_buffer_mib: limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            >> 20,
         max_workgroup_storage_kib: limits.max_compute_workgroup_storage_size / 1024,
         max_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
         max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
@@ -127,7 +132,14 @@ pub fn pick(choice: BackendChoice) -> Result<(Option<wgpu::Adapter>, String), Da
             match best {
                 Some(a) => {
                     let info = a.get_info();
-                    Ok((Some(a), format!("asked for {}: its best adapter ({:?})", backend_name(want), info.device_type)))
+                    Ok((
+                        Some(a),
+                        format!(
+                            "asked for {}: its best adapter ({:?})",
+                            backend_name(want),
+                            info.device_type
+                        ),
+                    ))
                 }
                 None => Err(DaleError::NoAdapter {
                     requested: backend_name(want).into(),
@@ -149,11 +161,9 @@ pub fn open(choice: BackendChoice) -> Result<Opened, DaleError> {
 
 /// Any GPU adapter, software ones included, hardware first: what kernel tests run on.
 pub fn any_gpu() -> Result<Option<Arc<GpuContext>>, DaleError> {
-    let best = adapters(NATIVE)
-        .into_iter()
-        .min_by_key(|a| {
-            let info = a.get_info();
-            (rank(info.device_type).unwrap_or(9), api_order(info.backend))
-        });
+    let best = adapters(NATIVE).into_iter().min_by_key(|a| {
+        let info = a.get_info();
+        (rank(info.device_type).unwrap_or(9), api_order(info.backend))
+    });
     best.map(|a| GpuContext::open(&a)).transpose()
 }

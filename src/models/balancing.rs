@@ -10,7 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::backend::cpu::power;
-use crate::backend::{Aggregate, Alpha, Backend, Buf, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights};
+use crate::backend::{
+    Aggregate, Alpha, Backend, Buf, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
+};
 use crate::error::DaleError;
 
 /// Iterations recorded on the device between two readbacks of the history.
@@ -77,11 +79,26 @@ pub struct Balanced {
 
 /// Balances every network. Errors: a non-finite neural gradient (the run diverged), or the
 /// solver asked for a network without a finite balanced point.
-pub fn balance(backend: &mut dyn Backend, nets: &Networks, params: &BalanceParams) -> Result<Balanced, DaleError> {
+pub fn balance(
+    backend: &mut dyn Backend,
+    nets: &Networks,
+    params: &BalanceParams,
+) -> Result<Balanced, DaleError> {
     let (groups, n, p) = (nets.groups, nets.n, params.p);
-    let costs = Costs { groups, rows: n, cols: n, p, alpha: nets.alpha };
+    let costs = Costs {
+        groups,
+        rows: n,
+        cols: n,
+        p,
+        alpha: nets.alpha,
+    };
     assert_eq!(nets.j.len(), groups * n * n, "J must be [groups, n, n]");
-    assert_eq!(nets.alpha_values.len(), costs.alpha_len(), "alpha has the wrong length for {:?}", nets.alpha);
+    assert_eq!(
+        nets.alpha_values.len(),
+        costs.alpha_len(),
+        "alpha has the wrong length for {:?}",
+        nets.alpha
+    );
     let step = match params.method {
         Method::Flow { dt } => HStep::Flow { dt },
         Method::Solver => {
@@ -89,7 +106,8 @@ pub fn balance(backend: &mut dyn Backend, nets: &Networks, params: &BalanceParam
                 return Err(DaleError::scene("method", "the direct solver balances power-law costs (aggregate \"sum\"); use the flow for \"max\""));
             }
             for g in 0..groups {
-                if let Some(why) = why_no_balanced_point(n, |i, j| cost_at(nets, g, i, j, p) > 0.0) {
+                if let Some(why) = why_no_balanced_point(n, |i, j| cost_at(nets, g, i, j, p) > 0.0)
+                {
                     return Err(DaleError::NoBalance { network: g, why });
                 }
             }
@@ -99,17 +117,33 @@ pub fn balance(backend: &mut dyn Backend, nets: &Networks, params: &BalanceParam
     let self_cost: Vec<f64> = (0..groups).map(|g| self_synapse_cost(nets, g, p)).collect();
 
     let j0 = upload(backend, "J0", nets.j)?;
-    let alpha = upload(backend, "alpha", if nets.alpha_values.is_empty() { &[0.0] } else { nets.alpha_values })?;
+    let alpha = upload(
+        backend,
+        "alpha",
+        if nets.alpha_values.is_empty() {
+            &[0.0]
+        } else {
+            nets.alpha_values
+        },
+    )?;
     let c0 = backend.alloc("c0", groups * n * n)?;
     let h = backend.alloc("h", groups * n)?;
     let scale = upload(backend, "s = e^(p h)", &vec![1.0; groups * n])?;
     let flows = backend.alloc("incoming and outgoing costs", groups * 2 * n)?;
     let history = backend.alloc("history", CHUNK_ITERATIONS * 2 * groups)?;
-    let samples_per_chunk = if params.h_every > 0 { CHUNK_ITERATIONS.div_ceil(params.h_every) } else { 0 };
+    let samples_per_chunk = if params.h_every > 0 {
+        CHUNK_ITERATIONS.div_ceil(params.h_every)
+    } else {
+        0
+    };
     let h_samples = backend.alloc("h samples", samples_per_chunk * groups * n)?;
     backend.costs(j0, alpha, c0, costs);
 
-    let gradients = CostFlows { groups, n, aggregate: params.aggregate };
+    let gradients = CostFlows {
+        groups,
+        n,
+        aggregate: params.aggregate,
+    };
     let mut out = Balanced::default();
     let mut g0: Option<Vec<f64>> = None;
     let mut done = 0;
@@ -123,10 +157,23 @@ pub fn balance(backend: &mut dyn Backend, nets: &Networks, params: &BalanceParam
                 samples += 1;
             }
             backend.cost_flows(c0, scale, flows, gradients);
-            backend.h_update(flows, h, scale, history, HUpdate { groups, n, p, step, history_offset: 2 * groups * i });
+            backend.h_update(
+                flows,
+                h,
+                scale,
+                history,
+                HUpdate {
+                    groups,
+                    n,
+                    p,
+                    step,
+                    history_offset: 2 * groups * i,
+                },
+            );
         }
         let hist = backend.download(history, 0, 2 * groups * chunk)?;
-        out.h_trajectory.extend(backend.download(h_samples, 0, samples * groups * n)?);
+        out.h_trajectory
+            .extend(backend.download(h_samples, 0, samples * groups * n)?);
         for (i, rec) in hist.chunks(2 * groups).enumerate() {
             let norms: Vec<f64> = rec.chunks(2).map(|r| f64::from(r[0]).sqrt()).collect();
             if let Some(g) = norms.iter().position(|v| !v.is_finite()) {
@@ -138,10 +185,19 @@ pub fn balance(backend: &mut dyn Backend, nets: &Networks, params: &BalanceParam
                 });
             }
             let start = g0.get_or_insert_with(|| norms.clone());
-            if out.converged_at.is_none() && norms.iter().zip(start.iter()).all(|(v, v0)| *v <= params.tol * v0) {
+            if out.converged_at.is_none()
+                && norms
+                    .iter()
+                    .zip(start.iter())
+                    .all(|(v, v0)| *v <= params.tol * v0)
+            {
                 out.converged_at = Some(done + i);
             }
-            out.total_cost.extend(rec.chunks(2).zip(&self_cost).map(|(r, d)| f64::from(r[1]) + d));
+            out.total_cost.extend(
+                rec.chunks(2)
+                    .zip(&self_cost)
+                    .map(|(r, d)| f64::from(r[1]) + d),
+            );
             out.grad_norm.extend(norms);
         }
         done += chunk;
@@ -153,23 +209,55 @@ pub fn balance(backend: &mut dyn Backend, nets: &Networks, params: &BalanceParam
     out.flows = backend.download(flows, 0, groups * 2 * n)?;
     for g in 0..groups {
         let (inc, outg) = out.flows[g * 2 * n..][..2 * n].split_at(n);
-        let norm2: f64 = inc.iter().zip(outg).map(|(a, b)| f64::from(a - b).powi(2)).sum();
+        let norm2: f64 = inc
+            .iter()
+            .zip(outg)
+            .map(|(a, b)| f64::from(a - b).powi(2))
+            .sum();
         out.grad_norm.push(norm2.sqrt());
-        out.total_cost.push(inc.iter().map(|v| f64::from(*v)).sum::<f64>() + self_cost[g]);
+        out.total_cost
+            .push(inc.iter().map(|v| f64::from(*v)).sum::<f64>() + self_cost[g]);
     }
     if params.h_every > 0 && done % params.h_every == 0 {
         out.h_trajectory.extend(backend.download(h, 0, groups * n)?);
         out.h_iterations.push(done);
     }
     out.h = backend.download(h, 0, groups * n)?;
-    out.j = transform(backend, j0, h, TaskTransform { groups, n, weights: Weights::Recurrent })?;
+    out.j = transform(
+        backend,
+        j0,
+        h,
+        TaskTransform {
+            groups,
+            n,
+            weights: Weights::Recurrent,
+        },
+    )?;
     if let Some((m, w)) = nets.w_in {
         let src = upload(backend, "W_in", w)?;
-        out.w_in = transform(backend, src, h, TaskTransform { groups, n, weights: Weights::Input { m } })?;
+        out.w_in = transform(
+            backend,
+            src,
+            h,
+            TaskTransform {
+                groups,
+                n,
+                weights: Weights::Input { m },
+            },
+        )?;
     }
     if let Some((k, w)) = nets.w_out {
         let src = upload(backend, "W_out", w)?;
-        out.w_out = transform(backend, src, h, TaskTransform { groups, n, weights: Weights::Output { k } })?;
+        out.w_out = transform(
+            backend,
+            src,
+            h,
+            TaskTransform {
+                groups,
+                n,
+                weights: Weights::Output { k },
+            },
+        )?;
     }
     Ok(out)
 }
@@ -180,7 +268,12 @@ fn upload(backend: &mut dyn Backend, label: &'static str, data: &[f32]) -> Resul
     Ok(b)
 }
 
-fn transform(backend: &mut dyn Backend, src: Buf, h: Buf, spec: TaskTransform) -> Result<Vec<f32>, DaleError> {
+fn transform(
+    backend: &mut dyn Backend,
+    src: Buf,
+    h: Buf,
+    spec: TaskTransform,
+) -> Result<Vec<f32>, DaleError> {
     let dst = backend.alloc("transformed weights", spec.len())?;
     backend.task_transform(src, h, dst, spec);
     backend.download(dst, 0, spec.len())
@@ -205,7 +298,9 @@ fn cost_at(nets: &Networks, g: usize, i: usize, j: usize, p: f32) -> f64 {
 /// The costs of network g on the host, [n, n] in f64, for analyses and tests.
 pub fn host_costs(nets: &Networks, g: usize, p: f32) -> Vec<f64> {
     let n = nets.n;
-    (0..n * n).map(|e| cost_at(nets, g, e / n, e % n, p)).collect()
+    (0..n * n)
+        .map(|e| cost_at(nets, g, e / n, e % n, p))
+        .collect()
 }
 
 /// The largest forward-Euler step of the flow that is stable at the start, for every network:
@@ -227,7 +322,11 @@ pub fn largest_stable_dt(nets: &Networks, p: f32) -> f32 {
         }
         top = degree.iter().fold(top, |m, d| m.max(*d));
     }
-    if top > 0.0 { (1.0 / (f64::from(p) * top)) as f32 } else { f32::INFINITY }
+    if top > 0.0 {
+        (1.0 / (f64::from(p) * top)) as f32
+    } else {
+        f32::INFINITY
+    }
 }
 
 /// sum_k c_kk: the self-synapses, which the transformation leaves alone.

@@ -10,7 +10,10 @@
 //! error is normalised; at its learning rate 0.003 the plain sum over 50 steps diverges in the
 //! first iterations, so the error is the mean, as PyTorch's MSELoss computes it.)
 
-use crate::backend::{Axis, Backend, Buf, EulerBackward, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp, SgdStep};
+use crate::backend::{
+    Axis, Backend, Buf, EulerBackward, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp,
+    SgdStep,
+};
 use crate::error::DaleError;
 
 /// One network's weights: J [n, n], W_in [n, m], W_out [k, n], row-major.
@@ -79,7 +82,14 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    pub fn new(be: &mut dyn Backend, net: &Net, dynamics: Dynamics, trials: usize, steps: usize, history_len: usize) -> Result<Self, DaleError> {
+    pub fn new(
+        be: &mut dyn Backend,
+        net: &Net,
+        dynamics: Dynamics,
+        trials: usize,
+        steps: usize,
+        history_len: usize,
+    ) -> Result<Self, DaleError> {
         let (n, m, k) = (net.n, net.m, net.k);
         let state = trials * n;
         let t = Self {
@@ -115,13 +125,23 @@ impl Trainer {
     }
 
     pub fn set_trials(&mut self, be: &mut dyn Backend, trials: &Trials) -> Result<(), DaleError> {
-        assert!(trials.trials == self.trials && trials.steps == self.steps, "a Trainer keeps one batch shape");
+        assert!(
+            trials.trials == self.trials && trials.steps == self.steps,
+            "a Trainer keeps one batch shape"
+        );
         be.upload(self.u, 0, trials.inputs)?;
         be.upload(self.z, 0, trials.targets)
     }
 
     fn shape(&self, rows: usize, inner: usize, cols: usize, layout: Layout) -> MatmulShape {
-        MatmulShape { groups: 1, rows, inner, cols, shared_w: true, layout }
+        MatmulShape {
+            groups: 1,
+            rows,
+            inner,
+            cols,
+            shared_w: true,
+            layout,
+        }
     }
 
     /// Runs the T steps from x_0 = 0, recording x_1..x_T, r_0..r_{T-1} and y_1..y_T. Noise of
@@ -133,13 +153,41 @@ impl Trainer {
         be.copy(self.zeros, 0, self.r, 0, state);
         for t in 0..self.steps {
             be.copy(self.r, 0, self.rs, t * state, state);
-            be.matmul(self.u, t * b * m, self.w_in, self.drive, self.shape(b, m, n, Layout::ABt), false);
-            be.matmul(self.r, 0, self.j, self.drive, self.shape(b, n, n, Layout::ABt), true);
-            let step = EulerStep { len: state, leak: self.dynamics.leak, phi: self.dynamics.phi, noise_std, seed, step: t as u32 };
+            be.matmul(
+                self.u,
+                t * b * m,
+                self.w_in,
+                self.drive,
+                self.shape(b, m, n, Layout::ABt),
+                false,
+            );
+            be.matmul(
+                self.r,
+                0,
+                self.j,
+                self.drive,
+                self.shape(b, n, n, Layout::ABt),
+                true,
+            );
+            let step = EulerStep {
+                len: state,
+                leak: self.dynamics.leak,
+                phi: self.dynamics.phi,
+                noise_std,
+                seed,
+                step: t as u32,
+            };
             be.euler_step(self.x, self.r, self.drive, step);
             be.copy(self.x, 0, self.xs, t * state, state);
         }
-        be.matmul(self.xs, 0, self.w_out, self.y, self.shape(self.steps * b, n, k, Layout::ABt), false);
+        be.matmul(
+            self.xs,
+            0,
+            self.w_out,
+            self.y,
+            self.shape(self.steps * b, n, k, Layout::ABt),
+            false,
+        );
     }
 
     /// Output errors e = dL/dy = (2/S)(y - z) over the S = T B k outputs, and the loss
@@ -147,7 +195,18 @@ impl Trainer {
     fn errors(&mut self, be: &mut dyn Backend, at: usize) {
         let len = self.steps * self.trials * self.net.k;
         be.scaled_difference(self.y, self.z, self.e, len, 2.0 / len as f32);
-        be.reduce(self.e, self.history, at, Reduce { rows: 1, cols: len, axis: Axis::Rows, op: ReduceOp::SumSquares, scale: 1.0 });
+        be.reduce(
+            self.e,
+            self.history,
+            at,
+            Reduce {
+                rows: 1,
+                cols: len,
+                axis: Axis::Rows,
+                op: ReduceOp::SumSquares,
+                scale: 1.0,
+            },
+        );
     }
 
     /// The backward pass after `forward`: dL/dW_out, and dL/dJ, dL/dW_in without their factor
@@ -157,27 +216,106 @@ impl Trainer {
         let (n, m, k, b, steps) = (self.net.n, self.net.m, self.net.k, self.trials, self.steps);
         let state = b * n;
         let rows_all = steps * b;
-        be.matmul(self.e, 0, self.w_out, self.s, self.shape(rows_all, k, n, Layout::AB), false);
-        be.matmul(self.e, 0, self.xs, self.grad_out, self.shape(k, rows_all, n, Layout::AtB), false);
-        be.copy(self.s, (steps - 1) * state, self.d, (steps - 1) * state, state);
+        be.matmul(
+            self.e,
+            0,
+            self.w_out,
+            self.s,
+            self.shape(rows_all, k, n, Layout::AB),
+            false,
+        );
+        be.matmul(
+            self.e,
+            0,
+            self.xs,
+            self.grad_out,
+            self.shape(k, rows_all, n, Layout::AtB),
+            false,
+        );
+        be.copy(
+            self.s,
+            (steps - 1) * state,
+            self.d,
+            (steps - 1) * state,
+            state,
+        );
         for t in (1..steps).rev() {
             // delta_t (slot t - 1) from delta_{t+1} (slot t); x_t is slot t - 1 of xs.
-            be.matmul(self.d, t * state, self.j, self.back, self.shape(b, n, n, Layout::AB), false);
-            let spec = EulerBackward { len: state, leak: self.dynamics.leak, phi: self.dynamics.phi, next: t * state, out: (t - 1) * state, x: (t - 1) * state, readout: (t - 1) * state };
+            be.matmul(
+                self.d,
+                t * state,
+                self.j,
+                self.back,
+                self.shape(b, n, n, Layout::AB),
+                false,
+            );
+            let spec = EulerBackward {
+                len: state,
+                leak: self.dynamics.leak,
+                phi: self.dynamics.phi,
+                next: t * state,
+                out: (t - 1) * state,
+                x: (t - 1) * state,
+                readout: (t - 1) * state,
+            };
             be.euler_backward(self.d, self.back, self.xs, self.s, spec);
         }
         // sum_t delta_{t+1}^T r_t and sum_t delta_{t+1}^T u_t over all steps and trials.
-        be.matmul(self.d, 0, self.rs, self.grad_j, self.shape(n, rows_all, n, Layout::AtB), false);
-        be.matmul(self.d, 0, self.u, self.grad_in, self.shape(n, rows_all, m, Layout::AtB), false);
+        be.matmul(
+            self.d,
+            0,
+            self.rs,
+            self.grad_j,
+            self.shape(n, rows_all, n, Layout::AtB),
+            false,
+        );
+        be.matmul(
+            self.d,
+            0,
+            self.u,
+            self.grad_in,
+            self.shape(n, rows_all, m, Layout::AtB),
+            false,
+        );
     }
 
     /// One gradient-descent step on L + lambda sum J^2 with learning rate `lr`.
     pub fn step(&mut self, be: &mut dyn Backend, lr: f32, lambda: f32) {
         let (n, m, k) = (self.net.n, self.net.m, self.net.k);
         let a = self.dynamics.leak;
-        be.sgd_step(self.j, self.grad_j, SgdStep { offset: 0, len: n * n, lr, grad_scale: a, l2: lambda });
-        be.sgd_step(self.w_in, self.grad_in, SgdStep { offset: 0, len: n * m, lr, grad_scale: a, l2: 0.0 });
-        be.sgd_step(self.w_out, self.grad_out, SgdStep { offset: 0, len: k * n, lr, grad_scale: 1.0, l2: 0.0 });
+        be.sgd_step(
+            self.j,
+            self.grad_j,
+            SgdStep {
+                offset: 0,
+                len: n * n,
+                lr,
+                grad_scale: a,
+                l2: lambda,
+            },
+        );
+        be.sgd_step(
+            self.w_in,
+            self.grad_in,
+            SgdStep {
+                offset: 0,
+                len: n * m,
+                lr,
+                grad_scale: a,
+                l2: 0.0,
+            },
+        );
+        be.sgd_step(
+            self.w_out,
+            self.grad_out,
+            SgdStep {
+                offset: 0,
+                len: k * n,
+                lr,
+                grad_scale: 1.0,
+                l2: 0.0,
+            },
+        );
     }
 
     /// The loss recorded at history[at] by `backward`.
@@ -186,7 +324,12 @@ impl Trainer {
     }
 
     /// The loss of the current weights on the trials set last, with hidden noise `noise_std`.
-    pub fn loss(&mut self, be: &mut dyn Backend, noise_std: f32, seed: u64) -> Result<f64, DaleError> {
+    pub fn loss(
+        &mut self,
+        be: &mut dyn Backend,
+        noise_std: f32,
+        seed: u64,
+    ) -> Result<f64, DaleError> {
         self.forward(be, noise_std, seed);
         self.errors(be, 0);
         let v = be.download(self.history, 0, 1)?;
@@ -199,7 +342,12 @@ impl Trainer {
     }
 
     pub fn weights(&self, be: &mut dyn Backend) -> Result<Net, DaleError> {
-        Ok(Net { j: be.download(self.j, 0, self.net.n * self.net.n)?, w_in: be.download(self.w_in, 0, self.net.n * self.net.m)?, w_out: be.download(self.w_out, 0, self.net.k * self.net.n)?, ..self.net.clone() })
+        Ok(Net {
+            j: be.download(self.j, 0, self.net.n * self.net.n)?,
+            w_in: be.download(self.w_in, 0, self.net.n * self.net.m)?,
+            w_out: be.download(self.w_out, 0, self.net.k * self.net.n)?,
+            ..self.net.clone()
+        })
     }
 
     /// The loss and its full gradients (factors included) at the current weights.

@@ -9,7 +9,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{gaussian_noise, Axis, Backend, Buf, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp};
+use crate::backend::{
+    gaussian_noise, Axis, Backend, Buf, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp,
+};
 use crate::error::DaleError;
 
 /// Steps recorded into one submission: long enough to amortise a submit and a small readback,
@@ -80,7 +82,12 @@ pub enum Input {
     Constant { value: Vec<f32> },
     /// u_m(t) = offset + amplitude sin(2 pi (t dt / period + m / M + trial / trials)): each
     /// channel and trial at its own phase, so that trials trace distinct trajectories.
-    Sine { amplitude: f32, period: f32, #[serde(default)] offset: f32 },
+    Sine {
+        amplitude: f32,
+        period: f32,
+        #[serde(default)]
+        offset: f32,
+    },
     /// u_m(t) ~ N(mean, std^2), independent per step, trial and channel (counter-based, keyed by
     /// the scene seed).
     Gaussian { mean: f32, std: f32 },
@@ -94,44 +101,91 @@ impl RateParams {
     /// Checks every value against what the model allows; `at` is the JSON path of these params.
     pub fn validate(&self, at: &str) -> Result<(), DaleError> {
         let err = |field: &str, msg: String| Err(DaleError::scene(format!("{at}.{field}"), msg));
-        for (field, v) in [("n", self.n), ("trials", self.trials), ("networks", self.networks), ("outputs", self.outputs)] {
+        for (field, v) in [
+            ("n", self.n),
+            ("trials", self.trials),
+            ("networks", self.networks),
+            ("outputs", self.outputs),
+        ] {
             if v == 0 {
                 return err(field, format!("{field} = 0; allowed: an integer >= 1"));
             }
         }
         if !(self.tau.is_finite() && self.tau > 0.0) {
-            return err("tau", format!("tau = {}; allowed: a finite number > 0", self.tau));
+            return err(
+                "tau",
+                format!("tau = {}; allowed: a finite number > 0", self.tau),
+            );
         }
         if !(self.dt.is_finite() && self.dt > 0.0 && self.dt <= self.tau) {
-            return err("dt", format!("dt = {}; allowed: 0 < dt <= tau = {} (forward Euler)", self.dt, self.tau));
+            return err(
+                "dt",
+                format!(
+                    "dt = {}; allowed: 0 < dt <= tau = {} (forward Euler)",
+                    self.dt, self.tau
+                ),
+            );
         }
         if !(self.g.is_finite() && self.g >= 0.0) {
-            return err("g", format!("g = {}; allowed: a finite number >= 0", self.g));
+            return err(
+                "g",
+                format!("g = {}; allowed: a finite number >= 0", self.g),
+            );
         }
         if !(self.sigma.is_finite() && self.sigma >= 0.0) {
-            return err("sigma", format!("sigma = {}; allowed: a finite number >= 0", self.sigma));
+            return err(
+                "sigma",
+                format!("sigma = {}; allowed: a finite number >= 0", self.sigma),
+            );
         }
         let m = self.inputs;
         match &self.input {
             Input::None => {}
-            _ if m == 0 => return err("inputs", "inputs = 0 but an input is given; allowed: inputs >= 1".into()),
+            _ if m == 0 => {
+                return err(
+                    "inputs",
+                    "inputs = 0 but an input is given; allowed: inputs >= 1".into(),
+                )
+            }
             Input::Constant { value } if value.len() != m => {
-                return err("input.value", format!("{} values given; allowed: exactly inputs = {m}", value.len()))
+                return err(
+                    "input.value",
+                    format!(
+                        "{} values given; allowed: exactly inputs = {m}",
+                        value.len()
+                    ),
+                )
             }
             Input::Constant { value } if value.iter().any(|v| !v.is_finite()) => {
-                return err("input.value", "a value is not finite; allowed: finite numbers".into())
+                return err(
+                    "input.value",
+                    "a value is not finite; allowed: finite numbers".into(),
+                )
             }
-            Input::Sine { period, amplitude, offset } => {
+            Input::Sine {
+                period,
+                amplitude,
+                offset,
+            } => {
                 if !(period.is_finite() && *period > 0.0) {
-                    return err("input.period", format!("period = {period}; allowed: a finite number > 0"));
+                    return err(
+                        "input.period",
+                        format!("period = {period}; allowed: a finite number > 0"),
+                    );
                 }
                 if !(amplitude.is_finite() && offset.is_finite()) {
-                    return err("input.amplitude", "amplitude and offset must be finite".into());
+                    return err(
+                        "input.amplitude",
+                        "amplitude and offset must be finite".into(),
+                    );
                 }
             }
             Input::Gaussian { mean, std } => {
                 if !(std.is_finite() && *std >= 0.0 && mean.is_finite()) {
-                    return err("input.std", format!("mean = {mean}, std = {std}; allowed: finite, std >= 0"));
+                    return err(
+                        "input.std",
+                        format!("mean = {mean}, std = {std}; allowed: finite, std >= 0"),
+                    );
                 }
             }
             Input::Constant { .. } => {}
@@ -144,19 +198,47 @@ impl RateParams {
     pub fn check_fits(&self, at: &str, max_len: usize, backend: &str) -> Result<(), DaleError> {
         let (n, g, b) = (self.n, self.networks, self.batch());
         let too_large = |field: &str, value: usize, largest: usize, why: String| {
-            Err(DaleError::TooLarge { path: format!("{at}.{field}"), value, largest, backend: backend.into(), why })
+            Err(DaleError::TooLarge {
+                path: format!("{at}.{field}"),
+                value,
+                largest,
+                backend: backend.into(),
+                why,
+            })
         };
-        if n.checked_mul(n).and_then(|nn| nn.checked_mul(g)).is_none_or(|len| len > max_len) {
+        if n.checked_mul(n)
+            .and_then(|nn| nn.checked_mul(g))
+            .is_none_or(|len| len > max_len)
+        {
             let largest = ((max_len / g) as f64).sqrt().floor() as usize;
-            return too_large("n", n, largest, format!("J holds networks x n x n values, at most {max_len} in one buffer"));
+            return too_large(
+                "n",
+                n,
+                largest,
+                format!("J holds networks x n x n values, at most {max_len} in one buffer"),
+            );
         }
         if b * n > max_len {
-            return too_large("trials", self.trials, max_len / (g * n), format!("the state holds networks x trials x n values, at most {max_len}"));
+            return too_large(
+                "trials",
+                self.trials,
+                max_len / (g * n),
+                format!("the state holds networks x trials x n values, at most {max_len}"),
+            );
         }
         if g * n * self.inputs.max(self.outputs) > max_len {
-            let field = if self.inputs >= self.outputs { "inputs" } else { "outputs" };
+            let field = if self.inputs >= self.outputs {
+                "inputs"
+            } else {
+                "outputs"
+            };
             let value = self.inputs.max(self.outputs);
-            return too_large(field, value, max_len / (g * n), format!("W_in and W_out hold networks x n x {field} values, at most {max_len}"));
+            return too_large(
+                field,
+                value,
+                max_len / (g * n),
+                format!("W_in and W_out hold networks x n x {field} values, at most {max_len}"),
+            );
         }
         Ok(())
     }
@@ -173,9 +255,15 @@ impl RateParams {
         match &self.input {
             Input::None => out.fill(0.0),
             Input::Constant { value } => out.copy_from_slice(value),
-            Input::Sine { amplitude, period, offset } => {
+            Input::Sine {
+                amplitude,
+                period,
+                offset,
+            } => {
                 for (c, o) in out.iter_mut().enumerate() {
-                    let phase = step as f64 * self.dt as f64 / *period as f64 + c as f64 / ms as f64 + trial as f64 / self.trials as f64;
+                    let phase = step as f64 * self.dt as f64 / *period as f64
+                        + c as f64 / ms as f64
+                        + trial as f64 / self.trials as f64;
                     *o = offset + amplitude * (std::f64::consts::TAU * phase).sin() as f32;
                 }
             }
@@ -283,13 +371,25 @@ pub fn simulate(
     progress: &mut dyn FnMut(usize),
 ) -> Result<Trajectory, (Trajectory, DaleError)> {
     let (n, b, m, k, g, r) = (p.n, p.batch(), p.inputs, p.outputs, p.networks, p.trials);
-    let x_trials = monitors.x.as_ref().map(|mon| mon.trials.unwrap_or(b).min(b)).unwrap_or(0);
-    let y_trials = monitors.y.as_ref().map(|mon| mon.trials.unwrap_or(b).min(b)).unwrap_or(0);
+    let x_trials = monitors
+        .x
+        .as_ref()
+        .map(|mon| mon.trials.unwrap_or(b).min(b))
+        .unwrap_or(0);
+    let y_trials = monitors
+        .y
+        .as_ref()
+        .map(|mon| mon.trials.unwrap_or(b).min(b))
+        .unwrap_or(0);
     let every = |mon: &Option<Monitor>| mon.as_ref().map(|mm| mm.every.max(1));
     let (x_every, y_every) = (every(&monitors.x), every(&monitors.y));
     let samples_per_chunk = |e: Option<usize>| e.map(|e| CHUNK_STEPS.div_ceil(e)).unwrap_or(0);
 
-    let mut traj = Trajectory { x_trials, y_trials, ..Default::default() };
+    let mut traj = Trajectory {
+        x_trials,
+        y_trials,
+        ..Default::default()
+    };
     let setup = (|| -> Result<Bufs, DaleError> {
         let bufs = Bufs {
             x: backend.alloc("x", b * n)?,
@@ -318,16 +418,49 @@ pub fn simulate(
 
     let leak = p.dt / p.tau;
     let noise_std = p.sigma * p.dt.sqrt() / p.tau;
-    let recurrent = MatmulShape { groups: g, rows: r, inner: n, cols: n, shared_w: false, layout: Layout::ABt };
-    let feedforward = MatmulShape { groups: g, rows: r, inner: m, cols: n, shared_w: false, layout: Layout::ABt };
-    let readout = MatmulShape { groups: g, rows: r, inner: n, cols: k, shared_w: false, layout: Layout::ABt };
-    let per_trial = |op| Reduce { rows: b, cols: n, axis: Axis::Rows, op, scale: if op == ReduceOp::Sum { 1.0 / n as f32 } else { 1.0 } };
+    let recurrent = MatmulShape {
+        groups: g,
+        rows: r,
+        inner: n,
+        cols: n,
+        shared_w: false,
+        layout: Layout::ABt,
+    };
+    let feedforward = MatmulShape {
+        groups: g,
+        rows: r,
+        inner: m,
+        cols: n,
+        shared_w: false,
+        layout: Layout::ABt,
+    };
+    let readout = MatmulShape {
+        groups: g,
+        rows: r,
+        inner: n,
+        cols: k,
+        shared_w: false,
+        layout: Layout::ABt,
+    };
+    let per_trial = |op| Reduce {
+        rows: b,
+        cols: n,
+        axis: Axis::Rows,
+        op,
+        scale: if op == ReduceOp::Sum {
+            1.0 / n as f32
+        } else {
+            1.0
+        },
+    };
     let mut u = vec![0.0f32; CHUNK_STEPS * b * m];
 
     let mut t0 = 0;
     while t0 < steps {
         let len = CHUNK_STEPS.min(steps - t0);
-        let run_chunk = |backend: &mut dyn Backend, u: &mut Vec<f32>| -> Result<(Vec<usize>, Vec<usize>), DaleError> {
+        let run_chunk = |backend: &mut dyn Backend,
+                         u: &mut Vec<f32>|
+         -> Result<(Vec<usize>, Vec<usize>), DaleError> {
             if m > 0 {
                 for s in 0..len {
                     for batch in 0..b {
@@ -337,14 +470,29 @@ pub fn simulate(
                 }
                 backend.upload(bufs.u, 0, &u[..len * b * m])?;
             }
-            let (mut xs, mut ys) = (Vec::with_capacity(samples_per_chunk(x_every)), Vec::with_capacity(samples_per_chunk(y_every)));
+            let (mut xs, mut ys) = (
+                Vec::with_capacity(samples_per_chunk(x_every)),
+                Vec::with_capacity(samples_per_chunk(y_every)),
+            );
             for s in 0..len {
                 let t = t0 + s;
                 backend.matmul(bufs.r, 0, bufs.j, bufs.drive, recurrent, false);
                 if m > 0 {
                     backend.matmul(bufs.u, s * b * m, bufs.w_in, bufs.drive, feedforward, true);
                 }
-                backend.euler_step(bufs.x, bufs.r, bufs.drive, EulerStep { len: b * n, leak, phi: p.phi, noise_std, seed, step: t as u32 });
+                backend.euler_step(
+                    bufs.x,
+                    bufs.r,
+                    bufs.drive,
+                    EulerStep {
+                        len: b * n,
+                        leak,
+                        phi: p.phi,
+                        noise_std,
+                        seed,
+                        step: t as u32,
+                    },
+                );
                 backend.reduce(bufs.r, bufs.pop, s * b, per_trial(ReduceOp::Sum));
                 backend.reduce(bufs.x, bufs.health, s * b, per_trial(ReduceOp::MaxAbs));
                 if x_every.is_some_and(|e| (t + 1) % e == 0) {
@@ -374,7 +522,8 @@ pub fn simulate(
         // The first step whose state is not finite ends the run; keep everything before it.
         let bad = health.iter().position(|v| !v.is_finite());
         let good_steps = bad.map(|i| i / b).unwrap_or(len);
-        traj.population_rate.extend_from_slice(&pop[..good_steps * b]);
+        traj.population_rate
+            .extend_from_slice(&pop[..good_steps * b]);
         traj.max_abs_x.extend_from_slice(&health[..good_steps * b]);
         let keep = |steps: &[usize]| steps.iter().take_while(|&&s| s <= t0 + good_steps).count();
         let (kx, ky) = (keep(&xs), keep(&ys));
@@ -388,7 +537,11 @@ pub fn simulate(
             let trial = i % b;
             let err = DaleError::Diverged {
                 step,
-                quantity: format!("x (the rate network state) of batch entry {trial} (network {}, trial {})", trial / r, trial % r),
+                quantity: format!(
+                    "x (the rate network state) of batch entry {trial} (network {}, trial {})",
+                    trial / r,
+                    trial % r
+                ),
                 value: health[i],
                 kept: traj.steps_done,
             };

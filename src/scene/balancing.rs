@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::output::{npy_bytes, write_atomic};
 use super::plot::{line_panels, Panel, Series};
-use crate::analysis::balance::{heat_modes, laplacian, laplacian_modes, pseudo_inverse, resistance};
+use crate::analysis::balance::{
+    heat_modes, laplacian, laplacian_modes, pseudo_inverse, resistance,
+};
 use crate::backend::{Aggregate, Alpha, Backend};
 use crate::error::DaleError;
 use crate::models::balancing::{balance, host_costs, BalanceParams, Method, Networks};
@@ -18,10 +20,20 @@ use crate::models::balancing::{balance, host_costs, BalanceParams, Method, Netwo
 pub enum BalancingScene {
     /// Fig. 3: two-neuron networks, each given by its initial costs (c12, c21); c21 = 0 is the
     /// single feedforward synapse of eq. 31. All pairs run as one batch.
-    TwoNeurons { pairs: Vec<[f64; 2]>, p: f32, dt: f32 },
+    TwoNeurons {
+        pairs: Vec<[f64; 2]>,
+        p: f32,
+        dt: f32,
+    },
     /// Fig. 5: a ring of n neurons, each synapse to and from both neighbours at cost 1 (balanced),
     /// then the synapse from neuron 0 to neuron 1 potentiated to `potentiated_cost`.
-    RingPerturbation { n: usize, potentiated_cost: f64, p: f32, dt: f32, h_every: usize },
+    RingPerturbation {
+        n: usize,
+        potentiated_cost: f64,
+        p: f32,
+        dt: f32,
+        h_every: usize,
+    },
     /// Fig. 4: networks trained on context-dependent integration, then balanced; `steps` is the
     /// number of training iterations.
     Cdi(super::cdi::CdiParams),
@@ -30,30 +42,55 @@ pub enum BalancingScene {
 impl BalancingScene {
     pub fn validate(&self, at: &str) -> Result<(), DaleError> {
         let positive = |name: &str, v: f64| {
-            if v > 0.0 && v.is_finite() { Ok(()) } else { Err(DaleError::scene(format!("{at}.{name}"), format!("{name} = {v}; allowed: a finite value > 0"))) }
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(DaleError::scene(
+                    format!("{at}.{name}"),
+                    format!("{name} = {v}; allowed: a finite value > 0"),
+                ))
+            }
         };
         match self {
             BalancingScene::TwoNeurons { pairs, p, dt } => {
                 positive("p", f64::from(*p))?;
                 positive("dt", f64::from(*dt))?;
                 if pairs.is_empty() {
-                    return Err(DaleError::scene(format!("{at}.pairs"), "no pairs; allowed: one or more [c12, c21] with c12 > 0, c21 >= 0"));
+                    return Err(DaleError::scene(
+                        format!("{at}.pairs"),
+                        "no pairs; allowed: one or more [c12, c21] with c12 > 0, c21 >= 0",
+                    ));
                 }
                 for (i, [c12, c21]) in pairs.iter().enumerate() {
                     if !(*c12 > 0.0 && *c21 >= 0.0 && c12.is_finite() && c21.is_finite()) {
-                        return Err(DaleError::scene(format!("{at}.pairs[{i}]"), format!("[{c12}, {c21}]; allowed: c12 > 0 and c21 >= 0, finite")));
+                        return Err(DaleError::scene(
+                            format!("{at}.pairs[{i}]"),
+                            format!("[{c12}, {c21}]; allowed: c12 > 0 and c21 >= 0, finite"),
+                        ));
                     }
                 }
             }
-            BalancingScene::RingPerturbation { n, potentiated_cost, p, dt, h_every } => {
+            BalancingScene::RingPerturbation {
+                n,
+                potentiated_cost,
+                p,
+                dt,
+                h_every,
+            } => {
                 positive("p", f64::from(*p))?;
                 positive("dt", f64::from(*dt))?;
                 positive("potentiated_cost", *potentiated_cost)?;
                 if !(3..=4096).contains(n) {
-                    return Err(DaleError::scene(format!("{at}.n"), format!("n = {n}; allowed: 3 to 4096")));
+                    return Err(DaleError::scene(
+                        format!("{at}.n"),
+                        format!("n = {n}; allowed: 3 to 4096"),
+                    ));
                 }
                 if *h_every == 0 {
-                    return Err(DaleError::scene(format!("{at}.h_every"), "h_every = 0; allowed: an integer >= 1"));
+                    return Err(DaleError::scene(
+                        format!("{at}.h_every"),
+                        "h_every = 0; allowed: an integer >= 1",
+                    ));
                 }
             }
             BalancingScene::Cdi(p) => p.validate(at)?,
@@ -71,17 +108,45 @@ impl BalancingScene {
 }
 
 /// Runs the experiment for `steps` flow iterations; returns the summary figures and the files.
-pub fn run(scene: &BalancingScene, steps: usize, seed: u64, backend: &mut dyn Backend, out: &Path, arrays: bool, plots: bool) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+pub fn run(
+    scene: &BalancingScene,
+    steps: usize,
+    seed: u64,
+    backend: &mut dyn Backend,
+    out: &Path,
+    arrays: bool,
+    plots: bool,
+) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     match scene {
         BalancingScene::Cdi(p) => super::cdi::run(p, steps, seed, backend, out, arrays, plots),
-        BalancingScene::TwoNeurons { pairs, p, dt } => two_neurons(pairs, *p, *dt, steps, backend, out, arrays, plots),
-        BalancingScene::RingPerturbation { n, potentiated_cost, p, dt, h_every } => {
-            ring(*n, *potentiated_cost, *p, *dt, *h_every, steps, backend, out, arrays, plots)
+        BalancingScene::TwoNeurons { pairs, p, dt } => {
+            two_neurons(pairs, *p, *dt, steps, backend, out, arrays, plots)
         }
+        BalancingScene::RingPerturbation {
+            n,
+            potentiated_cost,
+            p,
+            dt,
+            h_every,
+        } => ring(
+            *n,
+            *potentiated_cost,
+            *p,
+            *dt,
+            *h_every,
+            steps,
+            backend,
+            out,
+            arrays,
+            plots,
+        ),
     }
 }
 
-fn write_arrays(out: &Path, arrays: &[(&str, Vec<usize>, Vec<f32>)]) -> Result<Vec<String>, DaleError> {
+fn write_arrays(
+    out: &Path,
+    arrays: &[(&str, Vec<usize>, Vec<f32>)],
+) -> Result<Vec<String>, DaleError> {
     let mut files = Vec::new();
     for (name, shape, data) in arrays {
         write_atomic(&out.join(name), &npy_bytes(shape, data))?;
@@ -91,16 +156,54 @@ fn write_arrays(out: &Path, arrays: &[(&str, Vec<usize>, Vec<f32>)]) -> Result<V
 }
 
 #[allow(clippy::too_many_arguments)]
-fn two_neurons(pairs: &[[f64; 2]], p: f32, dt: f32, steps: usize, backend: &mut dyn Backend, out: &Path, arrays: bool, plots: bool) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+fn two_neurons(
+    pairs: &[[f64; 2]],
+    p: f32,
+    dt: f32,
+    steps: usize,
+    backend: &mut dyn Backend,
+    out: &Path,
+    arrays: bool,
+    plots: bool,
+) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     let groups = pairs.len();
     let pf = f64::from(p);
     // J12 (from 2 to 1) and J21 with |J|^p = c; J21 inhibitory, to show that signs stay.
-    let j: Vec<f32> = pairs.iter().flat_map(|[c12, c21]| [0.0, c12.powf(1.0 / pf) as f32, -(c21.powf(1.0 / pf) as f32), 0.0]).collect();
-    let nets = Networks { groups, n: 2, j: &j, w_in: None, w_out: None, alpha: Alpha::One, alpha_values: &[] };
-    let params = BalanceParams { p, aggregate: Aggregate::Sum, method: Method::Flow { dt }, max_iterations: steps, tol: 0.0, h_every: 1 };
+    let j: Vec<f32> = pairs
+        .iter()
+        .flat_map(|[c12, c21]| {
+            [
+                0.0,
+                c12.powf(1.0 / pf) as f32,
+                -(c21.powf(1.0 / pf) as f32),
+                0.0,
+            ]
+        })
+        .collect();
+    let nets = Networks {
+        groups,
+        n: 2,
+        j: &j,
+        w_in: None,
+        w_out: None,
+        alpha: Alpha::One,
+        alpha_values: &[],
+    };
+    let params = BalanceParams {
+        p,
+        aggregate: Aggregate::Sum,
+        method: Method::Flow { dt },
+        max_iterations: steps,
+        tol: 0.0,
+        h_every: 1,
+    };
     let b = balance(backend, &nets, &params)?;
     let samples = b.h_iterations.len();
-    let times: Vec<f64> = b.h_iterations.iter().map(|&s| s as f64 * f64::from(dt)).collect();
+    let times: Vec<f64> = b
+        .h_iterations
+        .iter()
+        .map(|&s| s as f64 * f64::from(dt))
+        .collect();
     // Costs along the run, [samples, pairs, 2], and the closed forms (eq. 29-31) with gamma p = 1.
     let mut costs = vec![0.0f32; samples * groups * 2];
     let mut closed = vec![0.0f32; samples * groups * 2];
@@ -134,11 +237,22 @@ fn two_neurons(pairs: &[[f64; 2]], p: f32, dt: f32, steps: usize, backend: &mut 
         }
         let end = &costs[((samples - 1) * groups + g) * 2..][..2];
         let (branch, paper_end) = match (c21 == 0.0, q0 < 1.0) {
-            (true, _) => ("feedforward, eq. 31: c12 -> 0, no finite balance", json!([exact(times[samples - 1]).0, 0.0])),
-            (false, true) => ("reciprocal, q0 < 1: tanh branch of eq. 29", json!([chat, chat])),
-            (false, false) => ("reciprocal, q0 > 1: coth branch of eq. 29", json!([chat, chat])),
+            (true, _) => (
+                "feedforward, eq. 31: c12 -> 0, no finite balance",
+                json!([exact(times[samples - 1]).0, 0.0]),
+            ),
+            (false, true) => (
+                "reciprocal, q0 < 1: tanh branch of eq. 29",
+                json!([chat, chat]),
+            ),
+            (false, false) => (
+                "reciprocal, q0 > 1: coth branch of eq. 29",
+                json!([chat, chat]),
+            ),
         };
-        let total: Vec<f64> = (0..samples).map(|s| f64::from(costs[(s * groups + g) * 2] + costs[(s * groups + g) * 2 + 1])).collect();
+        let total: Vec<f64> = (0..samples)
+            .map(|s| f64::from(costs[(s * groups + g) * 2] + costs[(s * groups + g) * 2 + 1]))
+            .collect();
         figures.push(json!({
             "initial_costs": [c12, c21],
             "case": branch,
@@ -160,8 +274,16 @@ fn two_neurons(pairs: &[[f64; 2]], p: f32, dt: f32, steps: usize, backend: &mut 
             out,
             &[
                 ("costs.npy", vec![samples, groups, 2], costs.clone()),
-                ("costs_closed_form.npy", vec![samples, groups, 2], closed.clone()),
-                ("times.npy", vec![samples], times.iter().map(|t| *t as f32).collect()),
+                (
+                    "costs_closed_form.npy",
+                    vec![samples, groups, 2],
+                    closed.clone(),
+                ),
+                (
+                    "times.npy",
+                    vec![samples],
+                    times.iter().map(|t| *t as f32).collect(),
+                ),
             ],
         )?);
     }
@@ -170,10 +292,15 @@ fn two_neurons(pairs: &[[f64; 2]], p: f32, dt: f32, steps: usize, backend: &mut 
         for (g, pair) in pairs.iter().enumerate() {
             let series = |label: &str, data: &[f32], side: usize| Series {
                 label: label.into(),
-                points: (0..samples).map(|s| (times[s], f64::from(data[(s * groups + g) * 2 + side]))).collect(),
+                points: (0..samples)
+                    .map(|s| (times[s], f64::from(data[(s * groups + g) * 2 + side])))
+                    .collect(),
             };
             panels.push(Panel {
-                title: format!("network {g}: initial costs c12 = {}, c21 = {}", pair[0], pair[1]),
+                title: format!(
+                    "network {g}: initial costs c12 = {}, c21 = {}",
+                    pair[0], pair[1]
+                ),
                 x_label: "t".into(),
                 y_label: "synaptic cost".into(),
                 series: vec![
@@ -191,7 +318,18 @@ fn two_neurons(pairs: &[[f64; 2]], p: f32, dt: f32, steps: usize, backend: &mut 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn ring(n: usize, potentiated: f64, p: f32, dt: f32, h_every: usize, steps: usize, backend: &mut dyn Backend, out: &Path, arrays: bool, plots: bool) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+fn ring(
+    n: usize,
+    potentiated: f64,
+    p: f32,
+    dt: f32,
+    h_every: usize,
+    steps: usize,
+    backend: &mut dyn Backend,
+    out: &Path,
+    arrays: bool,
+    plots: bool,
+) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     let pf = f64::from(p);
     let mut j = vec![0.0f32; n * n];
     for a in 0..n {
@@ -215,11 +353,30 @@ fn ring(n: usize, potentiated: f64, p: f32, dt: f32, h_every: usize, steps: usiz
         ("G: far", ((m + 1) % n, m)),
         ("H: far", (m, (m + 1) % n)),
     ];
-    let nets = Networks { groups: 1, n, j: &j, w_in: None, w_out: None, alpha: Alpha::One, alpha_values: &[] };
-    let params = BalanceParams { p, aggregate: Aggregate::Sum, method: Method::Flow { dt }, max_iterations: steps, tol: 0.0, h_every };
+    let nets = Networks {
+        groups: 1,
+        n,
+        j: &j,
+        w_in: None,
+        w_out: None,
+        alpha: Alpha::One,
+        alpha_values: &[],
+    };
+    let params = BalanceParams {
+        p,
+        aggregate: Aggregate::Sum,
+        method: Method::Flow { dt },
+        max_iterations: steps,
+        tol: 0.0,
+        h_every,
+    };
     let b = balance(backend, &nets, &params)?;
     let samples = b.h_iterations.len();
-    let times: Vec<f64> = b.h_iterations.iter().map(|&s| s as f64 * f64::from(dt)).collect();
+    let times: Vec<f64> = b
+        .h_iterations
+        .iter()
+        .map(|&s| s as f64 * f64::from(dt))
+        .collect();
 
     // Costs of the named synapses along the run: c = c0 e^(p (h_pre - h_post)).
     let c0 = host_costs(&nets, 0, p);
@@ -227,12 +384,17 @@ fn ring(n: usize, potentiated: f64, p: f32, dt: f32, h_every: usize, steps: usiz
         let h = &b.h_trajectory[s * n..][..n];
         c0[post * n + pre] * (pf * f64::from(h[pre] - h[post])).exp()
     };
-    let named_costs: Vec<f32> = (0..samples).flat_map(|s| named.iter().map(move |(_, syn)| (s, *syn))).map(|(s, syn)| cost_at(s, syn) as f32).collect();
+    let named_costs: Vec<f32> = (0..samples)
+        .flat_map(|s| named.iter().map(move |(_, syn)| (s, *syn)))
+        .map(|(s, syn)| cost_at(s, syn) as f32)
+        .collect();
 
     // The heat-equation approximation (eq. 38-40) with the Laplacian at the perturbed point.
     let l = laplacian(n, &c0);
     let (values, vectors) = laplacian_modes(&l);
-    let g0: Vec<f64> = (0..n).map(|q| (0..n).map(|o| c0[q * n + o] - c0[o * n + q]).sum()).collect();
+    let g0: Vec<f64> = (0..n)
+        .map(|q| (0..n).map(|o| c0[q * n + o] - c0[o * n + q]).sum())
+        .collect();
     let modes = [3usize, 5, 7].map(|v| v.min(n) - 1);
     let mut proj = vec![0.0f32; samples * modes.len()];
     let mut approx = vec![0.0f32; samples * modes.len()];
@@ -257,7 +419,9 @@ fn ring(n: usize, potentiated: f64, p: f32, dt: f32, h_every: usize, steps: usiz
     let change = |syn: (usize, usize)| cost_at(end, syn) - cost_at(0, syn);
     let half_time = |syn: (usize, usize)| {
         let target = 0.5 * change(syn);
-        (0..samples).find(|&s| (cost_at(s, syn) - cost_at(0, syn)).abs() >= target.abs()).map(|s| times[s])
+        (0..samples)
+            .find(|&s| (cost_at(s, syn) - cost_at(0, syn)).abs() >= target.abs())
+            .map(|s| times[s])
     };
     let summary = json!({
         "perturbation": { "synapse": "A, from neuron 0 (j) to neuron 1 (i)", "cost_before": 1.0, "cost_after": potentiated, "eta": eta },
@@ -282,12 +446,28 @@ fn ring(n: usize, potentiated: f64, p: f32, dt: f32, h_every: usize, steps: usiz
         files.extend(write_arrays(
             out,
             &[
-                ("named_costs.npy", vec![samples, named.len()], named_costs.clone()),
+                (
+                    "named_costs.npy",
+                    vec![samples, named.len()],
+                    named_costs.clone(),
+                ),
                 ("h.npy", vec![samples, n], b.h_trajectory.clone()),
                 ("h_modes.npy", vec![samples, modes.len()], proj.clone()),
-                ("h_modes_eq39.npy", vec![samples, modes.len()], approx.clone()),
-                ("laplacian_eigenvalues.npy", vec![n], values.iter().map(|v| *v as f32).collect()),
-                ("times.npy", vec![samples], times.iter().map(|t| *t as f32).collect()),
+                (
+                    "h_modes_eq39.npy",
+                    vec![samples, modes.len()],
+                    approx.clone(),
+                ),
+                (
+                    "laplacian_eigenvalues.npy",
+                    vec![n],
+                    values.iter().map(|v| *v as f32).collect(),
+                ),
+                (
+                    "times.npy",
+                    vec![samples],
+                    times.iter().map(|t| *t as f32).collect(),
+                ),
             ],
         )?);
     }
@@ -299,16 +479,36 @@ fn ring(n: usize, potentiated: f64, p: f32, dt: f32, h_every: usize, steps: usiz
             series: named
                 .iter()
                 .enumerate()
-                .map(|(c, (name, _))| Series { label: name.to_string(), points: (0..samples).map(|s| (times[s], f64::from(named_costs[s * named.len() + c]))).collect() })
+                .map(|(c, (name, _))| Series {
+                    label: name.to_string(),
+                    points: (0..samples)
+                        .map(|s| (times[s], f64::from(named_costs[s * named.len() + c])))
+                        .collect(),
+                })
                 .collect(),
         };
         let mut mode_series = Vec::new();
         for (c, mode) in modes.iter().enumerate() {
-            let pick = |data: &[f32]| (0..samples).map(|s| (times[s], f64::from(data[s * modes.len() + c]))).collect();
-            mode_series.push(Series { label: format!("v{} . h (flow)", mode + 1), points: pick(&proj) });
-            mode_series.push(Series { label: format!("v{} . h (eq. 39)", mode + 1), points: pick(&approx) });
+            let pick = |data: &[f32]| {
+                (0..samples)
+                    .map(|s| (times[s], f64::from(data[s * modes.len() + c])))
+                    .collect()
+            };
+            mode_series.push(Series {
+                label: format!("v{} . h (flow)", mode + 1),
+                points: pick(&proj),
+            });
+            mode_series.push(Series {
+                label: format!("v{} . h (eq. 39)", mode + 1),
+                points: pick(&approx),
+            });
         }
-        let modes_panel = Panel { title: "Fig. 5d: h(t) in Laplacian modes".into(), x_label: "t".into(), y_label: "projection".into(), series: mode_series };
+        let modes_panel = Panel {
+            title: "Fig. 5d: h(t) in Laplacian modes".into(),
+            x_label: "t".into(),
+            y_label: "projection".into(),
+            series: mode_series,
+        };
         line_panels(&out.join("balancing_fig5.png"), &[costs_panel, modes_panel])?;
         files.push("balancing_fig5.png".into());
     }

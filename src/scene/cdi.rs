@@ -56,7 +56,12 @@ pub struct CdiParams {
 
 impl CdiParams {
     pub fn validate(&self, at: &str) -> Result<(), DaleError> {
-        let err = |f: &str, v: String, allowed: &str| Err(DaleError::scene(format!("{at}.{f}"), format!("{f} = {v}; allowed: {allowed}")));
+        let err = |f: &str, v: String, allowed: &str| {
+            Err(DaleError::scene(
+                format!("{at}.{f}"),
+                format!("{f} = {v}; allowed: {allowed}"),
+            ))
+        };
         for (f, v) in [
             ("n", self.n),
             ("trial_steps", self.trial_steps),
@@ -74,21 +79,37 @@ impl CdiParams {
             return err("leak", self.leak.to_string(), "0 < leak <= 1 (dt / tau)");
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return err("learning_rate", self.learning_rate.to_string(), "a finite value > 0");
+            return err(
+                "learning_rate",
+                self.learning_rate.to_string(),
+                "a finite value > 0",
+            );
         }
-        for (f, list) in [("lambdas", &self.lambdas), ("noise_levels", &self.noise_levels)] {
+        for (f, list) in [
+            ("lambdas", &self.lambdas),
+            ("noise_levels", &self.noise_levels),
+        ] {
             if list.is_empty() || list.iter().any(|v| !(*v >= 0.0 && v.is_finite())) {
-                return err(f, format!("{list:?}"), "a non-empty list of finite values >= 0");
+                return err(
+                    f,
+                    format!("{list:?}"),
+                    "a non-empty list of finite values >= 0",
+                );
             }
         }
         if !(self.balance_lambda >= 0.0 && self.input_noise >= 0.0) {
-            return err("balance_lambda", self.balance_lambda.to_string(), "values >= 0 (and input_noise >= 0)");
+            return err(
+                "balance_lambda",
+                self.balance_lambda.to_string(),
+                "values >= 0 (and input_noise >= 0)",
+            );
         }
         Ok(())
     }
 
     pub fn smoke(&mut self) {
         self.n = self.n.min(32);
+        self.trial_steps = self.trial_steps.min(10);
         self.trials = self.trials.min(8);
         self.test_trials = self.test_trials.min(16);
         self.networks = self.networks.min(2);
@@ -101,7 +122,12 @@ impl CdiParams {
 /// A batch of CDI trials: inputs [T, B, 6] (context a, signals s1, s2, each a one-hot pair plus
 /// Gaussian noise) and targets [T, B, 2]: z(t) = (1/T) sum_{t' < t} s^(c)(t'), the running
 /// integral over the trial of the signal the context selects (a = (0, 1): s1; a = (1, 0): s2).
-pub fn cdi_trials(rng: &mut ChaCha8Rng, trials: usize, steps: usize, noise: f32) -> (Vec<f32>, Vec<f32>) {
+pub fn cdi_trials(
+    rng: &mut ChaCha8Rng,
+    trials: usize,
+    steps: usize,
+    noise: f32,
+) -> (Vec<f32>, Vec<f32>) {
     let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
     let mut u = vec![0.0f32; steps * trials * 6];
     let mut z = vec![0.0f32; steps * trials * 2];
@@ -118,7 +144,11 @@ pub fn cdi_trials(rng: &mut ChaCha8Rng, trials: usize, steps: usize, noise: f32)
             }
             u[(t * trials + b) * 6..][..6].copy_from_slice(&values);
             // Context bit 1 is a = (0, 1): integrate s1 (channels 2, 3); else s2 (channels 4, 5).
-            let signal = if bits[0] == 1 { &values[2..4] } else { &values[4..6] };
+            let signal = if bits[0] == 1 {
+                &values[2..4]
+            } else {
+                &values[4..6]
+            };
             for (acc, s) in integral.iter_mut().zip(signal) {
                 *acc += s / steps as f32;
             }
@@ -136,11 +166,22 @@ fn initial_net(n: usize, seed: u64) -> Net {
         (0..len).map(|_| d.sample(&mut rng)).collect()
     };
     let s = 1.0 / (n as f32).sqrt();
-    Net { n, m: 6, k: 2, j: draw(n * n, s), w_in: draw(n * 6, 1.0), w_out: draw(2 * n, s) }
+    Net {
+        n,
+        m: 6,
+        k: 2,
+        j: draw(n * n, s),
+        w_in: draw(n * 6, 1.0),
+        w_out: draw(2 * n, s),
+    }
 }
 
 fn grad_norm(n: usize, c: &[f64]) -> f64 {
-    neural_gradients(n, c).iter().map(|v| v * v).sum::<f64>().sqrt()
+    neural_gradients(n, c)
+        .iter()
+        .map(|v| v * v)
+        .sum::<f64>()
+        .sqrt()
 }
 
 fn sum_sq(w: &[f32]) -> f64 {
@@ -157,15 +198,32 @@ struct Trained {
     grad_norm: Vec<(usize, f64)>,
 }
 
-fn train(be: &mut dyn Backend, p: &CdiParams, lambda: f32, iterations: usize, seed: u64) -> Result<Trained, DaleError> {
+fn train(
+    be: &mut dyn Backend,
+    p: &CdiParams,
+    lambda: f32,
+    iterations: usize,
+    seed: u64,
+) -> Result<Trained, DaleError> {
     let net = initial_net(p.n, seed);
-    let dynamics = Dynamics { leak: p.leak, phi: Phi::Relu };
+    let dynamics = Dynamics {
+        leak: p.leak,
+        phi: Phi::Relu,
+    };
     let mut trainer = Trainer::new(be, &net, dynamics, p.trials, p.trial_steps, iterations)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a5c);
     let mut grad_norms = vec![(0, grad_norm(p.n, &squared(&net.j)))];
     for it in 0..iterations {
         let (u, z) = cdi_trials(&mut rng, p.trials, p.trial_steps, p.input_noise);
-        trainer.set_trials(be, &Trials { trials: p.trials, steps: p.trial_steps, inputs: &u, targets: &z })?;
+        trainer.set_trials(
+            be,
+            &Trials {
+                trials: p.trials,
+                steps: p.trial_steps,
+                inputs: &u,
+                targets: &z,
+            },
+        )?;
         trainer.forward(be, 0.0, 0);
         trainer.backward(be, 2 * it);
         trainer.step(be, p.learning_rate, lambda);
@@ -175,22 +233,57 @@ fn train(be: &mut dyn Backend, p: &CdiParams, lambda: f32, iterations: usize, se
         }
     }
     let hist = be.download(trainer.history, 0, 2 * iterations)?;
-    let loss: Vec<f64> = (0..iterations).map(|i| trainer.loss_from(hist[2 * i])).collect();
+    let loss: Vec<f64> = (0..iterations)
+        .map(|i| trainer.loss_from(hist[2 * i]))
+        .collect();
     if let Some(i) = loss.iter().position(|v| !v.is_finite()) {
-        return Err(DaleError::Diverged { step: i, quantity: format!("the training loss at lambda = {lambda}"), value: hist[2 * i], kept: 0 });
+        return Err(DaleError::Diverged {
+            step: i,
+            quantity: format!("the training loss at lambda = {lambda}"),
+            value: hist[2 * i],
+            kept: 0,
+        });
     }
-    Ok(Trained { net: trainer.weights(be)?, loss, grad_norm: grad_norms })
+    Ok(Trained {
+        net: trainer.weights(be)?,
+        loss,
+        grad_norm: grad_norms,
+    })
 }
 
 /// Test loss of `net` on fixed held-out trials with hidden noise eps (same noise draws for every
 /// network: seed fixed), and the states of the noiseless run.
-fn test_loss(be: &mut dyn Backend, p: &CdiParams, net: &Net, trials: &Trials, eps: f32) -> Result<f64, DaleError> {
-    let mut t = Trainer::new(be, net, Dynamics { leak: p.leak, phi: Phi::Relu }, trials.trials, trials.steps, 1)?;
+fn test_loss(
+    be: &mut dyn Backend,
+    p: &CdiParams,
+    net: &Net,
+    trials: &Trials,
+    eps: f32,
+) -> Result<f64, DaleError> {
+    let mut t = Trainer::new(
+        be,
+        net,
+        Dynamics {
+            leak: p.leak,
+            phi: Phi::Relu,
+        },
+        trials.trials,
+        trials.steps,
+        1,
+    )?;
     t.set_trials(be, trials)?;
     t.loss(be, eps, 99)
 }
 
-pub fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backend, out: &Path, arrays: bool, plots: bool) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+pub fn run(
+    p: &CdiParams,
+    iterations: usize,
+    seed: u64,
+    backend: &mut dyn Backend,
+    out: &Path,
+    arrays: bool,
+    plots: bool,
+) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     let n = p.n;
     // Fig. 4a: one network per lambda, same initial weights and trial stream.
     let mut trained = Vec::new();
@@ -213,7 +306,8 @@ pub fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backen
             })
             .collect();
         let mean = null.iter().sum::<f64>() / null.len().max(1) as f64;
-        let sd = (null.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / null.len().max(1) as f64).sqrt();
+        let sd = (null.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / null.len().max(1) as f64)
+            .sqrt();
         null_figures.push(json!({
             "lambda": lambda,
             "grad_norm_start": t.grad_norm[0].1,
@@ -229,18 +323,47 @@ pub fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backen
     // Fig. 4b: networks trained at balance_lambda, balanced with the robustness cost.
     let mut test_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4b4b);
     let (held_u, held_z) = cdi_trials(&mut test_rng, p.test_trials, p.trial_steps, p.input_noise);
-    let held = Trials { trials: p.test_trials, steps: p.trial_steps, inputs: &held_u, targets: &held_z };
+    let held = Trials {
+        trials: p.test_trials,
+        steps: p.trial_steps,
+        inputs: &held_u,
+        targets: &held_z,
+    };
     let (test_u, test_z) = cdi_trials(&mut test_rng, p.test_trials, p.trial_steps, p.input_noise);
-    let test = Trials { trials: p.test_trials, steps: p.trial_steps, inputs: &test_u, targets: &test_z };
+    let test = Trials {
+        trials: p.test_trials,
+        steps: p.trial_steps,
+        inputs: &test_u,
+        targets: &test_z,
+    };
     let mut ratios = Vec::new();
     let mut network_figures = Vec::new();
     for net_idx in 0..p.networks {
         let original = match p.lambdas.iter().position(|l| *l == p.balance_lambda) {
             Some(i) if net_idx == 0 => trained[i].net.clone(),
-            _ => train(backend, p, p.balance_lambda, iterations, seed + 1000 * (net_idx as u64 + 1))?.net,
+            _ => {
+                train(
+                    backend,
+                    p,
+                    p.balance_lambda,
+                    iterations,
+                    seed + 1000 * (net_idx as u64 + 1),
+                )?
+                .net
+            }
         };
         // sigma_j^2 = <phi'(x_j)^2> over the held-out trials' states.
-        let mut t = Trainer::new(backend, &original, Dynamics { leak: p.leak, phi: Phi::Relu }, held.trials, held.steps, 1)?;
+        let mut t = Trainer::new(
+            backend,
+            &original,
+            Dynamics {
+                leak: p.leak,
+                phi: Phi::Relu,
+            },
+            held.trials,
+            held.steps,
+            1,
+        )?;
         t.set_trials(backend, &held)?;
         t.forward(backend, p.gain_noise, 7);
         let states = t.states(backend)?;
@@ -256,9 +379,21 @@ pub fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backen
             alpha_values: &sigma2_f32,
         };
         let dt = 0.5 * largest_stable_dt(&nets, 2.0);
-        let flow = BalanceParams { p: 2.0, aggregate: Aggregate::Sum, method: Method::Flow { dt }, max_iterations: p.balance_iterations, tol: 1e-6, h_every: 0 };
+        let flow = BalanceParams {
+            p: 2.0,
+            aggregate: Aggregate::Sum,
+            method: Method::Flow { dt },
+            max_iterations: p.balance_iterations,
+            tol: 1e-6,
+            h_every: 0,
+        };
         let balanced = balance(backend, &nets, &flow)?;
-        let balanced_net = Net { j: balanced.j.clone(), w_in: balanced.w_in.clone(), w_out: balanced.w_out.clone(), ..original.clone() };
+        let balanced_net = Net {
+            j: balanced.j.clone(),
+            w_in: balanced.w_in.clone(),
+            w_out: balanced.w_out.clone(),
+            ..original.clone()
+        };
         let mut row = Vec::new();
         for &eps in &p.noise_levels {
             let lo = test_loss(backend, p, &original, &test, eps)?;
@@ -283,7 +418,9 @@ pub fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backen
         }));
         ratios.push(row);
     }
-    let mean_ratio: Vec<f64> = (0..p.noise_levels.len()).map(|i| ratios.iter().map(|r| r[i].2 / r[i].1).sum::<f64>() / ratios.len() as f64).collect();
+    let mean_ratio: Vec<f64> = (0..p.noise_levels.len())
+        .map(|i| ratios.iter().map(|r| r[i].2 / r[i].1).sum::<f64>() / ratios.len() as f64)
+        .collect();
     let summary = json!({
         "fig4a": {
             "networks": null_figures,
@@ -299,13 +436,30 @@ pub fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backen
     });
     let mut files = Vec::new();
     if arrays {
-        let loss: Vec<f32> = trained.iter().flat_map(|t| t.loss.iter().map(|v| *v as f32)).collect();
-        let gn: Vec<f32> = trained.iter().flat_map(|t| t.grad_norm.iter().map(|(_, v)| *v as f32)).collect();
-        let ratio: Vec<f32> = ratios.iter().flat_map(|r| r.iter().map(|(_, lo, lb)| (lb / lo) as f32)).collect();
+        let loss: Vec<f32> = trained
+            .iter()
+            .flat_map(|t| t.loss.iter().map(|v| *v as f32))
+            .collect();
+        let gn: Vec<f32> = trained
+            .iter()
+            .flat_map(|t| t.grad_norm.iter().map(|(_, v)| *v as f32))
+            .collect();
+        let ratio: Vec<f32> = ratios
+            .iter()
+            .flat_map(|r| r.iter().map(|(_, lo, lb)| (lb / lo) as f32))
+            .collect();
         for (name, shape, data) in [
             ("training_loss.npy", vec![trained.len(), iterations], loss),
-            ("grad_norm.npy", vec![trained.len(), trained[0].grad_norm.len()], gn),
-            ("loss_ratio.npy", vec![ratios.len(), p.noise_levels.len()], ratio),
+            (
+                "grad_norm.npy",
+                vec![trained.len(), trained[0].grad_norm.len()],
+                gn,
+            ),
+            (
+                "loss_ratio.npy",
+                vec![ratios.len(), p.noise_levels.len()],
+                ratio,
+            ),
         ] {
             write_atomic(&out.join(name), &npy_bytes(&shape, &data))?;
             files.push(name.to_string());
@@ -316,13 +470,34 @@ pub fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backen
             title: "Fig. 4a: ||g|| (costs J^2) along training".into(),
             x_label: "iteration".into(),
             y_label: "||g||".into(),
-            series: p.lambdas.iter().zip(&trained).map(|(l, t)| Series { label: format!("lambda = {l}"), points: t.grad_norm.iter().map(|(i, v)| (*i as f64, *v)).collect() }).collect(),
+            series: p
+                .lambdas
+                .iter()
+                .zip(&trained)
+                .map(|(l, t)| Series {
+                    label: format!("lambda = {l}"),
+                    points: t.grad_norm.iter().map(|(i, v)| (*i as f64, *v)).collect(),
+                })
+                .collect(),
         };
         let ratio_panel = Panel {
-            title: format!("Fig. 4b: test loss balanced / original, lambda = {}", p.balance_lambda),
+            title: format!(
+                "Fig. 4b: test loss balanced / original, lambda = {}",
+                p.balance_lambda
+            ),
             x_label: "hidden noise eps".into(),
             y_label: "loss ratio".into(),
-            series: ratios.iter().enumerate().map(|(i, r)| Series { label: format!("network {i}"), points: r.iter().map(|(e, lo, lb)| (f64::from(*e), lb / lo)).collect() }).collect(),
+            series: ratios
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Series {
+                    label: format!("network {i}"),
+                    points: r
+                        .iter()
+                        .map(|(e, lo, lb)| (f64::from(*e), lb / lo))
+                        .collect(),
+                })
+                .collect(),
         };
         line_panels(&out.join("balancing_fig4.png"), &[gn_panel, ratio_panel])?;
         files.push("balancing_fig4.png".into());

@@ -64,7 +64,10 @@ fn yes() -> bool {
 
 impl Default for Outputs {
     fn default() -> Self {
-        Self { arrays: true, plots: true }
+        Self {
+            arrays: true,
+            plots: true,
+        }
     }
 }
 
@@ -103,29 +106,43 @@ impl Scene {
         let file: SceneFile = serde_path_to_error::deserialize(de).map_err(|e| path_of("", e))?;
         let params = match file.model {
             ModelName::Rate => {
-                let p: RateParams = serde_path_to_error::deserialize(file.params).map_err(|e| path_of("params", e))?;
+                let p: RateParams = serde_path_to_error::deserialize(file.params)
+                    .map_err(|e| path_of("params", e))?;
                 p.validate("params")?;
                 ModelParams::Rate(p)
             }
             ModelName::Balancing => {
-                let p: balancing::BalancingScene = serde_path_to_error::deserialize(file.params).map_err(|e| path_of("params", e))?;
+                let p: balancing::BalancingScene = serde_path_to_error::deserialize(file.params)
+                    .map_err(|e| path_of("params", e))?;
                 p.validate("params")?;
                 ModelParams::Balancing(p)
             }
         };
         if file.steps == 0 {
-            return Err(DaleError::scene("steps", "steps = 0; allowed: an integer >= 1"));
+            return Err(DaleError::scene(
+                "steps",
+                "steps = 0; allowed: an integer >= 1",
+            ));
         }
         if file.steps > u32::MAX as usize {
-            return Err(DaleError::scene("steps", format!("steps = {}; allowed: at most {}", file.steps, u32::MAX)));
+            return Err(DaleError::scene(
+                "steps",
+                format!("steps = {}; allowed: at most {}", file.steps, u32::MAX),
+            ));
         }
         for (name, mon) in [("x", &file.monitors.x), ("y", &file.monitors.y)] {
             if let Some(mon) = mon {
                 if mon.every == 0 {
-                    return Err(DaleError::scene(format!("monitors.{name}.every"), "every = 0; allowed: an integer >= 1"));
+                    return Err(DaleError::scene(
+                        format!("monitors.{name}.every"),
+                        "every = 0; allowed: an integer >= 1",
+                    ));
                 }
                 if mon.trials == Some(0) {
-                    return Err(DaleError::scene(format!("monitors.{name}.trials"), "trials = 0; allowed: an integer >= 1"));
+                    return Err(DaleError::scene(
+                        format!("monitors.{name}.trials"),
+                        "trials = 0; allowed: an integer >= 1",
+                    ));
                 }
             }
         }
@@ -140,7 +157,10 @@ impl Scene {
     }
 
     pub fn read(path: &std::path::Path) -> Result<Self, DaleError> {
-        let text = std::fs::read_to_string(path).map_err(|source| DaleError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| DaleError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::parse(&text)
     }
 

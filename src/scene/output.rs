@@ -9,9 +9,15 @@ use std::path::{Path, PathBuf};
 use crate::error::DaleError;
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DaleError> {
-    let name = path.file_name().expect("output paths name a file").to_string_lossy();
+    let name = path
+        .file_name()
+        .expect("output paths name a file")
+        .to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let io = |source| DaleError::Write { path: path.to_path_buf(), source };
+    let io = |source| DaleError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
@@ -21,7 +27,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DaleError> {
 
 /// An f32 array as .npy (little-endian, C order), which numpy.load reads.
 pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
-    assert_eq!(shape.iter().product::<usize>(), data.len(), "npy shape {shape:?} does not match {} values", data.len());
+    assert_eq!(
+        shape.iter().product::<usize>(),
+        data.len(),
+        "npy shape {shape:?} does not match {} values",
+        data.len()
+    );
     let mut bytes = Vec::new();
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
     let mut w = npyz::WriteOptions::<f32>::new()
@@ -30,7 +41,8 @@ pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
         .writer(&mut bytes)
         .begin_nd()
         .expect("writing to memory cannot fail");
-    w.extend(data.iter().copied()).expect("writing to memory cannot fail");
+    w.extend(data.iter().copied())
+        .expect("writing to memory cannot fail");
     w.finish().expect("writing to memory cannot fail");
     bytes
 }
@@ -43,7 +55,10 @@ pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), DaleErro
 
 /// Makes `dir` (and parents) and proves it writable before any work starts.
 pub fn prepare_dir(dir: &Path) -> Result<PathBuf, DaleError> {
-    let io = |source| DaleError::Write { path: dir.to_path_buf(), source };
+    let io = |source| DaleError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(io)?;
     let probe = dir.join(".dale-write-test");
     std::fs::write(&probe, b"").map_err(io)?;

@@ -38,14 +38,22 @@ pub fn line_panels(path: &Path, panels: &[Panel]) -> Result<(), DaleError> {
     register_font();
     let height = PANEL_HEIGHT * panels.len().max(1) as u32;
     let mut pixels = vec![0u8; (WIDTH * height * 3) as usize];
-    let draw_err = |e: String| DaleError::Write { path: path.into(), source: std::io::Error::other(e) };
+    let draw_err = |e: String| DaleError::Write {
+        path: path.into(),
+        source: std::io::Error::other(e),
+    };
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw_err(e.to_string()))?;
         let areas = root.split_evenly((panels.len().max(1), 1));
         for (panel, area) in panels.iter().zip(areas.iter()) {
             let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-            for (x, y) in panel.series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite()) {
+            for (x, y) in panel
+                .series
+                .iter()
+                .flat_map(|s| s.points.iter())
+                .filter(|(x, y)| x.is_finite() && y.is_finite())
+            {
                 x0 = x0.min(*x);
                 x1 = x1.max(*x);
                 y0 = y0.min(*y);
@@ -72,7 +80,10 @@ pub fn line_panels(path: &Path, panels: &[Panel]) -> Result<(), DaleError> {
             for (i, s) in panel.series.iter().enumerate() {
                 let color = Palette99::pick(i).to_rgba();
                 chart
-                    .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(1)))
+                    .draw_series(LineSeries::new(
+                        s.points.iter().copied(),
+                        color.stroke_width(1),
+                    ))
                     .map_err(|e| draw_err(e.to_string()))?
                     .label(s.label.as_str())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
@@ -94,8 +105,12 @@ pub fn line_panels(path: &Path, panels: &[Panel]) -> Result<(), DaleError> {
         let mut encoder = png::Encoder::new(&mut png, WIDTH, height);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().map_err(|e| draw_err(e.to_string()))?;
-        writer.write_image_data(&pixels).map_err(|e| draw_err(e.to_string()))?;
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| draw_err(e.to_string()))?;
+        writer
+            .write_image_data(&pixels)
+            .map_err(|e| draw_err(e.to_string()))?;
     }
     write_atomic(path, &png)
 }

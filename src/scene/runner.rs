@@ -33,7 +33,11 @@ pub struct RunReport {
     pub summary: serde_json::Value,
 }
 
-pub fn run_scene(mut scene: Scene, backend: &mut dyn Backend, opts: &RunOptions) -> Result<RunReport, DaleError> {
+pub fn run_scene(
+    mut scene: Scene,
+    backend: &mut dyn Backend,
+    opts: &RunOptions,
+) -> Result<RunReport, DaleError> {
     let started = Instant::now();
     if opts.smoke {
         scene.smoke();
@@ -48,9 +52,20 @@ pub fn run_scene(mut scene: Scene, backend: &mut dyn Backend, opts: &RunOptions)
     let (summary, outcome, run_s) = match &scene.params {
         ModelParams::Rate(p) => {
             let weights = Weights::random(p, scene.seed);
-            let monitors = Monitors { x: scene.monitors.x.clone(), y: scene.monitors.y.clone() };
+            let monitors = Monitors {
+                x: scene.monitors.x.clone(),
+                y: scene.monitors.y.clone(),
+            };
             let t = Instant::now();
-            let result = rate::simulate(backend, p, &weights, scene.seed, scene.steps, &monitors, &mut |done| bar.set_position(done as u64));
+            let result = rate::simulate(
+                backend,
+                p,
+                &weights,
+                scene.seed,
+                scene.steps,
+                &monitors,
+                &mut |done| bar.set_position(done as u64),
+            );
             let run_s = t.elapsed().as_secs_f64();
             bar.finish_and_clear();
             let (traj, err) = match result {
@@ -65,7 +80,15 @@ pub fn run_scene(mut scene: Scene, backend: &mut dyn Backend, opts: &RunOptions)
         }
         ModelParams::Balancing(b) => {
             let t = Instant::now();
-            let result = super::balancing::run(b, scene.steps, scene.seed, backend, &out, scene.outputs.arrays, scene.outputs.plots);
+            let result = super::balancing::run(
+                b,
+                scene.steps,
+                scene.seed,
+                backend,
+                &out,
+                scene.outputs.arrays,
+                scene.outputs.plots,
+            );
             bar.finish_and_clear();
             let (summary, written) = result?;
             files.extend(written);
@@ -92,7 +115,11 @@ pub fn run_scene(mut scene: Scene, backend: &mut dyn Backend, opts: &RunOptions)
     files.push("manifest.json".into());
     match outcome {
         Some(e) => Err(e),
-        None => Ok(RunReport { out, files, summary: summary_json }),
+        None => Ok(RunReport {
+            out,
+            files,
+            summary: summary_json,
+        }),
     }
 }
 
@@ -107,23 +134,37 @@ fn progress_bar(steps: usize, show: bool) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
-    let bar = indicatif::ProgressBar::with_draw_target(Some(steps as u64), indicatif::ProgressDrawTarget::stderr());
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(steps as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} steps ({per_sec}, eta {eta})")
-            .expect("template is valid")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {pos}/{len} steps ({per_sec}, eta {eta})",
+        )
+        .expect("template is valid")
+        .progress_chars("=> "),
     );
     bar
 }
 
-fn write_rate(out: &Path, scene: &Scene, p: &RateParams, traj: &Trajectory) -> Result<Vec<String>, DaleError> {
+fn write_rate(
+    out: &Path,
+    scene: &Scene,
+    p: &RateParams,
+    traj: &Trajectory,
+) -> Result<Vec<String>, DaleError> {
     let (b, n, k) = (p.batch(), p.n, p.outputs);
     let mut files = Vec::new();
     if scene.outputs.arrays {
         let x_times: Vec<f32> = traj.x_steps.iter().map(|&s| s as f32 * p.dt).collect();
         let y_times: Vec<f32> = traj.y_steps.iter().map(|&s| s as f32 * p.dt).collect();
         let mut arrays: Vec<(&str, Vec<usize>, &[f32])> = vec![
-            ("population_rate.npy", vec![traj.steps_done, b], &traj.population_rate),
+            (
+                "population_rate.npy",
+                vec![traj.steps_done, b],
+                &traj.population_rate,
+            ),
             ("max_abs_x.npy", vec![traj.steps_done, b], &traj.max_abs_x),
         ];
         if scene.monitors.x.is_some() {
@@ -153,7 +194,17 @@ fn write_rate(out: &Path, scene: &Scene, p: &RateParams, traj: &Trajectory) -> R
                 series: (0..shown)
                     .map(|i| Series {
                         label: format!("neuron {i}"),
-                        points: traj.x_steps.iter().enumerate().map(|(s, &t)| (t as f64 * p.dt as f64, traj.x[s * traj.x_trials * n + i] as f64)).collect(),
+                        points: traj
+                            .x_steps
+                            .iter()
+                            .enumerate()
+                            .map(|(s, &t)| {
+                                (
+                                    t as f64 * p.dt as f64,
+                                    traj.x[s * traj.x_trials * n + i] as f64,
+                                )
+                            })
+                            .collect(),
                     })
                     .collect(),
             });
@@ -166,7 +217,14 @@ fn write_rate(out: &Path, scene: &Scene, p: &RateParams, traj: &Trajectory) -> R
             series: (0..shown)
                 .map(|trial| Series {
                     label: format!("trial {trial}"),
-                    points: (0..traj.steps_done).map(|s| ((s + 1) as f64 * p.dt as f64, traj.population_rate[s * b + trial] as f64)).collect(),
+                    points: (0..traj.steps_done)
+                        .map(|s| {
+                            (
+                                (s + 1) as f64 * p.dt as f64,
+                                traj.population_rate[s * b + trial] as f64,
+                            )
+                        })
+                        .collect(),
                 })
                 .collect(),
         });
@@ -180,14 +238,29 @@ fn write_rate(out: &Path, scene: &Scene, p: &RateParams, traj: &Trajectory) -> R
 /// every summary has the same shape.
 fn rate_summary(p: &RateParams, traj: &Trajectory, steps: usize) -> serde_json::Value {
     let b = p.batch();
-    let last = traj.steps_done.saturating_sub((traj.steps_done / 10).max(1));
-    let tail: Vec<f64> = (last..traj.steps_done).flat_map(|s| (0..b).map(move |t| (s, t))).map(|(s, t)| traj.population_rate[s * b + t] as f64).collect();
-    let mean_rate = if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 };
+    let last = traj
+        .steps_done
+        .saturating_sub((traj.steps_done / 10).max(1));
+    let tail: Vec<f64> = (last..traj.steps_done)
+        .flat_map(|s| (0..b).map(move |t| (s, t)))
+        .map(|(s, t)| traj.population_rate[s * b + t] as f64)
+        .collect();
+    let mean_rate = if tail.is_empty() {
+        f64::NAN
+    } else {
+        tail.iter().sum::<f64>() / tail.len() as f64
+    };
     let peak = traj.max_abs_x.iter().fold(0.0f32, |m, v| m.max(*v));
     let active = if traj.x_final.is_empty() {
         serde_json::Value::Null
     } else {
-        json!(traj.x_final.iter().filter(|v| p.phi.apply(**v) > 0.0).count() as f64 / traj.x_final.len() as f64)
+        json!(
+            traj.x_final
+                .iter()
+                .filter(|v| p.phi.apply(**v) > 0.0)
+                .count() as f64
+                / traj.x_final.len() as f64
+        )
     };
     json!({
         "steps_requested": steps,

@@ -7,7 +7,10 @@ use std::sync::{Arc, OnceLock};
 use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::{GpuBackend, GpuContext};
 use dale::backend::select::any_gpu;
-use dale::backend::{Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, Layout, MatmulShape, Reduce, ReduceOp, TaskTransform, Weights};
+use dale::backend::{
+    Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, Layout,
+    MatmulShape, Reduce, ReduceOp, TaskTransform, Weights,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -17,7 +20,9 @@ use rand_distr::{Distribution, Normal};
 /// where it fails.
 pub fn gpu() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
-    let ctx = CTX.get_or_init(|| any_gpu().unwrap_or_else(|e| panic!("a GPU adapter exists but could not be opened: {e}")));
+    let ctx = CTX.get_or_init(|| {
+        any_gpu().unwrap_or_else(|e| panic!("a GPU adapter exists but could not be opened: {e}"))
+    });
     if ctx.is_none() {
         if std::env::var("DALE_REQUIRE_GPU").is_ok_and(|v| v == "1") {
             panic!("DALE_REQUIRE_GPU=1 but wgpu finds no GPU adapter (install mesa-vulkan-drivers for lavapipe)");
@@ -42,17 +47,27 @@ pub struct Tol {
 /// between the tiled kernel and the GEMM crate, each term rounds at 2^-24 and random-sign errors
 /// grow like sqrt(K); the factor 4 covers the spread of the error over all outputs.
 pub fn dot_tol(k: usize) -> Tol {
-    Tol { rel: 4.0 * f32::EPSILON as f64 * (k.max(1) as f64).sqrt(), why: "K-term f32 sum in another order: 4 eps sqrt(K)" }
+    Tol {
+        rel: 4.0 * f32::EPSILON as f64 * (k.max(1) as f64).sqrt(),
+        why: "K-term f32 sum in another order: 4 eps sqrt(K)",
+    }
 }
 
 /// Largest |got - want| relative to the largest |want|; NaN or Inf anywhere must match exactly.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tol) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let scale = want.iter().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs() as f64)).max(1e-30);
+    let scale = want
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs() as f64))
+        .max(1e-30);
     let mut worst = (0.0f64, 0usize);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         if !w.is_finite() || !g.is_finite() {
-            assert!(g == w || (g.is_nan() && w.is_nan()), "{what}: at {i} got {g}, want {w}");
+            assert!(
+                g == w || (g.is_nan() && w.is_nan()),
+                "{what}: at {i} got {g}, want {w}"
+            );
             continue;
         }
         let err = (g as f64 - w as f64).abs() / scale;
@@ -74,7 +89,11 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tol) {
 
 /// Runs `op` on the CPU backend and on the GPU, and holds the GPU to the CPU. Returns the CPU
 /// result (for oracle checks), or None when the test was skipped for want of a GPU.
-pub fn on_both(what: &str, tol: Tol, op: impl Fn(&mut dyn Backend) -> Vec<f32>) -> Option<Vec<f32>> {
+pub fn on_both(
+    what: &str,
+    tol: Tol,
+    op: impl Fn(&mut dyn Backend) -> Vec<f32>,
+) -> Option<Vec<f32>> {
     let mut gpu = gpu_backend()?;
     let cpu_out = op(&mut CpuBackend::new());
     let gpu_out = op(&mut gpu);
@@ -92,7 +111,14 @@ pub fn normal(len: usize, seed: u64) -> Vec<f32> {
 pub mod oracle {
     use super::*;
 
-    pub fn matmul(a: &[f32], a_offset: usize, w: &[f32], c0: &[f32], s: MatmulShape, accumulate: bool) -> Vec<f32> {
+    pub fn matmul(
+        a: &[f32],
+        a_offset: usize,
+        w: &[f32],
+        c0: &[f32],
+        s: MatmulShape,
+        accumulate: bool,
+    ) -> Vec<f32> {
         let mut c = vec![0.0f32; s.c_len()];
         for g in 0..s.groups {
             let wg = if s.shared_w { 0 } else { g * s.cols * s.inner };
@@ -134,7 +160,12 @@ pub mod oracle {
         let u1 = unit(mix(key ^ mix(pair.wrapping_mul(2))));
         let u2 = unit(mix(key ^ mix(pair.wrapping_mul(2).wrapping_add(1))));
         let angle = std::f64::consts::TAU * u2;
-        (-2.0 * u1.ln()).sqrt() * if index % 2 == 0 { angle.cos() } else { angle.sin() }
+        (-2.0 * u1.ln()).sqrt()
+            * if index % 2 == 0 {
+                angle.cos()
+            } else {
+                angle.sin()
+            }
     }
 
     /// Returns (x, r) after one Euler step.
@@ -142,7 +173,11 @@ pub mod oracle {
         let mut xs = Vec::with_capacity(s.len);
         let mut rs = Vec::with_capacity(s.len);
         for i in 0..s.len {
-            let noise = if s.noise_std != 0.0 { s.noise_std as f64 * gaussian(s.seed, s.step, i as u32) } else { 0.0 };
+            let noise = if s.noise_std != 0.0 {
+                s.noise_std as f64 * gaussian(s.seed, s.step, i as u32)
+            } else {
+                0.0
+            };
             let v = x[i] as f64 + s.leak as f64 * (-(x[i] as f64) + drive[i] as f64) + noise;
             let r = match s.phi {
                 dale::backend::Phi::Linear => v,
@@ -165,7 +200,11 @@ pub mod oracle {
             .map(|o| {
                 let mut acc = 0.0f64;
                 for q in 0..inner {
-                    let v = if r.axis == Axis::Rows { value(o, q) } else { value(q, o) };
+                    let v = if r.axis == Axis::Rows {
+                        value(o, q)
+                    } else {
+                        value(q, o)
+                    };
                     acc = match r.op {
                         ReduceOp::Sum => acc + v,
                         ReduceOp::SumSquares => acc + v * v,
@@ -190,7 +229,9 @@ pub mod balance_oracle {
                 let (g, e) = (i / per, i % per);
                 let a = match s.alpha {
                     Alpha::One => 1.0,
-                    Alpha::PerColumn { shared } => alpha[if shared { 0 } else { g * s.cols } + e % s.cols] as f64,
+                    Alpha::PerColumn { shared } => {
+                        alpha[if shared { 0 } else { g * s.cols } + e % s.cols] as f64
+                    }
                     Alpha::Full { shared } => alpha[if shared { 0 } else { g * per } + e] as f64,
                 };
                 (a * (w[i].abs() as f64).powf(s.p as f64)) as f32
@@ -203,7 +244,9 @@ pub mod balance_oracle {
         let n = s.n;
         let mut out = vec![0.0f32; s.groups * 2 * n];
         for g in 0..s.groups {
-            let c = |i: usize, j: usize| c0[(g * n + i) * n + j] as f64 * scale[g * n + j] as f64 / scale[g * n + i] as f64;
+            let c = |i: usize, j: usize| {
+                c0[(g * n + i) * n + j] as f64 * scale[g * n + j] as f64 / scale[g * n + i] as f64
+            };
             for k in 0..n {
                 let (mut inc, mut outg) = (0.0f64, 0.0f64);
                 for o in (0..n).filter(|&o| o != k) {
@@ -222,7 +265,11 @@ pub mod balance_oracle {
     /// Returns (h, scale, history [groups, 2]).
     pub fn h_update(flows: &[f32], h0: &[f32], s: HUpdate) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         let n = s.n;
-        let (mut h, mut scale, mut hist) = (vec![0.0f32; s.groups * n], vec![0.0f32; s.groups * n], vec![0.0f32; 2 * s.groups]);
+        let (mut h, mut scale, mut hist) = (
+            vec![0.0f32; s.groups * n],
+            vec![0.0f32; s.groups * n],
+            vec![0.0f32; 2 * s.groups],
+        );
         for g in 0..s.groups {
             let mut hg: Vec<f64> = (0..n)
                 .map(|k| {

@@ -20,27 +20,46 @@ pub fn power(a: f32, p: f32) -> f32 {
 }
 
 pub(super) fn costs(w: &[f32], alpha: &[f32], c: &mut [f32], spec: Costs) {
-    let Costs { groups, rows, cols, p, alpha: kind } = spec;
+    let Costs {
+        groups,
+        rows,
+        cols,
+        p,
+        alpha: kind,
+    } = spec;
     let per = rows * cols;
     if per == 0 {
         return;
     }
-    c[..groups * per].par_chunks_mut(per).zip(w[..groups * per].par_chunks(per)).enumerate().for_each(|(g, (cg, wg))| {
-        let base = |shared: bool, one: usize| if shared { 0 } else { g * one };
-        match kind {
-            Alpha::One => cg.iter_mut().zip(wg).for_each(|(c, w)| *c = power(w.abs(), p)),
-            Alpha::PerColumn { shared } => {
-                let a = &alpha[base(shared, cols)..][..cols];
-                for (crow, wrow) in cg.chunks_mut(cols).zip(wg.chunks(cols)) {
-                    crow.iter_mut().zip(wrow).zip(a).for_each(|((c, w), a)| *c = a * power(w.abs(), p));
+    c[..groups * per]
+        .par_chunks_mut(per)
+        .zip(w[..groups * per].par_chunks(per))
+        .enumerate()
+        .for_each(|(g, (cg, wg))| {
+            let base = |shared: bool, one: usize| if shared { 0 } else { g * one };
+            match kind {
+                Alpha::One => cg
+                    .iter_mut()
+                    .zip(wg)
+                    .for_each(|(c, w)| *c = power(w.abs(), p)),
+                Alpha::PerColumn { shared } => {
+                    let a = &alpha[base(shared, cols)..][..cols];
+                    for (crow, wrow) in cg.chunks_mut(cols).zip(wg.chunks(cols)) {
+                        crow.iter_mut()
+                            .zip(wrow)
+                            .zip(a)
+                            .for_each(|((c, w), a)| *c = a * power(w.abs(), p));
+                    }
+                }
+                Alpha::Full { shared } => {
+                    let a = &alpha[base(shared, per)..][..per];
+                    cg.iter_mut()
+                        .zip(wg)
+                        .zip(a)
+                        .for_each(|((c, w), a)| *c = a * power(w.abs(), p));
                 }
             }
-            Alpha::Full { shared } => {
-                let a = &alpha[base(shared, per)..][..per];
-                cg.iter_mut().zip(wg).zip(a).for_each(|((c, w), a)| *c = a * power(w.abs(), p));
-            }
-        }
-    });
+        });
 }
 
 /// Rows per task of `cost_flows`. Fixed, not tied to the thread count, so that the column totals
@@ -48,7 +67,11 @@ pub(super) fn costs(w: &[f32], alpha: &[f32], c: &mut [f32], spec: Costs) {
 const ROW_BAND: usize = 64;
 
 pub(super) fn cost_flows(c0: &[f32], scale: &[f32], flows: &mut [f32], spec: CostFlows) {
-    let CostFlows { groups, n, aggregate } = spec;
+    let CostFlows {
+        groups,
+        n,
+        aggregate,
+    } = spec;
     if n == 0 {
         return;
     }
@@ -61,40 +84,67 @@ pub(super) fn cost_flows(c0: &[f32], scale: &[f32], flows: &mut [f32], spec: Cos
         Aggregate::Sum => a + b,
         Aggregate::Max => a.max(b),
     };
-    rows.par_chunks_mut(n).zip(partial.par_chunks_mut(bands * n)).enumerate().for_each(|(g, (rows_g, partial_g))| {
-        let c_g = &c0[g * n * n..][..n * n];
-        let s_g = &scale[g * n..][..n];
-        rows_g.par_chunks_mut(ROW_BAND).zip(partial_g.par_chunks_mut(n)).enumerate().for_each(|(band, (row_tot, col))| {
-            for (r, tot) in row_tot.iter_mut().enumerate() {
-                let i = band * ROW_BAND + r;
-                let row = &c_g[i * n..][..n];
-                let inv = 1.0 / f64::from(s_g[i]);
-                let mut acc = 0.0f64;
-                // The self-synapse (j = i) is left out of both totals.
-                for range in [0..i, i + 1..n] {
-                    for ((c, s), col) in row[range.clone()].iter().zip(&s_g[range.clone()]).zip(&mut col[range]) {
-                        let c = f64::from(*c);
-                        acc = combine(acc, c * f64::from(*s));
-                        *col = combine(*col, c * inv);
+    rows.par_chunks_mut(n)
+        .zip(partial.par_chunks_mut(bands * n))
+        .enumerate()
+        .for_each(|(g, (rows_g, partial_g))| {
+            let c_g = &c0[g * n * n..][..n * n];
+            let s_g = &scale[g * n..][..n];
+            rows_g
+                .par_chunks_mut(ROW_BAND)
+                .zip(partial_g.par_chunks_mut(n))
+                .enumerate()
+                .for_each(|(band, (row_tot, col))| {
+                    for (r, tot) in row_tot.iter_mut().enumerate() {
+                        let i = band * ROW_BAND + r;
+                        let row = &c_g[i * n..][..n];
+                        let inv = 1.0 / f64::from(s_g[i]);
+                        let mut acc = 0.0f64;
+                        // The self-synapse (j = i) is left out of both totals.
+                        for range in [0..i, i + 1..n] {
+                            for ((c, s), col) in row[range.clone()]
+                                .iter()
+                                .zip(&s_g[range.clone()])
+                                .zip(&mut col[range])
+                            {
+                                let c = f64::from(*c);
+                                acc = combine(acc, c * f64::from(*s));
+                                *col = combine(*col, c * inv);
+                            }
+                        }
+                        *tot = acc;
                     }
-                }
-                *tot = acc;
+                });
+        });
+    flows[..groups * 2 * n]
+        .par_chunks_mut(2 * n)
+        .enumerate()
+        .for_each(|(g, f)| {
+            let (incoming, outgoing) = f.split_at_mut(n);
+            for k in 0..n {
+                let s = f64::from(scale[g * n + k]);
+                let col =
+                    (0..bands).fold(0.0, |acc, b| combine(acc, partial[(g * bands + b) * n + k]));
+                incoming[k] = (rows[g * n + k] / s) as f32;
+                outgoing[k] = (col * s) as f32;
             }
         });
-    });
-    flows[..groups * 2 * n].par_chunks_mut(2 * n).enumerate().for_each(|(g, f)| {
-        let (incoming, outgoing) = f.split_at_mut(n);
-        for k in 0..n {
-            let s = f64::from(scale[g * n + k]);
-            let col = (0..bands).fold(0.0, |acc, b| combine(acc, partial[(g * bands + b) * n + k]));
-            incoming[k] = (rows[g * n + k] / s) as f32;
-            outgoing[k] = (col * s) as f32;
-        }
-    });
 }
 
-pub(super) fn h_update(flows: &[f32], h: &mut [f32], scale: &mut [f32], history: &mut [f32], spec: HUpdate) {
-    let HUpdate { groups, n, p, step, history_offset } = spec;
+pub(super) fn h_update(
+    flows: &[f32],
+    h: &mut [f32],
+    scale: &mut [f32],
+    history: &mut [f32],
+    spec: HUpdate,
+) {
+    let HUpdate {
+        groups,
+        n,
+        p,
+        step,
+        history_offset,
+    } = spec;
     if n == 0 {
         return;
     }
@@ -137,23 +187,37 @@ pub(super) fn task_transform(src: &[f32], h: &[f32], dst: &mut [f32], spec: Task
     }
     // Tasks of whole rows, about BLOCK values each.
     let rows_per_task = BLOCK.div_ceil(cols).max(1);
-    dst[..spec.len()].par_chunks_mut(rows_per_task * cols).enumerate().for_each(|(task, out)| {
-        for (r, out_row) in out.chunks_mut(cols).enumerate() {
-            let flat_row = task * rows_per_task + r;
-            let (g, i) = (flat_row / rows, flat_row % rows);
-            let h_g = &h[g * n..][..n];
-            let src_row = &src[flat_row * cols..][..cols];
-            match spec.weights {
-                Weights::Recurrent => {
-                    let hi = h_g[i];
-                    out_row.iter_mut().zip(src_row).zip(h_g).for_each(|((d, s), hj)| *d = s * (hj - hi).exp());
+    dst[..spec.len()]
+        .par_chunks_mut(rows_per_task * cols)
+        .enumerate()
+        .for_each(|(task, out)| {
+            for (r, out_row) in out.chunks_mut(cols).enumerate() {
+                let flat_row = task * rows_per_task + r;
+                let (g, i) = (flat_row / rows, flat_row % rows);
+                let h_g = &h[g * n..][..n];
+                let src_row = &src[flat_row * cols..][..cols];
+                match spec.weights {
+                    Weights::Recurrent => {
+                        let hi = h_g[i];
+                        out_row
+                            .iter_mut()
+                            .zip(src_row)
+                            .zip(h_g)
+                            .for_each(|((d, s), hj)| *d = s * (hj - hi).exp());
+                    }
+                    Weights::Input { .. } => {
+                        let f = (-h_g[i]).exp();
+                        out_row
+                            .iter_mut()
+                            .zip(src_row)
+                            .for_each(|(d, s)| *d = s * f);
+                    }
+                    Weights::Output { .. } => out_row
+                        .iter_mut()
+                        .zip(src_row)
+                        .zip(h_g)
+                        .for_each(|((d, s), hj)| *d = s * hj.exp()),
                 }
-                Weights::Input { .. } => {
-                    let f = (-h_g[i]).exp();
-                    out_row.iter_mut().zip(src_row).for_each(|(d, s)| *d = s * f);
-                }
-                Weights::Output { .. } => out_row.iter_mut().zip(src_row).zip(h_g).for_each(|((d, s), hj)| *d = s * hj.exp()),
             }
-        }
-    });
+        });
 }

@@ -12,7 +12,8 @@ use rayon::prelude::*;
 
 use super::noise::fill_gaussian_noise;
 use super::{
-    check_backward, check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerBackward, EulerStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, SgdStep, TaskTransform,
+    check_backward, check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerBackward,
+    EulerStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, SgdStep, TaskTransform,
 };
 use crate::error::DaleError;
 
@@ -33,7 +34,11 @@ impl CpuBackend {
     /// Takes the output buffer out so that inputs can be borrowed beside it; `put` returns it.
     fn take(&mut self, out: Buf, inputs: &[Buf], op: &str) -> Vec<f32> {
         for b in inputs {
-            assert_ne!(b.id, out.id, "{op}: output buffer '{}' is also an input", out.label);
+            assert_ne!(
+                b.id, out.id,
+                "{op}: output buffer '{}' is also an input",
+                out.label
+            );
         }
         std::mem::take(&mut self.bufs[out.id as usize])
     }
@@ -75,15 +80,31 @@ impl Backend for CpuBackend {
         check_range(src, src_offset, len, "copy");
         check_range(dst, dst_offset, len, "copy");
         let mut out = self.take(dst, &[src], "copy");
-        out[dst_offset..dst_offset + len].copy_from_slice(&self.bufs[src.id as usize][src_offset..src_offset + len]);
+        out[dst_offset..dst_offset + len]
+            .copy_from_slice(&self.bufs[src.id as usize][src_offset..src_offset + len]);
         self.put(dst, out);
     }
 
-    fn matmul(&mut self, a: Buf, a_offset: usize, w: Buf, c: Buf, shape: MatmulShape, accumulate: bool) {
+    fn matmul(
+        &mut self,
+        a: Buf,
+        a_offset: usize,
+        w: Buf,
+        c: Buf,
+        shape: MatmulShape,
+        accumulate: bool,
+    ) {
         check_range(a, a_offset, shape.a_len(), "matmul a");
         check_range(w, 0, shape.w_len(), "matmul w");
         check_range(c, 0, shape.c_len(), "matmul c");
-        let MatmulShape { groups, rows, inner, cols, shared_w, layout } = shape;
+        let MatmulShape {
+            groups,
+            rows,
+            inner,
+            cols,
+            shared_w,
+            layout,
+        } = shape;
         let mut out = self.take(c, &[a, w], "matmul");
         let (av, wv) = (&self.bufs[a.id as usize], &self.bufs[w.id as usize]);
         if inner == 0 {
@@ -107,14 +128,26 @@ impl Backend for CpuBackend {
                 let (g, first_col) = (task / blocks, (task % blocks) * per_block);
                 let width = per_block.min(cols.saturating_sub(first_col));
                 let a_g = &av[a_offset + g * rows * inner..][..rows * inner];
-                let w_g = if shared_w { &wv[..cols * inner] } else { &wv[g * cols * inner..][..cols * inner] };
+                let w_g = if shared_w {
+                    &wv[..cols * inner]
+                } else {
+                    &wv[g * cols * inner..][..cols * inner]
+                };
                 if width == 0 {
                     return;
                 }
                 // Strides (column, row) of A as a [rows, inner] matrix and of W as [inner, cols],
                 // and where this block's first column of W starts.
-                let (a_cs, a_rs) = if layout == Layout::AtB { (rows as isize, 1) } else { (1, inner as isize) };
-                let (w_cs, w_rs, w_first) = if layout == Layout::ABt { (inner as isize, 1, first_col * inner) } else { (1, cols as isize, first_col) };
+                let (a_cs, a_rs) = if layout == Layout::AtB {
+                    (rows as isize, 1)
+                } else {
+                    (1, inner as isize)
+                };
+                let (w_cs, w_rs, w_first) = if layout == Layout::ABt {
+                    (inner as isize, 1, first_col * inner)
+                } else {
+                    (1, cols as isize, first_col)
+                };
                 // SAFETY: C row-major [rows, cols] of group g starts at g * rows * cols inside
                 // `out`, which holds groups * rows * cols values (check_range above). This task
                 // writes only the columns first_col..first_col + width of it, which no other task
@@ -178,8 +211,14 @@ impl Backend for CpuBackend {
                 }
                 match step.phi {
                     Phi::Linear => rb.copy_from_slice(xb),
-                    Phi::Relu => rb.iter_mut().zip(xb.iter()).for_each(|(ri, xi)| *ri = xi.max(0.0)),
-                    Phi::Tanh => rb.iter_mut().zip(xb.iter()).for_each(|(ri, xi)| *ri = xi.tanh()),
+                    Phi::Relu => rb
+                        .iter_mut()
+                        .zip(xb.iter())
+                        .for_each(|(ri, xi)| *ri = xi.max(0.0)),
+                    Phi::Tanh => rb
+                        .iter_mut()
+                        .zip(xb.iter())
+                        .for_each(|(ri, xi)| *ri = xi.tanh()),
                 }
             });
         self.put(r, rs);
@@ -187,7 +226,13 @@ impl Backend for CpuBackend {
     }
 
     fn reduce(&mut self, src: Buf, out: Buf, out_offset: usize, reduce: Reduce) {
-        let Reduce { rows, cols, axis, op, scale } = reduce;
+        let Reduce {
+            rows,
+            cols,
+            axis,
+            op,
+            scale,
+        } = reduce;
         check_range(src, 0, rows * cols, "reduce src");
         check_range(out, out_offset, reduce.out_len(), "reduce out");
         let mut o = self.take(out, &[src], "reduce");
@@ -195,37 +240,62 @@ impl Backend for CpuBackend {
         let dst = &mut o[out_offset..out_offset + reduce.out_len()];
         let finish = |v: f64| (v * scale as f64) as f32;
         match (axis, op) {
-            (Axis::Rows, ReduceOp::Sum | ReduceOp::SumSquares) => dst.par_iter_mut().zip(s.par_chunks(cols.max(1))).for_each(|(d, row)| {
-                let mut acc = [0.0f64; LANES];
-                add_lanes(&mut acc, row, op == ReduceOp::SumSquares);
-                *d = finish(acc.iter().sum());
-            }),
-            (Axis::Rows, ReduceOp::MaxAbs) => dst.par_iter_mut().zip(s.par_chunks(cols.max(1))).for_each(|(d, row)| {
-                let mut acc = [0u32; LANES];
-                max_abs_lanes(&mut acc, row);
-                *d = finish(max_abs_value(&acc));
-            }),
+            (Axis::Rows, ReduceOp::Sum | ReduceOp::SumSquares) => dst
+                .par_iter_mut()
+                .zip(s.par_chunks(cols.max(1)))
+                .for_each(|(d, row)| {
+                    let mut acc = [0.0f64; LANES];
+                    add_lanes(&mut acc, row, op == ReduceOp::SumSquares);
+                    *d = finish(acc.iter().sum());
+                }),
+            (Axis::Rows, ReduceOp::MaxAbs) => dst
+                .par_iter_mut()
+                .zip(s.par_chunks(cols.max(1)))
+                .for_each(|(d, row)| {
+                    let mut acc = [0u32; LANES];
+                    max_abs_lanes(&mut acc, row);
+                    *d = finish(max_abs_value(&acc));
+                }),
             // Columns: each task owns COL_BLOCK adjacent columns and walks the rows in memory
             // order, so the reads stay contiguous instead of striding by `cols`.
-            (Axis::Cols, ReduceOp::Sum | ReduceOp::SumSquares) => dst.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(blk, d)| {
-                let mut acc = [0.0f64; COL_BLOCK];
-                let acc = &mut acc[..d.len()];
-                let square = op == ReduceOp::SumSquares;
-                for row in s.chunks(cols.max(1)) {
-                    let part = &row[blk * COL_BLOCK..][..d.len()];
-                    acc.iter_mut().zip(part).for_each(|(a, v)| *a += if square { f64::from(*v) * f64::from(*v) } else { f64::from(*v) });
-                }
-                d.iter_mut().zip(acc.iter()).for_each(|(d, a)| *d = finish(*a));
-            }),
-            (Axis::Cols, ReduceOp::MaxAbs) => dst.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(blk, d)| {
-                let mut acc = [0u32; COL_BLOCK];
-                let acc = &mut acc[..d.len()];
-                for row in s.chunks(cols.max(1)) {
-                    let part = &row[blk * COL_BLOCK..][..d.len()];
-                    acc.iter_mut().zip(part).for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
-                }
-                d.iter_mut().zip(acc.iter()).for_each(|(d, a)| *d = finish(max_abs_value(std::slice::from_ref(a))));
-            }),
+            (Axis::Cols, ReduceOp::Sum | ReduceOp::SumSquares) => dst
+                .par_chunks_mut(COL_BLOCK)
+                .enumerate()
+                .for_each(|(blk, d)| {
+                    let mut acc = [0.0f64; COL_BLOCK];
+                    let acc = &mut acc[..d.len()];
+                    let square = op == ReduceOp::SumSquares;
+                    for row in s.chunks(cols.max(1)) {
+                        let part = &row[blk * COL_BLOCK..][..d.len()];
+                        acc.iter_mut().zip(part).for_each(|(a, v)| {
+                            *a += if square {
+                                f64::from(*v) * f64::from(*v)
+                            } else {
+                                f64::from(*v)
+                            }
+                        });
+                    }
+                    d.iter_mut()
+                        .zip(acc.iter())
+                        .for_each(|(d, a)| *d = finish(*a));
+                }),
+            (Axis::Cols, ReduceOp::MaxAbs) => {
+                dst.par_chunks_mut(COL_BLOCK)
+                    .enumerate()
+                    .for_each(|(blk, d)| {
+                        let mut acc = [0u32; COL_BLOCK];
+                        let acc = &mut acc[..d.len()];
+                        for row in s.chunks(cols.max(1)) {
+                            let part = &row[blk * COL_BLOCK..][..d.len()];
+                            acc.iter_mut()
+                                .zip(part)
+                                .for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
+                        }
+                        d.iter_mut()
+                            .zip(acc.iter())
+                            .for_each(|(d, a)| *d = finish(max_abs_value(std::slice::from_ref(a))));
+                    })
+            }
         }
         self.put(out, o);
     }
@@ -233,7 +303,13 @@ impl Backend for CpuBackend {
     fn euler_backward(&mut self, delta: Buf, back: Buf, x: Buf, readout: Buf, spec: EulerBackward) {
         check_backward(delta, back, x, readout, spec);
         let mut d = self.take(delta, &[back, x, readout], "euler_backward");
-        bptt::euler_backward(&mut d, &self.bufs[back.id as usize], &self.bufs[x.id as usize], &self.bufs[readout.id as usize], spec);
+        bptt::euler_backward(
+            &mut d,
+            &self.bufs[back.id as usize],
+            &self.bufs[x.id as usize],
+            &self.bufs[readout.id as usize],
+            spec,
+        );
         self.put(delta, d);
     }
 
@@ -242,7 +318,12 @@ impl Backend for CpuBackend {
             check_range(buf, 0, len, "scaled_difference");
         }
         let mut o = self.take(out, &[a, b], "scaled_difference");
-        bptt::scaled_difference(&self.bufs[a.id as usize][..len], &self.bufs[b.id as usize][..len], &mut o[..len], scale);
+        bptt::scaled_difference(
+            &self.bufs[a.id as usize][..len],
+            &self.bufs[b.id as usize][..len],
+            &mut o[..len],
+            scale,
+        );
         self.put(out, o);
     }
 
@@ -259,7 +340,12 @@ impl Backend for CpuBackend {
         check_range(alpha, 0, spec.alpha_len(), "costs alpha");
         check_range(c, 0, spec.len(), "costs c");
         let mut out = self.take(c, &[w, alpha], "costs");
-        balance::costs(&self.bufs[w.id as usize], &self.bufs[alpha.id as usize], &mut out, spec);
+        balance::costs(
+            &self.bufs[w.id as usize],
+            &self.bufs[alpha.id as usize],
+            &mut out,
+            spec,
+        );
         self.put(c, out);
     }
 
@@ -269,21 +355,40 @@ impl Backend for CpuBackend {
         check_range(scale, 0, groups * n, "cost_flows scale");
         check_range(flows, 0, groups * 2 * n, "cost_flows flows");
         let mut out = self.take(flows, &[c0, scale], "cost_flows");
-        balance::cost_flows(&self.bufs[c0.id as usize], &self.bufs[scale.id as usize], &mut out, spec);
+        balance::cost_flows(
+            &self.bufs[c0.id as usize],
+            &self.bufs[scale.id as usize],
+            &mut out,
+            spec,
+        );
         self.put(flows, out);
     }
 
     fn h_update(&mut self, flows: Buf, h: Buf, scale: Buf, history: Buf, spec: HUpdate) {
-        let HUpdate { groups, n, history_offset, .. } = spec;
+        let HUpdate {
+            groups,
+            n,
+            history_offset,
+            ..
+        } = spec;
         check_range(flows, 0, groups * 2 * n, "h_update flows");
         check_range(h, 0, groups * n, "h_update h");
         check_range(scale, 0, groups * n, "h_update scale");
         check_range(history, history_offset, 2 * groups, "h_update history");
-        assert!(h.id != scale.id && h.id != history.id && scale.id != history.id, "h_update: h, scale and history must differ");
+        assert!(
+            h.id != scale.id && h.id != history.id && scale.id != history.id,
+            "h_update: h, scale and history must differ"
+        );
         let mut hs = self.take(h, &[flows], "h_update");
         let mut ss = self.take(scale, &[flows], "h_update");
         let mut hist = self.take(history, &[flows], "h_update");
-        balance::h_update(&self.bufs[flows.id as usize], &mut hs, &mut ss, &mut hist, spec);
+        balance::h_update(
+            &self.bufs[flows.id as usize],
+            &mut hs,
+            &mut ss,
+            &mut hist,
+            spec,
+        );
         self.put(history, hist);
         self.put(scale, ss);
         self.put(h, hs);
@@ -294,7 +399,12 @@ impl Backend for CpuBackend {
         check_range(h, 0, spec.groups * spec.n, "task_transform h");
         check_range(dst, 0, spec.len(), "task_transform dst");
         let mut out = self.take(dst, &[src, h], "task_transform");
-        balance::task_transform(&self.bufs[src.id as usize], &self.bufs[h.id as usize], &mut out, spec);
+        balance::task_transform(
+            &self.bufs[src.id as usize],
+            &self.bufs[h.id as usize],
+            &mut out,
+            spec,
+        );
         self.put(dst, out);
     }
 
@@ -334,12 +444,20 @@ const COL_BLOCK: usize = 256;
 /// Sums (of squares with `square`) accumulate in f64: the CPU result is the more accurate side of
 /// every GPU comparison.
 fn add_lanes(acc: &mut [f64; LANES], values: &[f32], square: bool) {
-    let term = |v: &f32| if square { f64::from(*v) * f64::from(*v) } else { f64::from(*v) };
+    let term = |v: &f32| {
+        if square {
+            f64::from(*v) * f64::from(*v)
+        } else {
+            f64::from(*v)
+        }
+    };
     let mut chunks = values.chunks_exact(LANES);
     for c in &mut chunks {
         acc.iter_mut().zip(c).for_each(|(a, v)| *a += term(v));
     }
-    acc.iter_mut().zip(chunks.remainder()).for_each(|(a, v)| *a += term(v));
+    acc.iter_mut()
+        .zip(chunks.remainder())
+        .for_each(|(a, v)| *a += term(v));
 }
 
 /// |v| as bits: for non-negative floats the bit patterns order like the values, and every
@@ -352,13 +470,21 @@ fn abs_bits(v: f32) -> u32 {
 fn max_abs_lanes(acc: &mut [u32; LANES], values: &[f32]) {
     let mut chunks = values.chunks_exact(LANES);
     for c in &mut chunks {
-        acc.iter_mut().zip(c).for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
+        acc.iter_mut()
+            .zip(c)
+            .for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
     }
-    acc.iter_mut().zip(chunks.remainder()).for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
+    acc.iter_mut()
+        .zip(chunks.remainder())
+        .for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
 }
 
 /// The largest |v| from lanes of `abs_bits`, with NaN and Inf reported as +Inf.
 fn max_abs_value(lanes: &[u32]) -> f64 {
     let top = lanes.iter().copied().max().unwrap_or(0);
-    if top >= 0x7f80_0000 { f64::INFINITY } else { f64::from(f32::from_bits(top)) }
+    if top >= 0x7f80_0000 {
+        f64::INFINITY
+    } else {
+        f64::from(f32::from_bits(top))
+    }
 }

@@ -12,7 +12,11 @@ use crate::error::DaleError;
 fn instance(gl: bool) -> &'static wgpu::Instance {
     static NATIVE_INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
     static GL_INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
-    let (cell, backends) = if gl { (&GL_INSTANCE, wgpu::Backends::GL) } else { (&NATIVE_INSTANCE, NATIVE) };
+    let (cell, backends) = if gl {
+        (&GL_INSTANCE, wgpu::Backends::GL)
+    } else {
+        (&NATIVE_INSTANCE, NATIVE)
+    };
     cell.get_or_init(|| {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
@@ -24,17 +28,23 @@ fn instance(gl: bool) -> &'static wgpu::Instance {
 pub fn adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
     let mut all = Vec::new();
     if backends.intersects(NATIVE) {
-        all.extend(pollster::block_on(instance(false).enumerate_adapters(backends & NATIVE)));
+        all.extend(pollster::block_on(
+            instance(false).enumerate_adapters(backends & NATIVE),
+        ));
     }
     if backends.contains(wgpu::Backends::GL) {
-        all.extend(pollster::block_on(instance(true).enumerate_adapters(wgpu::Backends::GL)));
+        all.extend(pollster::block_on(
+            instance(true).enumerate_adapters(wgpu::Backends::GL),
+        ));
     }
     all
 }
 
 /// The native compute APIs. GL is left out unless asked for by name: its compute path is the
 /// most limited, and probing it makes Mesa print EGL warnings on headless machines.
-pub const NATIVE: wgpu::Backends = wgpu::Backends::VULKAN.union(wgpu::Backends::METAL).union(wgpu::Backends::DX12);
+pub const NATIVE: wgpu::Backends = wgpu::Backends::VULKAN
+    .union(wgpu::Backends::METAL)
+    .union(wgpu::Backends::DX12);
 
 /// A device, its queue and compiled kernels: shared by every `GpuBackend` opened on it
 /// (one per test binary, as in cubecl, so that CI compiles each kernel once).
@@ -58,9 +68,14 @@ impl GpuContext {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
-        .map_err(|e| DaleError::Gpu { what: format!("opening {}", a.name), message: e.to_string() })?;
+        .map_err(|e| DaleError::Gpu {
+            what: format!("opening {}", a.name),
+            message: e.to_string(),
+        })?;
         let kernels = Kernels::build(&device)?;
-        let max_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let max_bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         let info = BackendInfo {
             kind: backend_name(a.backend).into(),
             name: a.name.clone(),
@@ -68,7 +83,13 @@ impl GpuContext {
             driver: format!("{} {}", a.driver, a.driver_info).trim().to_string(),
             max_buffer_len: (max_bytes / 4) as usize,
         };
-        Ok(Arc::new(Self { device, queue, info, limits, kernels }))
+        Ok(Arc::new(Self {
+            device,
+            queue,
+            info,
+            limits,
+            kernels,
+        }))
     }
 }
 

@@ -17,8 +17,19 @@ pub const SLOTS: usize = 4096;
 const MAX_BINDINGS: usize = 4;
 
 enum Command {
-    Dispatch { kernel: Kernel, buffers: [u32; MAX_BINDINGS], slot: u32, groups: [u32; 3] },
-    Copy { src: u32, src_offset: u64, dst: u32, dst_offset: u64, bytes: u64 },
+    Dispatch {
+        kernel: Kernel,
+        buffers: [u32; MAX_BINDINGS],
+        slot: u32,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: u32,
+        src_offset: u64,
+        dst: u32,
+        dst_offset: u64,
+        bytes: u64,
+    },
 }
 
 pub struct Recorder {
@@ -39,7 +50,14 @@ impl Recorder {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        Self { commands: Vec::new(), params: Vec::new(), slots: 0, slot_bytes, params_buf, bind_groups: HashMap::new() }
+        Self {
+            commands: Vec::new(),
+            params: Vec::new(),
+            slots: 0,
+            slot_bytes,
+            params_buf,
+            bind_groups: HashMap::new(),
+        }
     }
 
     pub fn is_full(&self) -> bool {
@@ -47,7 +65,15 @@ impl Recorder {
     }
 
     /// Records one dispatch of `kernel` over `buffers` (storage bindings 1..), with `params` as its uniform block.
-    pub fn dispatch(&mut self, ctx: &GpuContext, all: &[wgpu::Buffer], kernel: Kernel, buffers: &[u32], params: &[u32], groups: [u32; 3]) {
+    pub fn dispatch(
+        &mut self,
+        ctx: &GpuContext,
+        all: &[wgpu::Buffer],
+        kernel: Kernel,
+        buffers: &[u32],
+        params: &[u32],
+        groups: [u32; 3],
+    ) {
         debug_assert!(!self.is_full());
         let mut ids = [u32::MAX; MAX_BINDINGS];
         ids[..buffers.len()].copy_from_slice(buffers);
@@ -61,7 +87,10 @@ impl Recorder {
                 }),
             }];
             for (i, &id) in buffers.iter().enumerate() {
-                entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: all[id as usize].as_entire_binding() });
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: all[id as usize].as_entire_binding(),
+                });
             }
             ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(kernel.entry()),
@@ -72,30 +101,60 @@ impl Recorder {
         let start = self.params.len();
         self.params.resize(start + self.slot_bytes as usize, 0);
         self.params[start..start + params.len() * 4].copy_from_slice(bytemuck::cast_slice(params));
-        self.commands.push(Command::Dispatch { kernel, buffers: ids, slot: self.slots, groups });
+        self.commands.push(Command::Dispatch {
+            kernel,
+            buffers: ids,
+            slot: self.slots,
+            groups,
+        });
         self.slots += 1;
     }
 
     pub fn copy(&mut self, src: u32, src_offset: u64, dst: u32, dst_offset: u64, bytes: u64) {
-        self.commands.push(Command::Copy { src, src_offset, dst, dst_offset, bytes });
+        self.commands.push(Command::Copy {
+            src,
+            src_offset,
+            dst,
+            dst_offset,
+            bytes,
+        });
     }
 
     /// Encodes and submits everything recorded; wgpu orders this after earlier submissions and
     /// before later ones, so the caller waits only when it reads back.
-    pub fn submit(&mut self, ctx: &GpuContext, all: &[wgpu::Buffer], extra: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<(), DaleError> {
+    pub fn submit(
+        &mut self,
+        ctx: &GpuContext,
+        all: &[wgpu::Buffer],
+        extra: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> Result<(), DaleError> {
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         if !self.params.is_empty() {
             ctx.queue.write_buffer(&self.params_buf, 0, &self.params);
         }
-        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("dale steps") });
+        let mut encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("dale steps"),
+            });
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
         let mut last_kernel = None;
         for command in &self.commands {
             match *command {
-                Command::Dispatch { kernel, buffers, slot, groups } => {
+                Command::Dispatch {
+                    kernel,
+                    buffers,
+                    slot,
+                    groups,
+                } => {
                     let p = pass.get_or_insert_with(|| {
                         last_kernel = None;
-                        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("ops"), timestamp_writes: None }).forget_lifetime()
+                        encoder
+                            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                label: Some("ops"),
+                                timestamp_writes: None,
+                            })
+                            .forget_lifetime()
                     });
                     if last_kernel != Some(kernel) {
                         p.set_pipeline(ctx.kernels.pipeline(kernel));
@@ -105,9 +164,21 @@ impl Recorder {
                     p.set_bind_group(0, &self.bind_groups[&(kernel, buffers)], &[offset]);
                     p.dispatch_workgroups(groups[0], groups[1], groups[2]);
                 }
-                Command::Copy { src, src_offset, dst, dst_offset, bytes } => {
+                Command::Copy {
+                    src,
+                    src_offset,
+                    dst,
+                    dst_offset,
+                    bytes,
+                } => {
                     pass = None;
-                    encoder.copy_buffer_to_buffer(&all[src as usize], src_offset, &all[dst as usize], dst_offset, bytes);
+                    encoder.copy_buffer_to_buffer(
+                        &all[src as usize],
+                        src_offset,
+                        &all[dst as usize],
+                        dst_offset,
+                        bytes,
+                    );
                 }
             }
         }
@@ -117,7 +188,13 @@ impl Recorder {
         let what: Vec<&str> = self
             .commands
             .iter()
-            .filter_map(|c| if let Command::Dispatch { kernel, .. } = c { Some(kernel.entry()) } else { None })
+            .filter_map(|c| {
+                if let Command::Dispatch { kernel, .. } = c {
+                    Some(kernel.entry())
+                } else {
+                    None
+                }
+            })
             .collect();
         self.commands.clear();
         self.params.clear();
@@ -125,7 +202,10 @@ impl Recorder {
         if let Some(err) = pollster::block_on(scope.pop()) {
             let mut names = what;
             names.dedup();
-            return Err(DaleError::Gpu { what: format!("a submission of ops [{}]", names.join(", ")), message: err.to_string() });
+            return Err(DaleError::Gpu {
+                what: format!("a submission of ops [{}]", names.join(", ")),
+                message: err.to_string(),
+            });
         }
         Ok(())
     }

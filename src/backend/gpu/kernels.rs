@@ -43,11 +43,20 @@ impl Kernel {
         match self {
             Kernel::Matmul => ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
             Kernel::EulerStep => ("rate.wgsl", include_str!("../../../shaders/rate.wgsl")),
-            Kernel::ReduceRows | Kernel::ReduceCols => ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
-            Kernel::Costs | Kernel::CostFlowsBands | Kernel::CostFlowsFinish | Kernel::HUpdate | Kernel::TaskTransform => {
-                ("balance.wgsl", include_str!("../../../shaders/balance.wgsl"))
+            Kernel::ReduceRows | Kernel::ReduceCols => {
+                ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl"))
             }
-            Kernel::EulerBackward | Kernel::ScaledDifference | Kernel::SgdStep => ("bptt.wgsl", include_str!("../../../shaders/bptt.wgsl")),
+            Kernel::Costs
+            | Kernel::CostFlowsBands
+            | Kernel::CostFlowsFinish
+            | Kernel::HUpdate
+            | Kernel::TaskTransform => (
+                "balance.wgsl",
+                include_str!("../../../shaders/balance.wgsl"),
+            ),
+            Kernel::EulerBackward | Kernel::ScaledDifference | Kernel::SgdStep => {
+                ("bptt.wgsl", include_str!("../../../shaders/bptt.wgsl"))
+            }
         }
     }
 
@@ -74,7 +83,10 @@ impl Kernel {
             Kernel::Matmul => &[true, true, false],
             Kernel::EulerStep => &[false, false, true],
             Kernel::ReduceRows | Kernel::ReduceCols => &[true, false],
-            Kernel::Costs | Kernel::CostFlowsBands | Kernel::CostFlowsFinish | Kernel::TaskTransform => &[true, true, false],
+            Kernel::Costs
+            | Kernel::CostFlowsBands
+            | Kernel::CostFlowsFinish
+            | Kernel::TaskTransform => &[true, true, false],
             Kernel::HUpdate => &[true, false, false, false],
             Kernel::EulerBackward => &[false, true, true, true],
             Kernel::ScaledDifference => &[true, true, false],
@@ -103,7 +115,11 @@ impl Kernels {
                 });
                 modules.push((file, module));
             }
-            let module = &modules.iter().find(|(f, _)| *f == file).expect("module was just added").1;
+            let module = &modules
+                .iter()
+                .find(|(f, _)| *f == file)
+                .expect("module was just added")
+                .1;
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
                 binding: 0,
                 visibility: wgpu::ShaderStages::COMPUTE,
@@ -144,7 +160,10 @@ impl Kernels {
                 cache: None,
             });
             if let Some(err) = pollster::block_on(scope.pop()) {
-                return Err(DaleError::Gpu { what: format!("compiling {file}, entry {}", kernel.entry()), message: err.to_string() });
+                return Err(DaleError::Gpu {
+                    what: format!("compiling {file}, entry {}", kernel.entry()),
+                    message: err.to_string(),
+                });
             }
             layouts.push(layout);
             pipelines.push(pipeline);
@@ -153,7 +172,10 @@ impl Kernels {
     }
 
     fn index(kernel: Kernel) -> usize {
-        Kernel::ALL.iter().position(|k| *k == kernel).expect("every kernel is in ALL")
+        Kernel::ALL
+            .iter()
+            .position(|k| *k == kernel)
+            .expect("every kernel is in ALL")
     }
 
     pub fn layout(&self, kernel: Kernel) -> &wgpu::BindGroupLayout {

@@ -12,8 +12,8 @@ use encoder::Recorder;
 use kernels::Kernel;
 
 use super::{
-    check_backward, check_range, Alpha, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerBackward, EulerStep, HStep, HUpdate, MatmulShape, Reduce, SgdStep, TaskTransform,
-    Weights,
+    check_backward, check_range, Alpha, Axis, Backend, BackendInfo, Buf, CostFlows, Costs,
+    EulerBackward, EulerStep, HStep, HUpdate, MatmulShape, Reduce, SgdStep, TaskTransform, Weights,
 };
 use crate::error::DaleError;
 
@@ -37,7 +37,13 @@ pub struct GpuBackend {
 impl GpuBackend {
     pub fn new(ctx: Arc<GpuContext>) -> Self {
         let recorder = Recorder::new(&ctx);
-        Self { ctx, buffers: Vec::new(), recorder, deferred: None, scratch: None }
+        Self {
+            ctx,
+            buffers: Vec::new(),
+            recorder,
+            deferred: None,
+            scratch: None,
+        }
     }
 
     /// Submits what was recorded (with `extra` commands at the end), surfacing any earlier error.
@@ -59,7 +65,8 @@ impl GpuBackend {
             }
         }
         let ids: Vec<u32> = buffers.iter().map(|b| b.id).collect();
-        self.recorder.dispatch(&self.ctx, &self.buffers, kernel, &ids, params, groups);
+        self.recorder
+            .dispatch(&self.ctx, &self.buffers, kernel, &ids, params, groups);
     }
 
     /// A scratch buffer of at least `len` values. A larger one replaces it under a new id, so
@@ -81,7 +88,10 @@ impl GpuBackend {
         let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
         let x = n.clamp(1, max);
         let y = n.div_ceil(x).max(1);
-        assert!(y <= max, "{n} workgroups exceed this adapter's {max} x {max}");
+        assert!(
+            y <= max,
+            "{n} workgroups exceed this adapter's {max} x {max}"
+        );
         [x as u32, y as u32, 1]
     }
 }
@@ -106,16 +116,24 @@ impl Backend for GpuBackend {
                 why: "values in one buffer".into(),
             });
         }
-        let scope = self.ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let scope = self
+            .ctx
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buffer = self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             // A binding may not be empty: zero-length buffers still get one value.
             size: (len.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(DaleError::Gpu { what: format!("allocating '{label}' ({len} values)"), message: err.to_string() });
+            return Err(DaleError::Gpu {
+                what: format!("allocating '{label}' ({len} values)"),
+                message: err.to_string(),
+            });
         }
         let id = self.buffers.len() as u32;
         self.buffers.push(buffer);
@@ -128,7 +146,11 @@ impl Backend for GpuBackend {
         // so that earlier ops still see the old contents.
         self.submit(|_| {})?;
         if !data.is_empty() {
-            self.ctx.queue.write_buffer(&self.buffers[dst.id as usize], (offset * 4) as u64, bytemuck::cast_slice(data));
+            self.ctx.queue.write_buffer(
+                &self.buffers[dst.id as usize],
+                (offset * 4) as u64,
+                bytemuck::cast_slice(data),
+            );
         }
         Ok(())
     }
@@ -146,7 +168,13 @@ impl Backend for GpuBackend {
         });
         let source = self.buffers[src.id as usize].clone();
         self.submit(|encoder| {
-            encoder.copy_buffer_to_buffer(&source, (offset * 4) as u64, &staging, 0, (len * 4) as u64);
+            encoder.copy_buffer_to_buffer(
+                &source,
+                (offset * 4) as u64,
+                &staging,
+                0,
+                (len * 4) as u64,
+            );
         })?;
         let slice = staging.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -156,11 +184,20 @@ impl Backend for GpuBackend {
         self.ctx
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| DaleError::Gpu { what: format!("reading back '{}'", src.label), message: e.to_string() })?;
+            .map_err(|e| DaleError::Gpu {
+                what: format!("reading back '{}'", src.label),
+                message: e.to_string(),
+            })?;
         rx.recv()
             .expect("map_async always calls back after a blocking poll")
-            .map_err(|e| DaleError::Gpu { what: format!("mapping '{}'", src.label), message: e.to_string() })?;
-        let view = slice.get_mapped_range().map_err(|e| DaleError::Gpu { what: format!("mapping '{}'", src.label), message: e.to_string() })?;
+            .map_err(|e| DaleError::Gpu {
+                what: format!("mapping '{}'", src.label),
+                message: e.to_string(),
+            })?;
+        let view = slice.get_mapped_range().map_err(|e| DaleError::Gpu {
+            what: format!("mapping '{}'", src.label),
+            message: e.to_string(),
+        })?;
         let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
         drop(view);
         staging.unmap();
@@ -171,20 +208,52 @@ impl Backend for GpuBackend {
         check_range(src, src_offset, len, "copy");
         check_range(dst, dst_offset, len, "copy");
         if len > 0 {
-            self.recorder.copy(src.id, (src_offset * 4) as u64, dst.id, (dst_offset * 4) as u64, (len * 4) as u64);
+            self.recorder.copy(
+                src.id,
+                (src_offset * 4) as u64,
+                dst.id,
+                (dst_offset * 4) as u64,
+                (len * 4) as u64,
+            );
         }
     }
 
-    fn matmul(&mut self, a: Buf, a_offset: usize, w: Buf, c: Buf, shape: MatmulShape, accumulate: bool) {
+    fn matmul(
+        &mut self,
+        a: Buf,
+        a_offset: usize,
+        w: Buf,
+        c: Buf,
+        shape: MatmulShape,
+        accumulate: bool,
+    ) {
         check_range(a, a_offset, shape.a_len(), "matmul a");
         check_range(w, 0, shape.w_len(), "matmul w");
         check_range(c, 0, shape.c_len(), "matmul c");
         if shape.c_len() == 0 {
             return;
         }
-        let w_group_stride = if shape.shared_w { 0 } else { shape.cols * shape.inner };
-        let params = [shape.rows, shape.inner, shape.cols, a_offset, w_group_stride, accumulate as usize, shape.layout.code() as usize].map(|v| v as u32);
-        let groups = [shape.cols.div_ceil(MATMUL_TILE), shape.rows.div_ceil(MATMUL_TILE), shape.groups].map(|v| v as u32);
+        let w_group_stride = if shape.shared_w {
+            0
+        } else {
+            shape.cols * shape.inner
+        };
+        let params = [
+            shape.rows,
+            shape.inner,
+            shape.cols,
+            a_offset,
+            w_group_stride,
+            accumulate as usize,
+            shape.layout.code() as usize,
+        ]
+        .map(|v| v as u32);
+        let groups = [
+            shape.cols.div_ceil(MATMUL_TILE),
+            shape.rows.div_ceil(MATMUL_TILE),
+            shape.groups,
+        ]
+        .map(|v| v as u32);
         self.dispatch(Kernel::Matmul, &[a, w, c], &params, groups);
     }
 
@@ -214,7 +283,13 @@ impl Backend for GpuBackend {
         if reduce.out_len() == 0 {
             return;
         }
-        let params = [reduce.rows as u32, reduce.cols as u32, reduce.op.code(), out_offset as u32, bits(reduce.scale)];
+        let params = [
+            reduce.rows as u32,
+            reduce.cols as u32,
+            reduce.op.code(),
+            out_offset as u32,
+            bits(reduce.scale),
+        ];
         let (kernel, groups) = match reduce.axis {
             Axis::Rows => (Kernel::ReduceRows, self.spread(reduce.rows)),
             Axis::Cols => (Kernel::ReduceCols, self.spread(reduce.cols.div_ceil(16))),
@@ -227,9 +302,22 @@ impl Backend for GpuBackend {
         if spec.len == 0 {
             return;
         }
-        let params = bptt_params(spec.len, spec.phi.code(), spec.next, spec.out, spec.x, spec.readout, [spec.leak, 0.0, 0.0]);
+        let params = bptt_params(
+            spec.len,
+            spec.phi.code(),
+            spec.next,
+            spec.out,
+            spec.x,
+            spec.readout,
+            [spec.leak, 0.0, 0.0],
+        );
         let groups = self.spread(spec.len.div_ceil(WG));
-        self.dispatch(Kernel::EulerBackward, &[delta, back, x, readout], &params, groups);
+        self.dispatch(
+            Kernel::EulerBackward,
+            &[delta, back, x, readout],
+            &params,
+            groups,
+        );
     }
 
     fn scaled_difference(&mut self, a: Buf, b: Buf, out: Buf, len: usize, scale: f32) {
@@ -250,7 +338,15 @@ impl Backend for GpuBackend {
         if spec.len == 0 {
             return;
         }
-        let params = bptt_params(spec.len, 0, 0, spec.offset, 0, 0, [spec.lr, spec.l2, spec.grad_scale]);
+        let params = bptt_params(
+            spec.len,
+            0,
+            0,
+            spec.offset,
+            0,
+            0,
+            [spec.lr, spec.l2, spec.grad_scale],
+        );
         let groups = self.spread(spec.len.div_ceil(WG));
         self.dispatch(Kernel::SgdStep, &[w, grad], &params, groups);
     }
@@ -269,13 +365,27 @@ impl Backend for GpuBackend {
         };
         // Alpha::One reads no alpha; w stands in for the binding.
         let alpha = if spec.alpha == Alpha::One { w } else { alpha };
-        let params = balance_params(spec.groups, spec.rows, spec.cols, 0, mode, shared as u32, 0, spec.p, 0.0);
+        let params = balance_params(
+            spec.groups,
+            spec.rows,
+            spec.cols,
+            0,
+            mode,
+            shared as u32,
+            0,
+            spec.p,
+            0.0,
+        );
         let groups = self.spread(spec.len().div_ceil(WG));
         self.dispatch(Kernel::Costs, &[w, alpha, c], &params, groups);
     }
 
     fn cost_flows(&mut self, c0: Buf, scale: Buf, flows: Buf, spec: CostFlows) {
-        let CostFlows { groups, n, aggregate } = spec;
+        let CostFlows {
+            groups,
+            n,
+            aggregate,
+        } = spec;
         check_range(c0, 0, groups * n * n, "cost_flows c0");
         check_range(scale, 0, groups * n, "cost_flows scale");
         check_range(flows, 0, groups * 2 * n, "cost_flows flows");
@@ -293,13 +403,29 @@ impl Backend for GpuBackend {
         let params = balance_params(groups, 0, 0, n, aggregate.code(), 0, 0, 0.0, 0.0);
         let max = self.ctx.limits.max_compute_workgroups_per_dimension as usize;
         assert!(bands <= max && groups <= max, "cost_flows: {bands} bands x {groups} networks exceed this adapter's {max} workgroups per dimension");
-        self.dispatch(Kernel::CostFlowsBands, &[c0, scale, partial], &params, [bands as u32, groups as u32, 1]);
+        self.dispatch(
+            Kernel::CostFlowsBands,
+            &[c0, scale, partial],
+            &params,
+            [bands as u32, groups as u32, 1],
+        );
         let finish = self.spread((groups * n).div_ceil(WG));
-        self.dispatch(Kernel::CostFlowsFinish, &[partial, scale, flows], &params, finish);
+        self.dispatch(
+            Kernel::CostFlowsFinish,
+            &[partial, scale, flows],
+            &params,
+            finish,
+        );
     }
 
     fn h_update(&mut self, flows: Buf, h: Buf, scale: Buf, history: Buf, spec: HUpdate) {
-        let HUpdate { groups, n, p, step, history_offset } = spec;
+        let HUpdate {
+            groups,
+            n,
+            p,
+            step,
+            history_offset,
+        } = spec;
         check_range(flows, 0, groups * 2 * n, "h_update flows");
         check_range(h, 0, groups * n, "h_update h");
         check_range(scale, 0, groups * n, "h_update scale");
@@ -339,19 +465,60 @@ impl Backend for GpuBackend {
         self.ctx
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| DaleError::Gpu { what: "waiting for the queue".into(), message: e.to_string() })?;
+            .map_err(|e| DaleError::Gpu {
+                what: "waiting for the queue".into(),
+                message: e.to_string(),
+            })?;
         Ok(())
     }
 }
 
 /// The Params block of balance.wgsl, in its field order.
 #[allow(clippy::too_many_arguments)]
-fn balance_params(groups: usize, rows: usize, cols: usize, n: usize, mode: u32, shared: u32, offset: u32, p: f32, dt: f32) -> [u32; 9] {
-    [groups as u32, rows as u32, cols as u32, n as u32, mode, shared, offset, bits(p), bits(dt)]
+fn balance_params(
+    groups: usize,
+    rows: usize,
+    cols: usize,
+    n: usize,
+    mode: u32,
+    shared: u32,
+    offset: u32,
+    p: f32,
+    dt: f32,
+) -> [u32; 9] {
+    [
+        groups as u32,
+        rows as u32,
+        cols as u32,
+        n as u32,
+        mode,
+        shared,
+        offset,
+        bits(p),
+        bits(dt),
+    ]
 }
 
 /// The Params block of bptt.wgsl, in its field order.
 /// `floats` are (a, l2, b).
-fn bptt_params(len: usize, phi: u32, next: usize, out: usize, x: usize, readout: usize, floats: [f32; 3]) -> [u32; 9] {
-    [len as u32, phi, next as u32, out as u32, x as u32, readout as u32, bits(floats[0]), bits(floats[1]), bits(floats[2])]
+fn bptt_params(
+    len: usize,
+    phi: u32,
+    next: usize,
+    out: usize,
+    x: usize,
+    readout: usize,
+    floats: [f32; 3],
+) -> [u32; 9] {
+    [
+        len as u32,
+        phi,
+        next as u32,
+        out as u32,
+        x as u32,
+        readout as u32,
+        bits(floats[0]),
+        bits(floats[1]),
+        bits(floats[2]),
+    ]
 }
