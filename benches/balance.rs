@@ -7,6 +7,7 @@
 //!    cost pass and the final transformation cancel.
 //! 2. Passes over c0 to reach ||g|| <= 1e-6 ||g0||: the flow (at half its largest stable step)
 //!    against the direct solver, on the CPU backend.
+//!
 //! The networks: J_ij ~ N(0, 1/N), rows and columns rescaled by e^(s_i - s_j), s_i ~ N(0, spread^2):
 //! spread 1 as a trained network whose neurons work at very different scales (the throughput
 //! table and the first passes table), spread 0.25 as one near balance; p = 2, alpha = 1.

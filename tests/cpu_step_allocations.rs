@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use dale::backend::cpu::CpuBackend;
-use dale::backend::{Axis, Backend, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp};
+use dale::backend::{Axis, Backend, EulerStep, MatmulShape, Phi, Reduce, ReduceOp};
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights, CHUNK_STEPS};
 
 struct Counting;
@@ -142,7 +142,7 @@ fn cpu_step_loop_allocates_only_per_chunk_and_inside_the_gemm_crate() {
         inner,
         cols,
         shared_w: false,
-        layout: Layout::ABt,
+        layout: dale::backend::Layout::ABt,
     };
     let gemm_per_step = allocations(CALLS, || {
         cpu.matmul(a, 0, j, c, shape(N, N), false);
