@@ -45,6 +45,10 @@ pub enum DaleError {
         source: std::io::Error,
     },
 
+    /// A weight array given by the user that cannot be used.
+    #[error("input {file}, array `{array}`: {message}")]
+    Input { file: PathBuf, array: String, message: String },
+
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,

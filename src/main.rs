@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dale::backend::select::{self, BackendChoice};
+use dale::scene::balance_weights::{balance_weights, check_balanced, BalanceOptions, Cost, Solver};
 use dale::scene::runner::{run_scene, RunOptions};
 use dale::scene::Scene;
 use dale::DaleError;
@@ -40,6 +41,36 @@ enum Command {
         #[arg(long)]
         threads: Option<usize>,
     },
+    /// Balance a network trained elsewhere (paper 001): WEIGHTS is a .npy holding J, or an .npz
+    /// holding J and optionally W_in, W_out, sigma2. Writes the balanced weights (same dtype),
+    /// h.npy, summary.json and balance.png to --out.
+    Balance {
+        weights: PathBuf,
+        /// With --check: the folder a balance wrote.
+        dir: Option<PathBuf>,
+        #[arg(long, required_unless_present = "check")]
+        out: Option<PathBuf>,
+        /// Check DIR against WEIGHTS: run both networks on random inputs, compare the outputs,
+        /// and check that signs and zeros were kept.
+        #[arg(long, requires = "dir")]
+        check: bool,
+        #[arg(long, value_enum, default_value = "power")]
+        cost: Cost,
+        /// Exponent of the power-law cost |J|^p (robustness: 2; maxabs: 1).
+        #[arg(long, default_value_t = 2.0)]
+        p: f32,
+        /// Default: direct (flow for --cost maxabs).
+        #[arg(long, value_enum)]
+        solver: Option<Solver>,
+        /// Stop at ||g|| <= tol ||g0||.
+        #[arg(long, default_value_t = 1e-6)]
+        tol: f64,
+        /// Step budget (passes over J).
+        #[arg(long, default_value_t = 20_000)]
+        max_iterations: usize,
+        #[arg(long, env = "DALE_BACKEND", default_value = "auto", value_enum)]
+        backend: BackendChoice,
+    },
     /// List every adapter wgpu sees, ranked, and say which one `auto` picks.
     Devices,
 }
@@ -62,6 +93,24 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices => devices(),
+        Command::Balance { weights, dir, out, check, cost, p, solver, tol, max_iterations, backend } => {
+            let mut opened = select::open(backend)?;
+            let info = opened.backend.info();
+            eprintln!("dale: backend {} ({}, {}): {}", info.name, info.kind, info.device_type, opened.why);
+            if check {
+                let dir = dir.expect("clap requires DIR with --check");
+                let report = check_balanced(opened.backend.as_mut(), &weights, &dir)?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(());
+            }
+            anyhow::ensure!(dir.is_none(), "an extra argument {:?}: DIR is only for --check", dir.unwrap_or_default());
+            let out = out.expect("clap requires --out without --check");
+            let opts = BalanceOptions { weights, out: out.clone(), cost, p, solver, tol, max_iterations, backend_why: opened.why.clone() };
+            let (summary, files) = balance_weights(opened.backend.as_mut(), &opts)?;
+            println!("wrote {} files to {}: {}", files.len(), out.display(), files.join(", "));
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            Ok(())
+        }
         Command::Run {
             scene,
             out,

@@ -329,6 +329,12 @@ pub fn largest_stable_dt(nets: &Networks, p: f32) -> f32 {
     }
 }
 
+/// Prop. 5's lower bound on the balanced cost of network g: sum_ij sqrt(c_ij c_ji) (eq. 42).
+pub fn geometric_mean_bound(nets: &Networks, g: usize, p: f32) -> f64 {
+    let n = nets.n;
+    (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| (cost_at(nets, g, i, j, p) * cost_at(nets, g, j, i, p)).sqrt()).sum()
+}
+
 /// sum_k c_kk: the self-synapses, which the transformation leaves alone.
 fn self_synapse_cost(nets: &Networks, g: usize, p: f32) -> f64 {
     (0..nets.n).map(|k| cost_at(nets, g, k, k, p)).sum()

@@ -2,6 +2,8 @@
 //! number of steps, what to monitor and what to write. Unknown fields and out-of-range values are
 //! errors naming the JSON path, the value and what is allowed.
 
+pub mod arrays;
+pub mod balance_weights;
 pub mod balancing;
 pub mod cdi;
 pub mod output;

@@ -27,6 +27,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DaleError> {
 
 /// An f32 array as .npy (little-endian, C order), which numpy.load reads.
 pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
+    npy_bytes_of(shape, data)
+}
+
+/// An array of f32 or f64 as .npy (little-endian, C order).
+pub fn npy_bytes_of<T: npyz::AutoSerialize + Copy>(shape: &[usize], data: &[T]) -> Vec<u8> {
     assert_eq!(
         shape.iter().product::<usize>(),
         data.len(),
@@ -35,7 +40,7 @@ pub fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
     );
     let mut bytes = Vec::new();
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut w = npyz::WriteOptions::<f32>::new()
+    let mut w = npyz::WriteOptions::<T>::new()
         .default_dtype()
         .shape(&shape)
         .writer(&mut bytes)

@@ -1,0 +1,274 @@
+//! `dale balance`: balance a network trained elsewhere, given as .npy (J alone) or .npz (J and
+//! optionally W_in, W_out, sigma2), and write the balanced weights in the dtype they came in.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::arrays::{expect_shape, read_array, read_npz, Array, Dtype};
+use super::output::{npy_bytes_of, prepare_dir, write_atomic, write_json};
+use super::plot::{line_panels, Panel, Series};
+use crate::backend::{Aggregate, Alpha, Backend};
+use crate::error::DaleError;
+use crate::models::balancing::{balance, geometric_mean_bound, largest_stable_dt, why_no_balanced_point, BalanceParams, Method, Networks};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cost {
+    /// c = |J|^p.
+    Power,
+    /// c = sigma_j^2 J^2 (eq. 13): needs sigma2 in the .npz.
+    Robustness,
+    /// Balance each neuron's largest incoming and outgoing |J| (a Lax rule; runs the flow).
+    Maxabs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Solver {
+    Direct,
+    Flow,
+}
+
+pub struct BalanceOptions {
+    pub weights: PathBuf,
+    pub out: PathBuf,
+    pub cost: Cost,
+    pub p: f32,
+    /// None: the direct solver, or the flow for maxabs.
+    pub solver: Option<Solver>,
+    pub tol: f64,
+    pub max_iterations: usize,
+    pub backend_why: String,
+}
+
+struct Inputs {
+    j: Array,
+    w_in: Option<Array>,
+    w_out: Option<Array>,
+    sigma2: Option<Array>,
+}
+
+fn read_inputs(path: &Path) -> Result<Inputs, DaleError> {
+    let spec = path.to_string_lossy();
+    let mut inputs = if path.extension().is_some_and(|e| e == "npz") {
+        let arrays = read_npz(path)?;
+        let take = |name: &str| arrays.iter().find(|a| a.name == name).cloned();
+        let j = take("J").ok_or_else(|| DaleError::Input {
+            file: path.to_path_buf(),
+            array: "J".into(),
+            message: format!("missing; the archive holds {:?}; expected J and optionally W_in, W_out, sigma2", arrays.iter().map(|a| &a.name).collect::<Vec<_>>()),
+        })?;
+        Inputs { j, w_in: take("W_in"), w_out: take("W_out"), sigma2: take("sigma2") }
+    } else {
+        Inputs { j: read_array(&spec)?, w_in: None, w_out: None, sigma2: None }
+    };
+    // Shapes against each other, before anything runs.
+    let n = match inputs.j.shape.as_slice() {
+        [a, b] if a == b && *a > 0 => *a,
+        _ => return Err(DaleError::Input { file: inputs.j.file.clone(), array: inputs.j.name.clone(), message: format!("shape {:?}; expected [N, N] with N >= 1 (J_ij from j to i)", inputs.j.shape) }),
+    };
+    if let Some(w) = &inputs.w_in {
+        let m = w.shape.get(1).copied().unwrap_or(0);
+        expect_shape(w, &[n, m.max(1)], "[N, M]: N from J")?;
+    }
+    if let Some(w) = &inputs.w_out {
+        let k = w.shape.first().copied().unwrap_or(0);
+        expect_shape(w, &[k.max(1), n], "[K, N]: N from J")?;
+    }
+    if let Some(s) = &mut inputs.sigma2 {
+        expect_shape(s, &[n], "[N]: one gain moment per neuron")?;
+        if let Some(i) = s.data.iter().position(|v| *v < 0.0) {
+            return Err(DaleError::Input { file: s.file.clone(), array: s.name.clone(), message: format!("sigma2[{i}] = {} < 0; allowed: values >= 0", s.data[i]) });
+        }
+    }
+    Ok(inputs)
+}
+
+fn write<T: npyz::AutoSerialize + Copy>(out: &Path, name: &str, shape: &[usize], data: &[T]) -> Result<(), DaleError> {
+    write_atomic(&out.join(name), &npy_bytes_of(shape, data))
+}
+
+/// Writes an array in the dtype its source came in.
+fn write_like(out: &Path, name: &str, like: Dtype, shape: &[usize], data: &[f32]) -> Result<(), DaleError> {
+    match like {
+        Dtype::F32 => write(out, name, shape, data),
+        Dtype::F64 => write(out, name, shape, &data.iter().map(|v| f64::from(*v)).collect::<Vec<_>>()),
+    }
+}
+
+/// Runs `dale balance`; returns the summary and the files written.
+pub fn balance_weights(backend: &mut dyn Backend, opts: &BalanceOptions) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+    let started = Instant::now();
+    if !(opts.p > 0.0 && opts.p.is_finite()) {
+        return Err(DaleError::scene("--p", format!("p = {}; allowed: a finite value > 0", opts.p)));
+    }
+    if !(opts.tol > 0.0 && opts.tol < 1.0) {
+        return Err(DaleError::scene("--tol", format!("tol = {}; allowed: 0 < tol < 1 (relative to the first ||g||)", opts.tol)));
+    }
+    let inputs = read_inputs(&opts.weights)?;
+    let n = inputs.j.shape[0];
+    let (alpha, alpha_values, p, aggregate) = match opts.cost {
+        Cost::Power => (Alpha::One, Vec::new(), opts.p, Aggregate::Sum),
+        Cost::Robustness => {
+            let s = inputs.sigma2.as_ref().ok_or_else(|| DaleError::Input {
+                file: opts.weights.clone(),
+                array: "sigma2".into(),
+                message: "missing; --cost robustness needs the gain moments sigma2 [N] in the .npz".into(),
+            })?;
+            (Alpha::PerColumn { shared: true }, s.data.clone(), 2.0, Aggregate::Sum)
+        }
+        Cost::Maxabs => (Alpha::One, Vec::new(), 1.0, Aggregate::Max),
+    };
+    let solver = match (opts.solver, opts.cost) {
+        (Some(Solver::Direct), Cost::Maxabs) => return Err(DaleError::scene("--solver", "direct; --cost maxabs runs with --solver flow (the direct solver is for power-law costs)")),
+        (Some(s), _) => s,
+        (None, Cost::Maxabs) => Solver::Flow,
+        (None, _) => Solver::Direct,
+    };
+    let out = prepare_dir(&opts.out)?;
+    let nets = Networks {
+        groups: 1,
+        n,
+        j: &inputs.j.data,
+        w_in: inputs.w_in.as_ref().map(|w| (w.shape[1], w.data.as_slice())),
+        w_out: inputs.w_out.as_ref().map(|w| (w.shape[0], w.data.as_slice())),
+        alpha,
+        alpha_values: &alpha_values,
+    };
+    // Without a finite balanced point the flow runs to its step budget and its end point is
+    // reported as such.
+    let unbalanceable = why_no_balanced_point(n, |i, k| nets.j[i * n + k] != 0.0 && (alpha_values.is_empty() || alpha_values[k] > 0.0));
+    let method = match (solver, &unbalanceable) {
+        (Solver::Direct, None) => Method::Solver,
+        _ => Method::Flow { dt: 0.5 * largest_stable_dt(&nets, p) },
+    };
+    let params = BalanceParams { p, aggregate, method, max_iterations: opts.max_iterations, tol: opts.tol, h_every: 0 };
+    let t = Instant::now();
+    let b = balance(backend, &nets, &params)?;
+    let balance_s = t.elapsed().as_secs_f64();
+
+    let mut files = Vec::new();
+    write_like(&out, "J.npy", inputs.j.dtype, &[n, n], &b.j)?;
+    files.push("J.npy".to_string());
+    write(&out, "h.npy", &[n], &b.h)?;
+    files.push("h.npy".to_string());
+    if let Some(w) = &inputs.w_in {
+        write_like(&out, "W_in.npy", w.dtype, &w.shape, &b.w_in)?;
+        files.push("W_in.npy".to_string());
+    }
+    if let Some(w) = &inputs.w_out {
+        write_like(&out, "W_out.npy", w.dtype, &w.shape, &b.w_out)?;
+        files.push("W_out.npy".to_string());
+    }
+    let iters: Vec<f64> = (0..b.grad_norm.len()).map(|i| i as f64).collect();
+    let series = |label: &str, v: &[f64]| Series { label: label.into(), points: iters.iter().zip(v).map(|(i, y)| (*i, *y)).collect() };
+    line_panels(
+        &out.join("balance.png"),
+        &[
+            Panel { title: "total cost C per iteration".into(), x_label: "iteration (pass over J)".into(), y_label: "C".into(), series: vec![series("C", &b.total_cost)] },
+            Panel {
+                title: "log10 ||g|| per iteration".into(),
+                x_label: "iteration (pass over J)".into(),
+                y_label: "log10 ||g||".into(),
+                series: vec![series("log10 ||g||", &b.grad_norm.iter().map(|v| v.max(1e-300).log10()).collect::<Vec<_>>())],
+            },
+        ],
+    )?;
+    files.push("balance.png".to_string());
+    let (c0, c_end) = (b.total_cost[0], b.total_cost[b.total_cost.len() - 1]);
+    let g0 = b.grad_norm[0];
+    let summary = json!({
+        "weights": opts.weights,
+        "n": n,
+        "cost": format!("{:?}", opts.cost).to_lowercase(),
+        "p": p,
+        "method": match method { Method::Solver => "direct solver (half-step parallel Osborne)".to_string(), Method::Flow { dt } => format!("flow, dt = {dt}") },
+        "balanced": unbalanceable.is_none() && b.converged_at.is_some(),
+        "no_finite_balance": unbalanceable,
+        "total_cost": { "before": c0, "after": c_end },
+        "prop5_bounds_on_balanced_cost": { "lower": geometric_mean_bound(&nets, 0, p), "upper": c0 - g0 * g0 / (8.0 * c0), "apply_to": "power-law costs (sum aggregate)" },
+        "grad_norm": { "before": g0, "after": b.grad_norm[b.grad_norm.len() - 1], "tol_relative": opts.tol },
+        // The tolerance is checked every CHUNK_ITERATIONS; the run goes on to the chunk's end.
+        "passes_over_j": { "to_tolerance": b.converged_at.map(|i| i + 1), "run": b.iterations + 1 },
+        "backend": backend.info(),
+        "backend_choice": opts.backend_why,
+        "time_s": { "balance": balance_s, "total": started.elapsed().as_secs_f64() },
+    });
+    write_json(&out.join("summary.json"), &summary)?;
+    files.push("summary.json".to_string());
+    Ok((summary, files))
+}
+
+/// `dale balance --check WEIGHTS DIR`: runs the ReLU rate network (001 eq. 1-2) with the weights
+/// of WEIGHTS and with the balanced ones in DIR on the same white-noise inputs, and reports the
+/// largest output difference and whether signs and zeros were kept. Where W_in or W_out was not
+/// given, the identity stands in, transformed by DIR/h.npy as eq. 4 says, so that y = x0 is
+/// compared. An error when the task is not preserved.
+pub fn check_balanced(backend: &mut dyn Backend, weights: &Path, dir: &Path) -> Result<serde_json::Value, DaleError> {
+    let orig = read_inputs(weights)?;
+    let n = orig.j.shape[0];
+    let j_b = read_array(&dir.join("J.npy").to_string_lossy())?;
+    expect_shape(&j_b, &[n, n], "[N, N]: N from the original J")?;
+    let h = read_array(&dir.join("h.npy").to_string_lossy())?;
+    expect_shape(&h, &[n], "[N]")?;
+    let identity = |scale: &dyn Fn(usize) -> f32| -> Vec<f32> { (0..n * n).map(|e| if e / n == e % n { scale(e % n) } else { 0.0 }).collect() };
+    let (w_in0, w_in_b, m) = match &orig.w_in {
+        Some(w) => {
+            let b = read_array(&dir.join("W_in.npy").to_string_lossy())?;
+            expect_shape(&b, &w.shape, "the original W_in's")?;
+            (w.data.clone(), b.data, w.shape[1])
+        }
+        None => (identity(&|_| 1.0), identity(&|i| (-h.data[i]).exp()), n),
+    };
+    let (w_out0, w_out_b, k) = match &orig.w_out {
+        Some(w) => {
+            let b = read_array(&dir.join("W_out.npy").to_string_lossy())?;
+            expect_shape(&b, &w.shape, "the original W_out's")?;
+            (w.data.clone(), b.data, w.shape[0])
+        }
+        None => (identity(&|_| 1.0), identity(&|i| h.data[i].exp()), n),
+    };
+    let flipped = orig.j.data.iter().zip(&j_b.data).filter(|(a, b)| a.signum() != b.signum() || (**a == 0.0) != (**b == 0.0)).count();
+    let p = crate::models::rate::RateParams {
+        n,
+        trials: 8,
+        networks: 1,
+        tau: 10.0,
+        dt: 1.0,
+        phi: crate::backend::Phi::Relu,
+        g: 1.0,
+        inputs: m,
+        outputs: k,
+        sigma: 0.0,
+        input: crate::models::rate::Input::Gaussian { mean: 0.0, std: 1.0 },
+    };
+    let monitors = crate::models::rate::Monitors { x: None, y: Some(crate::models::rate::Monitor { every: 1, trials: None }) };
+    let steps = 200;
+    let mut run = |j: &[f32], w_in: &[f32], w_out: &[f32]| {
+        let w = crate::models::rate::Weights { j: j.to_vec(), w_in: w_in.to_vec(), w_out: w_out.to_vec() };
+        crate::models::rate::simulate(backend, &p, &w, 1, steps, &monitors, &mut |_| {}).map_err(|(_, e)| e)
+    };
+    let before = run(&orig.j.data, &w_in0, &w_out0)?;
+    let after = run(&j_b.data, &w_in_b, &w_out_b)?;
+    let scale = before.y.iter().fold(0.0f32, |a, v| a.max(v.abs())).max(f32::MIN_POSITIVE);
+    let diff = before.y.iter().zip(&after.y).fold(0.0f32, |a, (x, y)| a.max((x - y).abs())) / scale;
+    // Both runs round in f32, in different orders; a stable network keeps that near 1e-6.
+    let tolerance = 1e-4;
+    let report = json!({
+        "largest_output_difference_relative": diff,
+        "tolerance": tolerance,
+        "synapses_with_sign_or_zero_changed": flipped,
+        "steps": steps,
+        "trials": p.trials,
+        "inputs": if orig.w_in.is_some() { "W_in from the files, u ~ N(0, 1)" } else { "identity W_in (transformed by h), u ~ N(0, 1)" },
+        "task_preserved": diff <= tolerance && flipped == 0,
+    });
+    if diff > tolerance || flipped > 0 {
+        return Err(DaleError::Input {
+            file: dir.to_path_buf(),
+            array: "J".into(),
+            message: format!("not a task-preserving transformation of {}: outputs differ by {diff:.2e} of max |y| (tolerance {tolerance:.0e}), {flipped} synapses changed sign or zero", weights.display()),
+        });
+    }
+    Ok(report)
+}
