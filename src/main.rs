@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dale::backend::select::{self, BackendChoice};
-use dale::scene::balance_weights::{balance_weights, check_balanced, BalanceOptions, Cost, Solver};
+use dale::scene::balance_weights::{balance_weights, check_balanced, BalanceSettings, Cost, Solver};
 use dale::scene::runner::{run_scene, RunOptions};
 use dale::scene::Scene;
 use dale::DaleError;
@@ -105,8 +105,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             anyhow::ensure!(dir.is_none(), "an extra argument {:?}: DIR is only for --check", dir.unwrap_or_default());
             let out = out.expect("clap requires --out without --check");
-            let opts = BalanceOptions { weights, out: out.clone(), cost, p, solver, tol, max_iterations, backend_why: opened.why.clone() };
-            let (summary, files) = balance_weights(opened.backend.as_mut(), &opts)?;
+            let settings = BalanceSettings { cost, p, solver, tol, max_iterations };
+            let (summary, files) = balance_weights(opened.backend.as_mut(), &weights, &out, &settings, &opened.why)?;
             println!("wrote {} files to {}: {}", files.len(), out.display(), files.join(", "));
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())

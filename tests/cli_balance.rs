@@ -241,3 +241,58 @@ fn check_confirms_the_task_is_kept_and_catches_a_tampered_network() {
     let o = dale(&["balance", "--check", file.to_str().unwrap(), out.to_str().unwrap(), "--backend", "cpu"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 synapses changed sign"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+fn write_scene(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("scene.json");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn scenes_take_weights_from_npy_and_npz_and_refuse_wrong_ones_before_writing() {
+    let (n, m, k) = (12, 2, 3);
+    let dir = tmp("scenes");
+    let j = unbalanced(n, 21);
+    let w_out: Vec<f64> = normal(k * n, 22).iter().map(|v| f64::from(*v)).collect();
+    write_npz(&dir.join("net.npz"), &[("J", vec![n as u64, n as u64], j.clone())]);
+    write_npy(&dir.join("w_out.npy"), &[k as u64, n as u64], &w_out, Order::C);
+    let rate = |weights: &str| {
+        format!(r#"{{"model": "rate", "seed": 1, "steps": 20, "params": {{"n": {n}, "inputs": {m}, "outputs": {k}, "input": {{"kind": "constant", "value": [1.0, -0.5]}}}}, "weights": {weights}, "monitors": {{"y": {{"every": 1}}}}}}"#)
+    };
+    let npz = dir.join("net.npz");
+    let ok = rate(&format!(r#"{{"J": "{}:J", "W_out": "{}"}}"#, npz.display(), dir.join("w_out.npy").display()));
+    let out = dir.join("rate-out");
+    let o = dale(&["run", write_scene(&dir, &ok).to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "cpu", "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The same scene with random weights gives other outputs: the files were used.
+    let random = dir.join("rate-random");
+    let o = dale(&["run", write_scene(&dir, &rate("{}")).to_str().unwrap(), "--out", random.to_str().unwrap(), "--backend", "cpu", "--quiet"]);
+    assert!(o.status.success());
+    assert_ne!(std::fs::read(out.join("y.npy")).unwrap(), std::fs::read(random.join("y.npy")).unwrap());
+    // W_out of the wrong shape, a missing npz member: errors, and --out is not created.
+    for (weights, needle) in [
+        (format!(r#"{{"W_out": "{}:J"}}"#, npz.display()), "expected [3, 12] or [1, 3, 12]"),
+        (format!(r#"{{"J": "{}:W"}}"#, npz.display()), "no array of that name"),
+        (r#"{"J": "x.npy", "sigma2": "y.npy"}"#.to_string(), "cost weights of the balancing model"),
+    ] {
+        let never = dir.join("never");
+        let o = dale(&["run", write_scene(&dir, &rate(&weights)).to_str().unwrap(), "--out", never.to_str().unwrap(), "--backend", "cpu"]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stderr).contains(needle), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!never.exists());
+    }
+    // The balancing experiment "network" balances the J a scene names.
+    let scene = format!(r#"{{"model": "balancing", "seed": 1, "steps": 1, "params": {{"experiment": "network", "tol": 1e-6}}, "weights": {{"J": "{}:J"}}}}"#, npz.display());
+    let out = dir.join("network-out");
+    let o = dale(&["run", write_scene(&dir, &scene).to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "cpu", "--quiet"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["figures"]["balanced"], true);
+    let (_, _, jb) = read_npy_f64(&out.join("J.npy"));
+    assert!(imbalance(n, &jb) < 1e-5);
+    // Weights given to an experiment that builds its own network are refused.
+    let scene = format!(r#"{{"model": "balancing", "seed": 1, "steps": 10, "params": {{"experiment": "two_neurons", "pairs": [[1.0, 2.0]], "p": 2.0, "dt": 0.01}}, "weights": {{"J": "{}:J"}}}}"#, npz.display());
+    let o = dale(&["run", write_scene(&dir, &scene).to_str().unwrap(), "--out", dir.join("never2").to_str().unwrap(), "--backend", "cpu"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("experiment \"network\""));
+}

@@ -290,7 +290,7 @@ fn alpha_at(nets: &Networks, g: usize, i: usize, j: usize) -> f32 {
 }
 
 /// c_ij of network g (eq. 23), computed on the host as the CPU backend computes it.
-fn cost_at(nets: &Networks, g: usize, i: usize, j: usize, p: f32) -> f64 {
+pub fn cost_at(nets: &Networks, g: usize, i: usize, j: usize, p: f32) -> f64 {
     let n = nets.n;
     f64::from(alpha_at(nets, g, i, j) * power(nets.j[g * n * n + i * n + j].abs(), p))
 }

@@ -1,9 +1,10 @@
 //! `dale balance`: balance a network trained elsewhere, given as .npy (J alone) or .npz (J and
 //! optionally W_in, W_out, sigma2), and write the balanced weights in the dtype they came in.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::arrays::{expect_shape, read_array, read_npz, Array, Dtype};
@@ -13,7 +14,8 @@ use crate::backend::{Aggregate, Alpha, Backend};
 use crate::error::DaleError;
 use crate::models::balancing::{balance, geometric_mean_bound, largest_stable_dt, why_no_balanced_point, BalanceParams, Method, Networks};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Cost {
     /// c = |J|^p.
     Power,
@@ -23,34 +25,132 @@ pub enum Cost {
     Maxabs,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Solver {
     Direct,
     Flow,
 }
 
-pub struct BalanceOptions {
-    pub weights: PathBuf,
-    pub out: PathBuf,
+/// How to balance: the options of `dale balance`, and the params of the scene experiment
+/// `network`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceSettings {
+    #[serde(default = "power")]
     pub cost: Cost,
+    #[serde(default = "two")]
     pub p: f32,
     /// None: the direct solver, or the flow for maxabs.
+    #[serde(default)]
     pub solver: Option<Solver>,
+    #[serde(default = "micro")]
     pub tol: f64,
+    #[serde(default = "budget")]
     pub max_iterations: usize,
-    pub backend_why: String,
 }
 
-struct Inputs {
-    j: Array,
-    w_in: Option<Array>,
-    w_out: Option<Array>,
-    sigma2: Option<Array>,
+fn power() -> Cost {
+    Cost::Power
+}
+fn two() -> f32 {
+    2.0
+}
+fn micro() -> f64 {
+    1e-6
+}
+fn budget() -> usize {
+    20_000
 }
 
-fn read_inputs(path: &Path) -> Result<Inputs, DaleError> {
+/// Cost weights, their values, the exponent and the aggregate that `settings` give `inputs`.
+type CostChoice = (Alpha, Vec<f32>, f32, Aggregate);
+
+impl BalanceSettings {
+    /// What the cost needs from the inputs; called before anything is written.
+    pub fn costs_of(&self, inputs: &Inputs) -> Result<CostChoice, DaleError> {
+        let opts = self;
+        Ok(match opts.cost {
+            Cost::Power => match &inputs.alpha {
+                Some(a) => (Alpha::Full { shared: true }, a.data.clone(), opts.p, Aggregate::Sum),
+                None => (Alpha::One, Vec::new(), opts.p, Aggregate::Sum),
+            },
+            Cost::Robustness => {
+                let s = inputs.sigma2.as_ref().ok_or_else(|| DaleError::Input {
+                    file: inputs.j.file.clone(),
+                    array: "sigma2".into(),
+                    message: "missing; the robustness cost needs the gain moments sigma2 [N]".into(),
+                })?;
+                (Alpha::PerColumn { shared: true }, s.data.clone(), 2.0, Aggregate::Sum)
+            }
+            Cost::Maxabs => (Alpha::One, Vec::new(), 1.0, Aggregate::Max),
+        })
+    }
+
+    /// `at` prefixes the field names in errors: "--" for the command line, "params." in scenes.
+    pub fn validate(&self, at: &str) -> Result<(), DaleError> {
+        if !(self.p > 0.0 && self.p.is_finite()) {
+            return Err(DaleError::scene(format!("{at}p"), format!("p = {}; allowed: a finite value > 0", self.p)));
+        }
+        if !(self.tol > 0.0 && self.tol < 1.0) {
+            return Err(DaleError::scene(format!("{at}tol"), format!("tol = {}; allowed: 0 < tol < 1 (relative to the first ||g||)", self.tol)));
+        }
+        if self.max_iterations == 0 {
+            return Err(DaleError::scene(format!("{at}max-iterations"), "0; allowed: an integer >= 1"));
+        }
+        if self.solver == Some(Solver::Direct) && self.cost == Cost::Maxabs {
+            return Err(DaleError::scene(format!("{at}solver"), "direct; --cost maxabs runs with --solver flow (the direct solver is for power-law costs)"));
+        }
+        Ok(())
+    }
+}
+
+/// Weight arrays named in a scene, each `file.npy` or `file.npz:name`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(non_snake_case)]
+pub struct WeightFiles {
+    #[serde(default)]
+    pub J: Option<String>,
+    #[serde(default)]
+    pub W_in: Option<String>,
+    #[serde(default)]
+    pub W_out: Option<String>,
+    /// Gain moments sigma_j^2, [N]: the robustness cost.
+    #[serde(default)]
+    pub sigma2: Option<String>,
+    /// Cost weights alpha_ij, [N, N], for the power cost.
+    #[serde(default)]
+    pub alpha: Option<String>,
+}
+
+impl WeightFiles {
+    pub fn is_empty(&self) -> bool {
+        self.J.is_none() && self.W_in.is_none() && self.W_out.is_none() && self.sigma2.is_none() && self.alpha.is_none()
+    }
+}
+
+/// One network's arrays, C order, shapes checked against each other by `check_inputs`.
+pub struct Inputs {
+    pub j: Array,
+    pub w_in: Option<Array>,
+    pub w_out: Option<Array>,
+    pub sigma2: Option<Array>,
+    pub alpha: Option<Array>,
+}
+
+/// The arrays a scene names; J is required.
+pub fn inputs_from_files(files: &WeightFiles) -> Result<Inputs, DaleError> {
+    let read = |spec: &Option<String>| spec.as_deref().map(read_array).transpose();
+    let j = read(&files.J)?.ok_or_else(|| DaleError::scene("weights.J", "missing; a network from files needs J ([N, N], .npy or file.npz:name)"))?;
+    check_inputs(Inputs { j, w_in: read(&files.W_in)?, w_out: read(&files.W_out)?, sigma2: read(&files.sigma2)?, alpha: read(&files.alpha)? })
+}
+
+/// The arrays of `dale balance WEIGHTS`: a .npy with J, or an .npz with J and optionally W_in,
+/// W_out, sigma2, alpha.
+pub fn read_inputs(path: &Path) -> Result<Inputs, DaleError> {
     let spec = path.to_string_lossy();
-    let mut inputs = if path.extension().is_some_and(|e| e == "npz") {
+    let inputs = if path.extension().is_some_and(|e| e == "npz") {
         let arrays = read_npz(path)?;
         let take = |name: &str| arrays.iter().find(|a| a.name == name).cloned();
         let j = take("J").ok_or_else(|| DaleError::Input {
@@ -58,11 +158,15 @@ fn read_inputs(path: &Path) -> Result<Inputs, DaleError> {
             array: "J".into(),
             message: format!("missing; the archive holds {:?}; expected J and optionally W_in, W_out, sigma2", arrays.iter().map(|a| &a.name).collect::<Vec<_>>()),
         })?;
-        Inputs { j, w_in: take("W_in"), w_out: take("W_out"), sigma2: take("sigma2") }
+        Inputs { j, w_in: take("W_in"), w_out: take("W_out"), sigma2: take("sigma2"), alpha: take("alpha") }
     } else {
-        Inputs { j: read_array(&spec)?, w_in: None, w_out: None, sigma2: None }
+        Inputs { j: read_array(&spec)?, w_in: None, w_out: None, sigma2: None, alpha: None }
     };
-    // Shapes against each other, before anything runs.
+    check_inputs(inputs)
+}
+
+/// Shapes against each other, and cost weights >= 0, before anything runs.
+fn check_inputs(mut inputs: Inputs) -> Result<Inputs, DaleError> {
     let n = match inputs.j.shape.as_slice() {
         [a, b] if a == b && *a > 0 => *a,
         _ => return Err(DaleError::Input { file: inputs.j.file.clone(), array: inputs.j.name.clone(), message: format!("shape {:?}; expected [N, N] with N >= 1 (J_ij from j to i)", inputs.j.shape) }),
@@ -75,10 +179,12 @@ fn read_inputs(path: &Path) -> Result<Inputs, DaleError> {
         let k = w.shape.first().copied().unwrap_or(0);
         expect_shape(w, &[k.max(1), n], "[K, N]: N from J")?;
     }
-    if let Some(s) = &mut inputs.sigma2 {
-        expect_shape(s, &[n], "[N]: one gain moment per neuron")?;
-        if let Some(i) = s.data.iter().position(|v| *v < 0.0) {
-            return Err(DaleError::Input { file: s.file.clone(), array: s.name.clone(), message: format!("sigma2[{i}] = {} < 0; allowed: values >= 0", s.data[i]) });
+    for (a, shape, what) in [(&mut inputs.sigma2, vec![n], "[N]: one gain moment per neuron"), (&mut inputs.alpha, vec![n, n], "[N, N]: one cost weight per synapse")] {
+        if let Some(a) = a {
+            expect_shape(a, &shape, what)?;
+            if let Some(i) = a.data.iter().position(|v| *v < 0.0) {
+                return Err(DaleError::Input { file: a.file.clone(), array: a.name.clone(), message: format!("value {} < 0 at flat index {i}; allowed: values >= 0", a.data[i]) });
+            }
         }
     }
     Ok(inputs)
@@ -96,36 +202,18 @@ fn write_like(out: &Path, name: &str, like: Dtype, shape: &[usize], data: &[f32]
     }
 }
 
-/// Runs `dale balance`; returns the summary and the files written.
-pub fn balance_weights(backend: &mut dyn Backend, opts: &BalanceOptions) -> Result<(serde_json::Value, Vec<String>), DaleError> {
-    let started = Instant::now();
-    if !(opts.p > 0.0 && opts.p.is_finite()) {
-        return Err(DaleError::scene("--p", format!("p = {}; allowed: a finite value > 0", opts.p)));
-    }
-    if !(opts.tol > 0.0 && opts.tol < 1.0) {
-        return Err(DaleError::scene("--tol", format!("tol = {}; allowed: 0 < tol < 1 (relative to the first ||g||)", opts.tol)));
-    }
-    let inputs = read_inputs(&opts.weights)?;
+/// Balances `inputs` as `settings` say, writing J.npy (and W_in.npy, W_out.npy when given) in the
+/// dtype they came in, h.npy and balance.png to `out`, which exists. Returns the summary figures
+/// and the files written.
+pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &BalanceSettings, out: &Path) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+    let opts = settings;
     let n = inputs.j.shape[0];
-    let (alpha, alpha_values, p, aggregate) = match opts.cost {
-        Cost::Power => (Alpha::One, Vec::new(), opts.p, Aggregate::Sum),
-        Cost::Robustness => {
-            let s = inputs.sigma2.as_ref().ok_or_else(|| DaleError::Input {
-                file: opts.weights.clone(),
-                array: "sigma2".into(),
-                message: "missing; --cost robustness needs the gain moments sigma2 [N] in the .npz".into(),
-            })?;
-            (Alpha::PerColumn { shared: true }, s.data.clone(), 2.0, Aggregate::Sum)
-        }
-        Cost::Maxabs => (Alpha::One, Vec::new(), 1.0, Aggregate::Max),
-    };
+    let (alpha, alpha_values, p, aggregate) = settings.costs_of(inputs)?;
     let solver = match (opts.solver, opts.cost) {
-        (Some(Solver::Direct), Cost::Maxabs) => return Err(DaleError::scene("--solver", "direct; --cost maxabs runs with --solver flow (the direct solver is for power-law costs)")),
         (Some(s), _) => s,
         (None, Cost::Maxabs) => Solver::Flow,
         (None, _) => Solver::Direct,
     };
-    let out = prepare_dir(&opts.out)?;
     let nets = Networks {
         groups: 1,
         n,
@@ -137,7 +225,7 @@ pub fn balance_weights(backend: &mut dyn Backend, opts: &BalanceOptions) -> Resu
     };
     // Without a finite balanced point the flow runs to its step budget and its end point is
     // reported as such.
-    let unbalanceable = why_no_balanced_point(n, |i, k| nets.j[i * n + k] != 0.0 && (alpha_values.is_empty() || alpha_values[k] > 0.0));
+    let unbalanceable = why_no_balanced_point(n, |i, k| crate::models::balancing::cost_at(&nets, 0, i, k, p) > 0.0);
     let method = match (solver, &unbalanceable) {
         (Solver::Direct, None) => Method::Solver,
         _ => Method::Flow { dt: 0.5 * largest_stable_dt(&nets, p) },
@@ -148,16 +236,16 @@ pub fn balance_weights(backend: &mut dyn Backend, opts: &BalanceOptions) -> Resu
     let balance_s = t.elapsed().as_secs_f64();
 
     let mut files = Vec::new();
-    write_like(&out, "J.npy", inputs.j.dtype, &[n, n], &b.j)?;
+    write_like(out, "J.npy", inputs.j.dtype, &[n, n], &b.j)?;
     files.push("J.npy".to_string());
-    write(&out, "h.npy", &[n], &b.h)?;
+    write(out, "h.npy", &[n], &b.h)?;
     files.push("h.npy".to_string());
     if let Some(w) = &inputs.w_in {
-        write_like(&out, "W_in.npy", w.dtype, &w.shape, &b.w_in)?;
+        write_like(out, "W_in.npy", w.dtype, &w.shape, &b.w_in)?;
         files.push("W_in.npy".to_string());
     }
     if let Some(w) = &inputs.w_out {
-        write_like(&out, "W_out.npy", w.dtype, &w.shape, &b.w_out)?;
+        write_like(out, "W_out.npy", w.dtype, &w.shape, &b.w_out)?;
         files.push("W_out.npy".to_string());
     }
     let iters: Vec<f64> = (0..b.grad_norm.len()).map(|i| i as f64).collect();
@@ -178,7 +266,7 @@ pub fn balance_weights(backend: &mut dyn Backend, opts: &BalanceOptions) -> Resu
     let (c0, c_end) = (b.total_cost[0], b.total_cost[b.total_cost.len() - 1]);
     let g0 = b.grad_norm[0];
     let summary = json!({
-        "weights": opts.weights,
+        "weights": { "J": inputs.j.file, "W_in": inputs.w_in.as_ref().map(|a| &a.file), "W_out": inputs.w_out.as_ref().map(|a| &a.file) },
         "n": n,
         "cost": format!("{:?}", opts.cost).to_lowercase(),
         "p": p,
@@ -190,10 +278,21 @@ pub fn balance_weights(backend: &mut dyn Backend, opts: &BalanceOptions) -> Resu
         "grad_norm": { "before": g0, "after": b.grad_norm[b.grad_norm.len() - 1], "tol_relative": opts.tol },
         // The tolerance is checked every CHUNK_ITERATIONS; the run goes on to the chunk's end.
         "passes_over_j": { "to_tolerance": b.converged_at.map(|i| i + 1), "run": b.iterations + 1 },
-        "backend": backend.info(),
-        "backend_choice": opts.backend_why,
-        "time_s": { "balance": balance_s, "total": started.elapsed().as_secs_f64() },
+        "time_s": { "balance": balance_s },
     });
+    Ok((summary, files))
+}
+
+/// `dale balance WEIGHTS --out DIR`: reads and checks the arrays before creating DIR, balances,
+/// and writes summary.json beside the arrays.
+pub fn balance_weights(backend: &mut dyn Backend, weights: &Path, out: &Path, settings: &BalanceSettings, backend_why: &str) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+    settings.validate("--")?;
+    let inputs = read_inputs(weights)?;
+    settings.costs_of(&inputs)?;
+    let out = prepare_dir(out)?;
+    let (mut summary, mut files) = balance_inputs(backend, &inputs, settings, &out)?;
+    summary["backend"] = json!(backend.info());
+    summary["backend_choice"] = json!(backend_why);
     write_json(&out.join("summary.json"), &summary)?;
     files.push("summary.json".to_string());
     Ok((summary, files))

@@ -37,6 +37,9 @@ pub enum BalancingScene {
     /// Fig. 4: networks trained on context-dependent integration, then balanced; `steps` is the
     /// number of training iterations.
     Cdi(super::cdi::CdiParams),
+    /// A network from files (the scene's `weights`), balanced as `dale balance` does; `steps` is
+    /// unused (the settings' max_iterations bounds the run).
+    Network(super::balance_weights::BalanceSettings),
 }
 
 impl BalancingScene {
@@ -94,6 +97,7 @@ impl BalancingScene {
                 }
             }
             BalancingScene::Cdi(p) => p.validate(at)?,
+            BalancingScene::Network(_) => {}
         }
         Ok(())
     }
@@ -102,7 +106,7 @@ impl BalancingScene {
         match self {
             BalancingScene::RingPerturbation { h_every, .. } => *h_every = (*h_every).min(10),
             BalancingScene::Cdi(p) => p.smoke(),
-            BalancingScene::TwoNeurons { .. } => {}
+            BalancingScene::TwoNeurons { .. } | BalancingScene::Network(_) => {}
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn run(
 ) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     match scene {
         BalancingScene::Cdi(p) => super::cdi::run(p, steps, seed, backend, out, arrays, plots),
+        BalancingScene::Network(_) => unreachable!("the runner balances a network from files through balance_inputs"),
         BalancingScene::TwoNeurons { pairs, p, dt } => {
             two_neurons(pairs, *p, *dt, steps, backend, out, arrays, plots)
         }

@@ -32,6 +32,9 @@ struct SceneFile {
     seed: u64,
     steps: usize,
     params: serde_json::Value,
+    /// Weight arrays from files (.npy or file.npz:name) instead of random ones.
+    #[serde(default)]
+    weights: balance_weights::WeightFiles,
     #[serde(default)]
     monitors: MonitorsSpec,
     #[serde(default)]
@@ -87,6 +90,7 @@ pub struct Scene {
     pub seed: u64,
     pub steps: usize,
     pub params: ModelParams,
+    pub weights: balance_weights::WeightFiles,
     pub monitors: MonitorsSpec,
     pub outputs: Outputs,
 }
@@ -148,10 +152,27 @@ impl Scene {
                 }
             }
         }
+        let w = &file.weights;
+        match &params {
+            ModelParams::Rate(_) if w.sigma2.is_some() || w.alpha.is_some() => {
+                return Err(DaleError::scene("weights", "sigma2 and alpha are cost weights of the balancing model; the rate model takes J, W_in, W_out"));
+            }
+            ModelParams::Balancing(balancing::BalancingScene::Network(s)) => {
+                s.validate("params.")?;
+                if w.J.is_none() {
+                    return Err(DaleError::scene("weights.J", "missing; the experiment \"network\" balances the J given here (.npy or file.npz:name)"));
+                }
+            }
+            ModelParams::Balancing(_) if !w.is_empty() => {
+                return Err(DaleError::scene("weights", "allowed with the rate model and with the balancing experiment \"network\""));
+            }
+            _ => {}
+        }
         Ok(Scene {
             description: file.description,
             seed: file.seed,
             steps: file.steps,
+            weights: file.weights,
             params,
             monitors: file.monitors,
             outputs: file.outputs,

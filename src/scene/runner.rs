@@ -9,6 +9,9 @@ use serde_json::json;
 
 use super::output::{npy_bytes, prepare_dir, write_atomic, write_json};
 use super::plot::{line_panels, Panel, Series};
+use super::arrays::Array;
+use super::balance_weights::{balance_inputs, inputs_from_files};
+use super::balancing::BalancingScene;
 use super::{ModelParams, Scene};
 use crate::backend::Backend;
 use crate::error::DaleError;
@@ -46,12 +49,25 @@ pub fn run_scene(
     if let ModelParams::Rate(p) = &scene.params {
         p.check_fits("params", info.max_buffer_len, &info.name)?;
     }
+    // Arrays from files are read and checked before anything is written.
+    let rate_weights = match &scene.params {
+        ModelParams::Rate(p) => Some(rate_weights(p, &scene)?),
+        _ => None,
+    };
+    let network = match &scene.params {
+        ModelParams::Balancing(BalancingScene::Network(settings)) => {
+            let inputs = inputs_from_files(&scene.weights)?;
+            settings.costs_of(&inputs)?;
+            Some(inputs)
+        }
+        _ => None,
+    };
     let out = prepare_dir(&opts.out)?;
     let bar = progress_bar(scene.steps, opts.progress);
     let mut files = Vec::new();
     let (summary, outcome, run_s) = match &scene.params {
         ModelParams::Rate(p) => {
-            let weights = Weights::random(p, scene.seed);
+            let weights = rate_weights.expect("read above");
             let monitors = Monitors {
                 x: scene.monitors.x.clone(),
                 y: scene.monitors.y.clone(),
@@ -77,6 +93,14 @@ pub fn run_scene(
             }
             files.extend(write_rate(&out, &scene, p, &traj)?);
             (rate_summary(p, &traj, scene.steps), err, run_s)
+        }
+        ModelParams::Balancing(BalancingScene::Network(settings)) => {
+            let t = Instant::now();
+            let result = balance_inputs(backend, network.as_ref().expect("read above"), settings, &out);
+            bar.finish_and_clear();
+            let (summary, written) = result?;
+            files.extend(written);
+            (summary, None, t.elapsed().as_secs_f64())
         }
         ModelParams::Balancing(b) => {
             let t = Instant::now();
@@ -269,4 +293,29 @@ fn rate_summary(p: &RateParams, traj: &Trajectory, steps: usize) -> serde_json::
         "peak_abs_x": { "measured": peak, "paper": null },
         "fraction_active_at_end": { "measured": active, "paper": null },
     })
+}
+
+/// The rate network's weights: random (from the seed), with any of J, W_in, W_out the scene names
+/// read from files instead, each [rows, cols] for one network or [networks, rows, cols].
+fn rate_weights(p: &RateParams, scene: &Scene) -> Result<Weights, DaleError> {
+    let mut w = Weights::random(p, scene.seed);
+    let files = &scene.weights;
+    for (spec, dst, rows, cols, what) in [
+        (&files.J, &mut w.j, p.n, p.n, "[N, N] from params.n"),
+        (&files.W_in, &mut w.w_in, p.n, p.inputs, "[N, M] from params.n and params.inputs"),
+        (&files.W_out, &mut w.w_out, p.outputs, p.n, "[K, N] from params.outputs and params.n"),
+    ] {
+        let Some(spec) = spec else { continue };
+        let a: Array = super::arrays::read_array(spec)?;
+        let fits = (a.shape == [rows, cols] && p.networks == 1) || a.shape == [p.networks, rows, cols];
+        if !fits {
+            return Err(DaleError::Input {
+                file: a.file.clone(),
+                array: a.name.clone(),
+                message: format!("shape {:?}; expected [{rows}, {cols}] or [{}, {rows}, {cols}] ({what}, params.networks = {})", a.shape, p.networks, p.networks),
+            });
+        }
+        *dst = a.data;
+    }
+    Ok(w)
 }
