@@ -21,7 +21,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn index(wid: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
+fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, t: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * 256u + t;
 }
 
@@ -41,7 +41,7 @@ fn slope(v: f32) -> f32 {
 @compute @workgroup_size(256, 1, 1)
 fn euler_backward(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(wid, nwg, t);
+    let i = flat_id(wid, nwg, t);
     if (i >= p.len) {
         return;
     }
@@ -56,7 +56,7 @@ fn euler_backward(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id
 @compute @workgroup_size(256, 1, 1)
 fn scaled_difference(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(wid, nwg, t);
+    let i = flat_id(wid, nwg, t);
     if (i >= p.len) {
         return;
     }
@@ -69,7 +69,7 @@ fn scaled_difference(@builtin(local_invocation_index) t: u32, @builtin(workgroup
 @compute @workgroup_size(256, 1, 1)
 fn sgd_step(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
             @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = index(wid, nwg, t);
+    let i = flat_id(wid, nwg, t);
     if (i >= p.len) {
         return;
     }

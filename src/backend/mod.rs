@@ -352,7 +352,7 @@ pub trait Backend {
     fn upload(&mut self, dst: Buf, offset: usize, data: &[f32]) -> Result<(), DaleError>;
     fn download(&mut self, src: Buf, offset: usize, len: usize) -> Result<Vec<f32>, DaleError>;
     fn copy(&mut self, src: Buf, src_offset: usize, dst: Buf, dst_offset: usize, len: usize);
-    /// c = a W^T (or c += a W^T with `accumulate`); `a` starts at `a_offset`.
+    /// c = op(a) op(W) as `shape.layout` says (c += with `accumulate`); `a` starts at `a_offset`.
     fn matmul(
         &mut self,
         a: Buf,
@@ -384,17 +384,92 @@ pub trait Backend {
     fn finish(&mut self) -> Result<(), DaleError>;
 }
 
-/// The bounds of `Backend::euler_backward`, shared by both backends.
-pub(crate) fn check_backward(delta: Buf, back: Buf, x: Buf, readout: Buf, s: EulerBackward) {
-    check_range(delta, s.next, s.len, "euler_backward delta (next)");
-    check_range(delta, s.out, s.len, "euler_backward delta (out)");
-    check_range(back, 0, s.len, "euler_backward back");
-    check_range(x, s.x, s.len, "euler_backward x");
-    check_range(readout, s.readout, s.len, "euler_backward readout");
-    assert!(
-        s.out + s.len <= s.next || s.next + s.len <= s.out,
-        "euler_backward: delta ranges overlap"
-    );
+// The bounds of every op, checked when it is recorded, the same on both backends. A bad bound is
+// a bug in dale and panics, naming the op and the buffer.
+
+impl MatmulShape {
+    pub(crate) fn check(&self, a: Buf, a_offset: usize, w: Buf, c: Buf) {
+        check_range(a, a_offset, self.a_len(), "matmul a");
+        check_range(w, 0, self.w_len(), "matmul w");
+        check_range(c, 0, self.c_len(), "matmul c");
+    }
+}
+
+impl EulerStep {
+    pub(crate) fn check(&self, x: Buf, r: Buf, drive: Buf) {
+        for b in [x, r, drive] {
+            check_range(b, 0, self.len, "euler_step");
+        }
+        assert_ne!(x.id, r.id, "euler_step: x and r must differ");
+    }
+}
+
+impl Reduce {
+    pub(crate) fn check(&self, src: Buf, out: Buf, out_offset: usize) {
+        check_range(src, 0, self.rows * self.cols, "reduce src");
+        check_range(out, out_offset, self.out_len(), "reduce out");
+    }
+}
+
+impl EulerBackward {
+    pub(crate) fn check(&self, delta: Buf, back: Buf, x: Buf, readout: Buf) {
+        check_range(delta, self.next, self.len, "euler_backward delta (next)");
+        check_range(delta, self.out, self.len, "euler_backward delta (out)");
+        check_range(back, 0, self.len, "euler_backward back");
+        check_range(x, self.x, self.len, "euler_backward x");
+        check_range(readout, self.readout, self.len, "euler_backward readout");
+        assert!(self.out + self.len <= self.next || self.next + self.len <= self.out, "euler_backward: delta ranges overlap");
+    }
+}
+
+impl SgdStep {
+    pub(crate) fn check(&self, w: Buf, grad: Buf) {
+        check_range(w, self.offset, self.len, "sgd_step w");
+        check_range(grad, self.offset, self.len, "sgd_step grad");
+    }
+}
+
+impl Costs {
+    pub(crate) fn check(&self, w: Buf, alpha: Buf, c: Buf) {
+        check_range(w, 0, self.len(), "costs w");
+        check_range(alpha, 0, self.alpha_len(), "costs alpha");
+        check_range(c, 0, self.len(), "costs c");
+    }
+}
+
+impl CostFlows {
+    pub(crate) fn check(&self, c0: Buf, scale: Buf, flows: Buf) {
+        let (g, n) = (self.groups, self.n);
+        check_range(c0, 0, g * n * n, "cost_flows c0");
+        check_range(scale, 0, g * n, "cost_flows scale");
+        check_range(flows, 0, g * 2 * n, "cost_flows flows");
+    }
+}
+
+impl HUpdate {
+    pub(crate) fn check(&self, flows: Buf, h: Buf, scale: Buf, history: Buf) {
+        let (g, n) = (self.groups, self.n);
+        check_range(flows, 0, g * 2 * n, "h_update flows");
+        check_range(h, 0, g * n, "h_update h");
+        check_range(scale, 0, g * n, "h_update scale");
+        check_range(history, self.history_offset, 2 * g, "h_update history");
+        assert!(h.id != scale.id && h.id != history.id && scale.id != history.id, "h_update: h, scale and history must differ");
+    }
+}
+
+impl TaskTransform {
+    pub(crate) fn check(&self, src: Buf, h: Buf, dst: Buf) {
+        check_range(src, 0, self.len(), "task_transform src");
+        check_range(h, 0, self.groups * self.n, "task_transform h");
+        check_range(dst, 0, self.len(), "task_transform dst");
+    }
+}
+
+/// The bounds of `Backend::scaled_difference`.
+pub(crate) fn check_difference(a: Buf, b: Buf, out: Buf, len: usize) {
+    for buf in [a, b, out] {
+        check_range(buf, 0, len, "scaled_difference");
+    }
 }
 
 pub(crate) fn check_range(buf: Buf, offset: usize, len: usize, op: &str) {

@@ -12,7 +12,7 @@ use super::output::{npy_bytes_of, prepare_dir, write_atomic, write_json};
 use super::plot::{line_panels, Panel, Series};
 use crate::backend::{Aggregate, Alpha, Backend};
 use crate::error::DaleError;
-use crate::models::balancing::{balance, geometric_mean_bound, largest_stable_dt, why_no_balanced_point, BalanceParams, Method, Networks};
+use crate::models::balancing::{balance, cost_at, geometric_mean_bound, largest_stable_dt, why_no_balanced_point, BalanceParams, Method, Networks};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,11 +69,10 @@ type CostChoice = (Alpha, Vec<f32>, f32, Aggregate);
 impl BalanceSettings {
     /// What the cost needs from the inputs; called before anything is written.
     pub fn costs_of(&self, inputs: &Inputs) -> Result<CostChoice, DaleError> {
-        let opts = self;
-        Ok(match opts.cost {
+        Ok(match self.cost {
             Cost::Power => match &inputs.alpha {
-                Some(a) => (Alpha::Full { shared: true }, a.data.clone(), opts.p, Aggregate::Sum),
-                None => (Alpha::One, Vec::new(), opts.p, Aggregate::Sum),
+                Some(a) => (Alpha::Full { shared: true }, a.data.clone(), self.p, Aggregate::Sum),
+                None => (Alpha::One, Vec::new(), self.p, Aggregate::Sum),
             },
             Cost::Robustness => {
                 let s = inputs.sigma2.as_ref().ok_or_else(|| DaleError::Input {
@@ -206,10 +205,9 @@ fn write_like(out: &Path, name: &str, like: Dtype, shape: &[usize], data: &[f32]
 /// dtype they came in, h.npy and balance.png to `out`, which exists. Returns the summary figures
 /// and the files written.
 pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &BalanceSettings, out: &Path) -> Result<(serde_json::Value, Vec<String>), DaleError> {
-    let opts = settings;
     let n = inputs.j.shape[0];
     let (alpha, alpha_values, p, aggregate) = settings.costs_of(inputs)?;
-    let solver = match (opts.solver, opts.cost) {
+    let solver = match (settings.solver, settings.cost) {
         (Some(s), _) => s,
         (None, Cost::Maxabs) => Solver::Flow,
         (None, _) => Solver::Direct,
@@ -223,16 +221,27 @@ pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &Bal
         alpha,
         alpha_values: &alpha_values,
     };
-    // Without a finite balanced point the flow runs to its step budget and its end point is
-    // reported as such.
-    let unbalanceable = why_no_balanced_point(n, |i, k| crate::models::balancing::cost_at(&nets, 0, i, k, p) > 0.0);
-    let method = match (solver, &unbalanceable) {
-        (Solver::Direct, None) => Method::Solver,
-        _ => Method::Flow { dt: 0.5 * largest_stable_dt(&nets, p) },
-    };
-    let params = BalanceParams { p, aggregate, method, max_iterations: opts.max_iterations, tol: opts.tol, h_every: 0 };
+    let flow = || Method::Flow { dt: 0.5 * largest_stable_dt(&nets, p) };
+    let params = |method| BalanceParams { p, aggregate, method, max_iterations: settings.max_iterations, tol: settings.tol, h_every: 0 };
     let t = Instant::now();
-    let b = balance(backend, &nets, &params)?;
+    // Without a finite balanced point the flow runs to its step budget and its end point is
+    // reported as such. Each path checks the cost graph once: the solver refuses such a network
+    // itself; the flow would run on, so it is checked here.
+    let (b, method, unbalanceable) = match solver {
+        Solver::Direct => match balance(backend, &nets, &params(Method::Solver)) {
+            Ok(b) => (b, Method::Solver, None),
+            Err(DaleError::NoBalance { why, .. }) => {
+                let method = flow();
+                (balance(backend, &nets, &params(method))?, method, Some(why))
+            }
+            Err(e) => return Err(e),
+        },
+        Solver::Flow => {
+            let why = why_no_balanced_point(n, |i, k| cost_at(&nets, 0, i, k, p) > 0.0);
+            let method = flow();
+            (balance(backend, &nets, &params(method))?, method, why)
+        }
+    };
     let balance_s = t.elapsed().as_secs_f64();
 
     let mut files = Vec::new();
@@ -268,14 +277,14 @@ pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &Bal
     let summary = json!({
         "weights": { "J": inputs.j.file, "W_in": inputs.w_in.as_ref().map(|a| &a.file), "W_out": inputs.w_out.as_ref().map(|a| &a.file) },
         "n": n,
-        "cost": format!("{:?}", opts.cost).to_lowercase(),
+        "cost": format!("{:?}", settings.cost).to_lowercase(),
         "p": p,
         "method": match method { Method::Solver => "direct solver (half-step parallel Osborne)".to_string(), Method::Flow { dt } => format!("flow, dt = {dt}") },
         "balanced": unbalanceable.is_none() && b.converged_at.is_some(),
         "no_finite_balance": unbalanceable,
         "total_cost": { "before": c0, "after": c_end },
         "prop5_bounds_on_balanced_cost": { "lower": geometric_mean_bound(&nets, 0, p), "upper": c0 - g0 * g0 / (8.0 * c0), "apply_to": "power-law costs (sum aggregate)" },
-        "grad_norm": { "before": g0, "after": b.grad_norm[b.grad_norm.len() - 1], "tol_relative": opts.tol },
+        "grad_norm": { "before": g0, "after": b.grad_norm[b.grad_norm.len() - 1], "tol_relative": settings.tol },
         // The tolerance is checked every CHUNK_ITERATIONS; the run goes on to the chunk's end.
         "passes_over_j": { "to_tolerance": b.converged_at.map(|i| i + 1), "run": b.iterations + 1 },
         "time_s": { "balance": balance_s },

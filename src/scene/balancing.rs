@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::output::{npy_bytes, write_atomic};
+use super::output::write_npys;
 use super::plot::{line_panels, Panel, Series};
 use crate::analysis::balance::{
     heat_modes, laplacian, laplacian_modes, pseudo_inverse, resistance,
@@ -148,18 +148,6 @@ pub fn run(
     }
 }
 
-fn write_arrays(
-    out: &Path,
-    arrays: &[(&str, Vec<usize>, Vec<f32>)],
-) -> Result<Vec<String>, DaleError> {
-    let mut files = Vec::new();
-    for (name, shape, data) in arrays {
-        write_atomic(&out.join(name), &npy_bytes(shape, data))?;
-        files.push(name.to_string());
-    }
-    Ok(files)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn two_neurons(
     pairs: &[[f64; 2]],
@@ -275,20 +263,13 @@ fn two_neurons(
     });
     let mut files = Vec::new();
     if arrays {
-        files.extend(write_arrays(
+        let times32: Vec<f32> = times.iter().map(|t| *t as f32).collect();
+        files.extend(write_npys(
             out,
             &[
-                ("costs.npy", vec![samples, groups, 2], costs.clone()),
-                (
-                    "costs_closed_form.npy",
-                    vec![samples, groups, 2],
-                    closed.clone(),
-                ),
-                (
-                    "times.npy",
-                    vec![samples],
-                    times.iter().map(|t| *t as f32).collect(),
-                ),
+                ("costs.npy", vec![samples, groups, 2], &costs),
+                ("costs_closed_form.npy", vec![samples, groups, 2], &closed),
+                ("times.npy", vec![samples], &times32),
             ],
         )?);
     }
@@ -448,31 +429,17 @@ fn ring(
     });
     let mut files = Vec::new();
     if arrays {
-        files.extend(write_arrays(
+        let eigenvalues: Vec<f32> = values.iter().map(|v| *v as f32).collect();
+        let times32: Vec<f32> = times.iter().map(|t| *t as f32).collect();
+        files.extend(write_npys(
             out,
             &[
-                (
-                    "named_costs.npy",
-                    vec![samples, named.len()],
-                    named_costs.clone(),
-                ),
-                ("h.npy", vec![samples, n], b.h_trajectory.clone()),
-                ("h_modes.npy", vec![samples, modes.len()], proj.clone()),
-                (
-                    "h_modes_eq39.npy",
-                    vec![samples, modes.len()],
-                    approx.clone(),
-                ),
-                (
-                    "laplacian_eigenvalues.npy",
-                    vec![n],
-                    values.iter().map(|v| *v as f32).collect(),
-                ),
-                (
-                    "times.npy",
-                    vec![samples],
-                    times.iter().map(|t| *t as f32).collect(),
-                ),
+                ("named_costs.npy", vec![samples, named.len()], &named_costs),
+                ("h.npy", vec![samples, n], &b.h_trajectory),
+                ("h_modes.npy", vec![samples, modes.len()], &proj),
+                ("h_modes_eq39.npy", vec![samples, modes.len()], &approx),
+                ("laplacian_eigenvalues.npy", vec![n], &eigenvalues),
+                ("times.npy", vec![samples], &times32),
             ],
         )?);
     }

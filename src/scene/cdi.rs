@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::output::{npy_bytes, write_atomic};
+use super::output::write_npys;
 use super::plot::{line_panels, Panel, Series};
 use crate::analysis::balance::{gain_moments, neural_gradients, sensitivity};
 use crate::backend::{Aggregate, Alpha, Backend, Phi};
@@ -448,22 +448,14 @@ pub fn run(
             .iter()
             .flat_map(|r| r.iter().map(|(_, lo, lb)| (lb / lo) as f32))
             .collect();
-        for (name, shape, data) in [
-            ("training_loss.npy", vec![trained.len(), iterations], loss),
-            (
-                "grad_norm.npy",
-                vec![trained.len(), trained[0].grad_norm.len()],
-                gn,
-            ),
-            (
-                "loss_ratio.npy",
-                vec![ratios.len(), p.noise_levels.len()],
-                ratio,
-            ),
-        ] {
-            write_atomic(&out.join(name), &npy_bytes(&shape, &data))?;
-            files.push(name.to_string());
-        }
+        files.extend(write_npys(
+            out,
+            &[
+                ("training_loss.npy", vec![trained.len(), iterations], &loss),
+                ("grad_norm.npy", vec![trained.len(), trained[0].grad_norm.len()], &gn),
+                ("loss_ratio.npy", vec![ratios.len(), p.noise_levels.len()], &ratio),
+            ],
+        )?);
     }
     if plots {
         let gn_panel = Panel {

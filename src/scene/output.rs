@@ -52,6 +52,16 @@ pub fn npy_bytes_of<T: npyz::AutoSerialize + Copy>(shape: &[usize], data: &[T]) 
     bytes
 }
 
+/// Writes each (file name, shape, values) as .npy in `out`, atomically; returns the names.
+pub fn write_npys(out: &Path, arrays: &[(&str, Vec<usize>, &[f32])]) -> Result<Vec<String>, DaleError> {
+    let mut files = Vec::new();
+    for (name, shape, data) in arrays {
+        write_atomic(&out.join(name), &npy_bytes(shape, data))?;
+        files.push(name.to_string());
+    }
+    Ok(files)
+}
+
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), DaleError> {
     let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
     text.push('\n');

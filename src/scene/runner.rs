@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::output::{npy_bytes, prepare_dir, write_atomic, write_json};
+use super::output::{prepare_dir, write_json, write_npys};
 use super::plot::{line_panels, Panel, Series};
 use super::arrays::Array;
 use super::balance_weights::{balance_inputs, inputs_from_files};
@@ -202,10 +202,7 @@ fn write_rate(
         if !traj.x_final.is_empty() {
             arrays.push(("x_final.npy", vec![b, n], &traj.x_final));
         }
-        for (name, shape, data) in arrays {
-            write_atomic(&out.join(name), &npy_bytes(&shape, data))?;
-            files.push(name.to_string());
-        }
+        files.extend(write_npys(out, &arrays)?);
     }
     if scene.outputs.plots {
         let mut panels = Vec::new();

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::noise::fill_gaussian_noise;
 use super::{
-    check_backward, check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerBackward,
+    check_difference, check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerBackward,
     EulerStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, SgdStep, TaskTransform,
 };
 use crate::error::DaleError;
@@ -94,9 +94,7 @@ impl Backend for CpuBackend {
         shape: MatmulShape,
         accumulate: bool,
     ) {
-        check_range(a, a_offset, shape.a_len(), "matmul a");
-        check_range(w, 0, shape.w_len(), "matmul w");
-        check_range(c, 0, shape.c_len(), "matmul c");
+        shape.check(a, a_offset, w, c);
         let MatmulShape {
             groups,
             rows,
@@ -183,10 +181,7 @@ impl Backend for CpuBackend {
     }
 
     fn euler_step(&mut self, x: Buf, r: Buf, drive: Buf, step: EulerStep) {
-        for b in [x, r, drive] {
-            check_range(b, 0, step.len, "euler_step");
-        }
-        assert_ne!(x.id, r.id, "euler_step: x and r must differ");
+        step.check(x, r, drive);
         let mut xs = self.take(x, &[r, drive], "euler_step");
         let mut rs = self.take(r, &[drive], "euler_step");
         let d = &self.bufs[drive.id as usize];
@@ -233,8 +228,7 @@ impl Backend for CpuBackend {
             op,
             scale,
         } = reduce;
-        check_range(src, 0, rows * cols, "reduce src");
-        check_range(out, out_offset, reduce.out_len(), "reduce out");
+        reduce.check(src, out, out_offset);
         let mut o = self.take(out, &[src], "reduce");
         let s = &self.bufs[src.id as usize][..rows * cols];
         let dst = &mut o[out_offset..out_offset + reduce.out_len()];
@@ -301,7 +295,7 @@ impl Backend for CpuBackend {
     }
 
     fn euler_backward(&mut self, delta: Buf, back: Buf, x: Buf, readout: Buf, spec: EulerBackward) {
-        check_backward(delta, back, x, readout, spec);
+        spec.check(delta, back, x, readout);
         let mut d = self.take(delta, &[back, x, readout], "euler_backward");
         bptt::euler_backward(
             &mut d,
@@ -314,9 +308,7 @@ impl Backend for CpuBackend {
     }
 
     fn scaled_difference(&mut self, a: Buf, b: Buf, out: Buf, len: usize, scale: f32) {
-        for buf in [a, b, out] {
-            check_range(buf, 0, len, "scaled_difference");
-        }
+        check_difference(a, b, out, len);
         let mut o = self.take(out, &[a, b], "scaled_difference");
         bptt::scaled_difference(
             &self.bufs[a.id as usize][..len],
@@ -328,17 +320,14 @@ impl Backend for CpuBackend {
     }
 
     fn sgd_step(&mut self, w: Buf, grad: Buf, spec: SgdStep) {
-        check_range(w, spec.offset, spec.len, "sgd_step w");
-        check_range(grad, spec.offset, spec.len, "sgd_step grad");
+        spec.check(w, grad);
         let mut ws = self.take(w, &[grad], "sgd_step");
         bptt::sgd_step(&mut ws, &self.bufs[grad.id as usize], spec);
         self.put(w, ws);
     }
 
     fn costs(&mut self, w: Buf, alpha: Buf, c: Buf, spec: Costs) {
-        check_range(w, 0, spec.len(), "costs w");
-        check_range(alpha, 0, spec.alpha_len(), "costs alpha");
-        check_range(c, 0, spec.len(), "costs c");
+        spec.check(w, alpha, c);
         let mut out = self.take(c, &[w, alpha], "costs");
         balance::costs(
             &self.bufs[w.id as usize],
@@ -350,10 +339,7 @@ impl Backend for CpuBackend {
     }
 
     fn cost_flows(&mut self, c0: Buf, scale: Buf, flows: Buf, spec: CostFlows) {
-        let CostFlows { groups, n, .. } = spec;
-        check_range(c0, 0, groups * n * n, "cost_flows c0");
-        check_range(scale, 0, groups * n, "cost_flows scale");
-        check_range(flows, 0, groups * 2 * n, "cost_flows flows");
+        spec.check(c0, scale, flows);
         let mut out = self.take(flows, &[c0, scale], "cost_flows");
         balance::cost_flows(
             &self.bufs[c0.id as usize],
@@ -365,20 +351,7 @@ impl Backend for CpuBackend {
     }
 
     fn h_update(&mut self, flows: Buf, h: Buf, scale: Buf, history: Buf, spec: HUpdate) {
-        let HUpdate {
-            groups,
-            n,
-            history_offset,
-            ..
-        } = spec;
-        check_range(flows, 0, groups * 2 * n, "h_update flows");
-        check_range(h, 0, groups * n, "h_update h");
-        check_range(scale, 0, groups * n, "h_update scale");
-        check_range(history, history_offset, 2 * groups, "h_update history");
-        assert!(
-            h.id != scale.id && h.id != history.id && scale.id != history.id,
-            "h_update: h, scale and history must differ"
-        );
+        spec.check(flows, h, scale, history);
         let mut hs = self.take(h, &[flows], "h_update");
         let mut ss = self.take(scale, &[flows], "h_update");
         let mut hist = self.take(history, &[flows], "h_update");
@@ -395,9 +368,7 @@ impl Backend for CpuBackend {
     }
 
     fn task_transform(&mut self, src: Buf, h: Buf, dst: Buf, spec: TaskTransform) {
-        check_range(src, 0, spec.len(), "task_transform src");
-        check_range(h, 0, spec.groups * spec.n, "task_transform h");
-        check_range(dst, 0, spec.len(), "task_transform dst");
+        spec.check(src, h, dst);
         let mut out = self.take(dst, &[src, h], "task_transform");
         balance::task_transform(
             &self.bufs[src.id as usize],

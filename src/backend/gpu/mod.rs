@@ -12,7 +12,7 @@ use encoder::Recorder;
 use kernels::Kernel;
 
 use super::{
-    check_backward, check_range, Alpha, Axis, Backend, BackendInfo, Buf, CostFlows, Costs,
+    check_difference, check_range, Alpha, Axis, Backend, BackendInfo, Buf, CostFlows, Costs,
     EulerBackward, EulerStep, HStep, HUpdate, MatmulShape, Reduce, SgdStep, TaskTransform, Weights,
 };
 use crate::error::DaleError;
@@ -227,9 +227,7 @@ impl Backend for GpuBackend {
         shape: MatmulShape,
         accumulate: bool,
     ) {
-        check_range(a, a_offset, shape.a_len(), "matmul a");
-        check_range(w, 0, shape.w_len(), "matmul w");
-        check_range(c, 0, shape.c_len(), "matmul c");
+        shape.check(a, a_offset, w, c);
         if shape.c_len() == 0 {
             return;
         }
@@ -258,9 +256,7 @@ impl Backend for GpuBackend {
     }
 
     fn euler_step(&mut self, x: Buf, r: Buf, drive: Buf, step: EulerStep) {
-        for b in [x, r, drive] {
-            check_range(b, 0, step.len, "euler_step");
-        }
+        step.check(x, r, drive);
         if step.len == 0 {
             return;
         }
@@ -278,8 +274,7 @@ impl Backend for GpuBackend {
     }
 
     fn reduce(&mut self, src: Buf, out: Buf, out_offset: usize, reduce: Reduce) {
-        check_range(src, 0, reduce.rows * reduce.cols, "reduce src");
-        check_range(out, out_offset, reduce.out_len(), "reduce out");
+        reduce.check(src, out, out_offset);
         if reduce.out_len() == 0 {
             return;
         }
@@ -298,7 +293,7 @@ impl Backend for GpuBackend {
     }
 
     fn euler_backward(&mut self, delta: Buf, back: Buf, x: Buf, readout: Buf, spec: EulerBackward) {
-        check_backward(delta, back, x, readout, spec);
+        spec.check(delta, back, x, readout);
         if spec.len == 0 {
             return;
         }
@@ -321,9 +316,7 @@ impl Backend for GpuBackend {
     }
 
     fn scaled_difference(&mut self, a: Buf, b: Buf, out: Buf, len: usize, scale: f32) {
-        for buf in [a, b, out] {
-            check_range(buf, 0, len, "scaled_difference");
-        }
+        check_difference(a, b, out, len);
         if len == 0 {
             return;
         }
@@ -333,8 +326,7 @@ impl Backend for GpuBackend {
     }
 
     fn sgd_step(&mut self, w: Buf, grad: Buf, spec: SgdStep) {
-        check_range(w, spec.offset, spec.len, "sgd_step w");
-        check_range(grad, spec.offset, spec.len, "sgd_step grad");
+        spec.check(w, grad);
         if spec.len == 0 {
             return;
         }
@@ -352,9 +344,7 @@ impl Backend for GpuBackend {
     }
 
     fn costs(&mut self, w: Buf, alpha: Buf, c: Buf, spec: Costs) {
-        check_range(w, 0, spec.len(), "costs w");
-        check_range(alpha, 0, spec.alpha_len(), "costs alpha");
-        check_range(c, 0, spec.len(), "costs c");
+        spec.check(w, alpha, c);
         if spec.is_empty() {
             return;
         }
@@ -386,9 +376,7 @@ impl Backend for GpuBackend {
             n,
             aggregate,
         } = spec;
-        check_range(c0, 0, groups * n * n, "cost_flows c0");
-        check_range(scale, 0, groups * n, "cost_flows scale");
-        check_range(flows, 0, groups * 2 * n, "cost_flows flows");
+        spec.check(c0, scale, flows);
         if groups * n == 0 {
             return;
         }
@@ -426,10 +414,7 @@ impl Backend for GpuBackend {
             step,
             history_offset,
         } = spec;
-        check_range(flows, 0, groups * 2 * n, "h_update flows");
-        check_range(h, 0, groups * n, "h_update h");
-        check_range(scale, 0, groups * n, "h_update scale");
-        check_range(history, history_offset, 2 * groups, "h_update history");
+        spec.check(flows, h, scale, history);
         if groups * n == 0 {
             return;
         }
@@ -443,9 +428,7 @@ impl Backend for GpuBackend {
     }
 
     fn task_transform(&mut self, src: Buf, h: Buf, dst: Buf, spec: TaskTransform) {
-        check_range(src, 0, spec.len(), "task_transform src");
-        check_range(h, 0, spec.groups * spec.n, "task_transform h");
-        check_range(dst, 0, spec.len(), "task_transform dst");
+        spec.check(src, h, dst);
         if spec.is_empty() {
             return;
         }
