@@ -8,42 +8,25 @@
 //! 2. Passes over c0 to reach ||g|| <= 1e-6 ||g0||: the flow (at half its largest stable step)
 //!    against the direct solver, on the CPU backend.
 //!
-//! The networks: J_ij ~ N(0, 1/N), rows and columns rescaled by e^(s_i - s_j), s_i ~ N(0, spread^2):
-//! spread 1 as a trained network whose neurons work at very different scales (the throughput
-//! table and the first passes table), spread 0.25 as one near balance; p = 2, alpha = 1.
+//! The networks (`common::networks`): spread 1 for the throughput table and the first passes
+//! table, spread 0.25 for a network near balance; p = 2, alpha = 1.
 
+mod common;
+
+use std::sync::Arc;
 use std::time::Instant;
 
+use common::networks;
 use dale::backend::cpu::CpuBackend;
-use std::sync::Arc;
-
 use dale::backend::gpu::{GpuBackend, GpuContext};
 use dale::backend::select::any_gpu;
 use dale::backend::{Aggregate, Alpha, Backend};
 use dale::models::balancing::{balance, largest_stable_dt, BalanceParams, Method, Networks};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 
 /// A size whose runs are estimated to take longer than this on a backend is skipped there
 /// (a software GPU adapter, ~100x slower than the CPU backend, gets SOFTWARE_BUDGET_S).
 const BUDGET_S: f64 = 240.0;
 const SOFTWARE_BUDGET_S: f64 = 60.0;
-
-fn networks(groups: usize, n: usize, seed: u64, spread: f32) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let d = Normal::new(0.0f32, 1.0).unwrap();
-    let s: Vec<f32> = (0..groups * n)
-        .map(|_| spread * d.sample(&mut rng))
-        .collect();
-    let scale = 1.0 / (n as f32).sqrt();
-    (0..groups * n * n)
-        .map(|e| {
-            let (g, i, j) = (e / (n * n), (e / n) % n, e % n);
-            d.sample(&mut rng) * scale * (s[g * n + i] - s[g * n + j]).exp()
-        })
-        .collect()
-}
 
 fn nets(groups: usize, n: usize, j: &[f32]) -> Networks<'_> {
     Networks {

@@ -296,3 +296,25 @@ fn scenes_take_weights_from_npy_and_npz_and_refuse_wrong_ones_before_writing() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("experiment \"network\""));
 }
+
+#[test]
+fn arrays_of_any_rank_come_in_c_order_from_fortran_order_and_big_endian_files() {
+    let dir = tmp("ranks");
+    let shape = [2usize, 3, 4];
+    let value = |a: usize, b: usize, c: usize| (100 * a + 10 * b + c) as f64;
+    let c_order: Vec<f64> = (0..24).map(|e| value(e / 12, (e / 4) % 3, e % 4)).collect();
+    // Fortran order: the first index runs fastest.
+    let f_order: Vec<f64> = (0..24).map(|e| value(e % 2, (e / 2) % 3, e / 6)).collect();
+    let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let fortran = dir.join("fortran.npy");
+    write_npy(&fortran, &dims, &f_order.iter().map(|v| *v as f32).collect::<Vec<_>>(), Order::Fortran);
+    let big = dir.join("big_endian.npy");
+    let mut w = npyz::WriteOptions::<f64>::new().dtype(npyz::DType::Plain(">f8".parse().unwrap())).shape(&dims).writer(std::fs::File::create(&big).unwrap()).begin_nd().unwrap();
+    w.extend(c_order.iter().copied()).unwrap();
+    w.finish().unwrap();
+    for file in [&fortran, &big] {
+        let a = dale::scene::arrays::read_array(file.to_str().unwrap()).unwrap();
+        assert_eq!(a.shape, shape.to_vec(), "{}", file.display());
+        assert_eq!(a.data.iter().map(|v| f64::from(*v)).collect::<Vec<_>>(), c_order, "{}", file.display());
+    }
+}

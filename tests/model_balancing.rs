@@ -10,7 +10,7 @@ use dale::analysis::balance::{
 };
 use dale::backend::{Aggregate, Alpha, Phi};
 use dale::models::balancing::{
-    balance, host_costs, largest_stable_dt, BalanceParams, Balanced, Method, Networks,
+    balance, chunk_iterations, host_costs, largest_stable_dt, BalanceParams, Balanced, Method, Networks,
 };
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights};
 use dale::DaleError;
@@ -302,6 +302,11 @@ fn flow_and_solver_reach_the_same_balanced_point() {
     );
     let by_solver = run(&j, groups, n, &solver(1e-6));
     assert!(by_flow.converged_at.is_some() && by_solver.converged_at.is_some());
+    // Each stops at the end of the chunk in which it reached the tolerance.
+    for b in [&by_flow, &by_solver] {
+        let stop = b.converged_at.unwrap() + 1;
+        assert!(b.iterations >= stop && b.iterations < stop + chunk_iterations(groups * n * n));
+    }
     // Both stop at ||g|| <= 1e-6 ||g0||: h differs by about that over the smallest curvature.
     let dh = max_rel(&to_f64(&by_solver.h), &to_f64(&by_flow.h));
     let dj = max_rel(&to_f64(&by_solver.j), &to_f64(&by_flow.j));

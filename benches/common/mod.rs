@@ -5,6 +5,9 @@ use std::time::Instant;
 
 use dale::backend::Backend;
 use dale::models::rate::{simulate, Monitors, RateParams, Weights};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
 
 /// Seconds of work aimed at per measured run.
 pub const TARGET_S: f64 = 1.0;
@@ -51,4 +54,22 @@ pub fn per_step(
         ((long - short) / steps as f64).max(f64::MIN_POSITIVE),
         steps,
     ))
+}
+
+/// Networks off balance for the balancing benches, [groups, n, n]: J_ij ~ N(0, 1/N), rows and
+/// columns rescaled by e^(s_i - s_j), s_i ~ N(0, spread^2). Spread 1 stands for a trained network
+/// whose neurons work at very different scales, spread 0.25 for one near balance.
+pub fn networks(groups: usize, n: usize, seed: u64, spread: f32) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let d = Normal::new(0.0f32, 1.0).unwrap();
+    let s: Vec<f32> = (0..groups * n)
+        .map(|_| spread * d.sample(&mut rng))
+        .collect();
+    let scale = 1.0 / (n as f32).sqrt();
+    (0..groups * n * n)
+        .map(|e| {
+            let (g, i, j) = (e / (n * n), (e / n) % n, e % n);
+            d.sample(&mut rng) * scale * (s[g * n + i] - s[g * n + j]).exp()
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@
 //! per iteration gives every neuron's incoming and outgoing cost, and the weights are
 //! transformed once at the end (eq. 4). Signs and zeros of J are therefore kept exactly.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::cpu::power;
@@ -15,8 +16,18 @@ use crate::backend::{
 };
 use crate::error::DaleError;
 
-/// Iterations recorded on the device between two readbacks of the history.
+/// The most iterations recorded on the device between two readbacks of the history.
 pub const CHUNK_ITERATIONS: usize = 64;
+
+/// Synapse-passes per chunk (256 MiB of costs read), below which chunks shorten: the tolerance is
+/// checked once per chunk, so a large network stops within one or a few passes of reaching it,
+/// while small ones keep 64 iterations per readback.
+const CHUNK_SYNAPSE_PASSES: usize = 1 << 26;
+
+/// Iterations per chunk for `synapses` synapses in all networks together: 1 to 64.
+pub fn chunk_iterations(synapses: usize) -> usize {
+    (CHUNK_SYNAPSE_PASSES / synapses.max(1)).clamp(1, CHUNK_ITERATIONS)
+}
 
 /// How h moves.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -37,7 +48,7 @@ pub struct BalanceParams {
     pub aggregate: Aggregate,
     pub method: Method,
     pub max_iterations: usize,
-    /// Stop once ||g|| <= tol ||g0|| in every network (checked every CHUNK_ITERATIONS).
+    /// Stop once ||g|| <= tol ||g0|| in every network (checked every `chunk_iterations`).
     pub tol: f64,
     /// Record h every this many iterations (0: never).
     pub h_every: usize,
@@ -147,8 +158,9 @@ pub fn balance(
     let mut out = Balanced::default();
     let mut g0: Option<Vec<f64>> = None;
     let mut done = 0;
+    let per_chunk = chunk_iterations(groups * n * n);
     while done < params.max_iterations && out.converged_at.is_none() {
-        let chunk = CHUNK_ITERATIONS.min(params.max_iterations - done);
+        let chunk = per_chunk.min(params.max_iterations - done);
         let mut samples = 0;
         for i in 0..chunk {
             if params.h_every > 0 && (done + i) % params.h_every == 0 {
@@ -330,9 +342,31 @@ pub fn largest_stable_dt(nets: &Networks, p: f32) -> f32 {
 }
 
 /// Prop. 5's lower bound on the balanced cost of network g: sum_ij sqrt(c_ij c_ji) (eq. 42).
+/// The sum is symmetric in (i, j): it runs over the square tiles on and above the diagonal, each
+/// small enough that c_ji comes from cache, one band of rows per task, and adds the bands' totals
+/// in order, so that the result does not depend on the thread count.
 pub fn geometric_mean_bound(nets: &Networks, g: usize, p: f32) -> f64 {
+    const TILE: usize = 64;
     let n = nets.n;
-    (0..n).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| (cost_at(nets, g, i, j, p) * cost_at(nets, g, j, i, p)).sqrt()).sum()
+    let tiles = n.div_ceil(TILE);
+    let span = |t: usize| t * TILE..((t + 1) * TILE).min(n);
+    let bands: Vec<f64> = (0..tiles)
+        .into_par_iter()
+        .map(|bi| {
+            let mut band = 0.0;
+            for bj in bi..tiles {
+                let mut tile = 0.0;
+                for i in span(bi) {
+                    for j in span(bj) {
+                        tile += (cost_at(nets, g, i, j, p) * cost_at(nets, g, j, i, p)).sqrt();
+                    }
+                }
+                band += if bj == bi { tile } else { 2.0 * tile };
+            }
+            band
+        })
+        .collect();
+    bands.iter().sum()
 }
 
 /// sum_k c_kk: the self-synapses, which the transformation leaves alone.
@@ -388,6 +422,9 @@ pub fn strong_components(n: usize, positive: impl Fn(usize, usize) -> bool) -> V
 /// strongly connected, so that a finite balanced point exists (001 Prop. B.1); otherwise which
 /// synapse leaves its strong component.
 pub fn why_no_balanced_point(n: usize, positive: impl Fn(usize, usize) -> bool) -> Option<String> {
+    if strongly_connected(n, &positive) {
+        return None;
+    }
     let comp = strong_components(n, &positive);
     let count = comp.iter().max().map_or(0, |m| m + 1);
     for i in 0..n {
@@ -401,4 +438,24 @@ pub fn why_no_balanced_point(n: usize, positive: impl Fn(usize, usize) -> bool) 
         }
     }
     None
+}
+
+/// Whether every neuron reaches every other along the edges j -> i where `positive(i, j)`: one
+/// search from neuron 0 along the edges and one against them, each testing only the neurons not
+/// yet reached, so that a dense network costs O(N) tests where Kosaraju's passes cost O(N^2).
+fn strongly_connected(n: usize, positive: impl Fn(usize, usize) -> bool) -> bool {
+    [true, false].into_iter().all(|along| {
+        let mut unreached: Vec<usize> = (1..n).collect();
+        let mut frontier = vec![0];
+        while let Some(v) = frontier.pop() {
+            unreached.retain(|&w| {
+                let edge = if along { positive(w, v) } else { positive(v, w) };
+                if edge {
+                    frontier.push(w);
+                }
+                !edge
+            });
+        }
+        unreached.is_empty()
+    })
 }

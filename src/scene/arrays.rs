@@ -3,10 +3,10 @@
 //! expected; non-finite values are named by their index.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use npyz::{DType, NpyFile, Order, TypeChar};
+use npyz::{DType, Endianness, NpyFile, Order, TypeChar};
 
 use crate::error::DaleError;
 
@@ -76,8 +76,8 @@ fn decode<R: std::io::Read>(npy: NpyFile<R>, file: &Path, name: &str) -> Result<
     };
     let bad = |e: std::io::Error| input_err(file, name, format!("unreadable data: {e}"));
     let data: Vec<f32> = match dtype {
-        Dtype::F32 => npy.into_vec::<f32>().map_err(bad)?,
-        Dtype::F64 => npy.into_vec::<f64>().map_err(bad)?.into_iter().map(|v| v as f32).collect(),
+        Dtype::F32 => values::<f32, R>(npy).map_err(bad)?,
+        Dtype::F64 => values::<f64, R>(npy).map_err(bad)?.into_iter().map(|v| v as f32).collect(),
     };
     let data = if order == Order::Fortran && shape.len() > 1 { to_c_order(&shape, &data) } else { data };
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
@@ -87,16 +87,37 @@ fn decode<R: std::io::Read>(npy: NpyFile<R>, file: &Path, name: &str) -> Result<
     Ok(Array { file: file.to_path_buf(), name: name.to_string(), shape, dtype, data })
 }
 
-/// Fortran-ordered values (first index fastest) rearranged into C order (last index fastest).
+/// The values of `npy`. Little-endian ones (numpy's default) on a little-endian machine are read
+/// straight into memory; element by element is ~10x slower for the 1 GiB arrays of N = 16384.
+fn values<T: npyz::Deserialize + bytemuck::Pod, R: Read>(npy: NpyFile<R>) -> std::io::Result<Vec<T>> {
+    let native = cfg!(target_endian = "little") && matches!(npy.dtype(), DType::Plain(t) if t.endianness() == Endianness::Little);
+    if !native {
+        return npy.into_vec();
+    }
+    let mut v = vec![T::zeroed(); npy.len() as usize];
+    npy.into_inner().read_exact(bytemuck::cast_slice_mut(&mut v))?;
+    Ok(v)
+}
+
+/// Fortran-ordered values (first index fastest) rearranged into C order (last index fastest),
+/// walking the C-order multi-index like an odometer.
 fn to_c_order(shape: &[usize], data: &[f32]) -> Vec<f32> {
-    let mut out = vec![0.0; data.len()];
-    for (c_index, v) in out.iter_mut().enumerate() {
-        let idx = unravel(shape, c_index);
-        let mut f_index = 0;
+    // Where each index sits in Fortran order.
+    let stride: Vec<usize> = shape.iter().scan(1, |acc, &d| Some(std::mem::replace(acc, *acc * d))).collect();
+    let mut idx = vec![0; shape.len()];
+    let mut f_index = 0;
+    let mut out = Vec::with_capacity(data.len());
+    for _ in 0..data.len() {
+        out.push(data[f_index]);
         for d in (0..shape.len()).rev() {
-            f_index = f_index * shape[d] + idx[d];
+            idx[d] += 1;
+            f_index += stride[d];
+            if idx[d] < shape[d] {
+                break;
+            }
+            f_index -= idx[d] * stride[d];
+            idx[d] = 0;
         }
-        *v = data[f_index];
     }
     out
 }

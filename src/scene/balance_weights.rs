@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::arrays::{expect_shape, read_array, read_npz, Array, Dtype};
-use super::output::{npy_bytes_of, prepare_dir, write_atomic, write_json};
+use super::output::{prepare_dir, write_json, write_npy};
 use super::plot::{line_panels, Panel, Series};
 use crate::backend::{Aggregate, Alpha, Backend};
 use crate::error::DaleError;
@@ -189,8 +189,8 @@ fn check_inputs(mut inputs: Inputs) -> Result<Inputs, DaleError> {
     Ok(inputs)
 }
 
-fn write<T: npyz::AutoSerialize + Copy>(out: &Path, name: &str, shape: &[usize], data: &[T]) -> Result<(), DaleError> {
-    write_atomic(&out.join(name), &npy_bytes_of(shape, data))
+fn write<T: npyz::AutoSerialize + bytemuck::Pod>(out: &Path, name: &str, shape: &[usize], data: &[T]) -> Result<(), DaleError> {
+    write_npy(&out.join(name), shape, data)
 }
 
 /// Writes an array in the dtype its source came in.
@@ -242,8 +242,10 @@ pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &Bal
             (balance(backend, &nets, &params(method))?, method, why)
         }
     };
+    let lower_bound = geometric_mean_bound(&nets, 0, p);
     let balance_s = t.elapsed().as_secs_f64();
 
+    let t = Instant::now();
     let mut files = Vec::new();
     write_like(out, "J.npy", inputs.j.dtype, &[n, n], &b.j)?;
     files.push("J.npy".to_string());
@@ -272,6 +274,7 @@ pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &Bal
         ],
     )?;
     files.push("balance.png".to_string());
+    let write_s = t.elapsed().as_secs_f64();
     let (c0, c_end) = (b.total_cost[0], b.total_cost[b.total_cost.len() - 1]);
     let g0 = b.grad_norm[0];
     let summary = json!({
@@ -283,11 +286,14 @@ pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &Bal
         "balanced": unbalanceable.is_none() && b.converged_at.is_some(),
         "no_finite_balance": unbalanceable,
         "total_cost": { "before": c0, "after": c_end },
-        "prop5_bounds_on_balanced_cost": { "lower": geometric_mean_bound(&nets, 0, p), "upper": c0 - g0 * g0 / (8.0 * c0), "apply_to": "power-law costs (sum aggregate)" },
+        "prop5_bounds_on_balanced_cost": { "lower": lower_bound, "upper": c0 - g0 * g0 / (8.0 * c0), "apply_to": "power-law costs (sum aggregate)" },
         "grad_norm": { "before": g0, "after": b.grad_norm[b.grad_norm.len() - 1], "tol_relative": settings.tol },
-        // The tolerance is checked every CHUNK_ITERATIONS; the run goes on to the chunk's end.
+        // The tolerance is checked once per chunk (balancing::chunk_iterations); the run goes on to
+        // the chunk's end.
         "passes_over_j": { "to_tolerance": b.converged_at.map(|i| i + 1), "run": b.iterations + 1 },
-        "time_s": { "balance": balance_s },
+        // Balancing includes the cost pass, the strong-connectivity check and the transformed
+        // weights; writing, the arrays and the plot.
+        "time_s": { "balance": balance_s, "write": write_s },
     });
     Ok((summary, files))
 }
@@ -296,10 +302,13 @@ pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &Bal
 /// and writes summary.json beside the arrays.
 pub fn balance_weights(backend: &mut dyn Backend, weights: &Path, out: &Path, settings: &BalanceSettings, backend_why: &str) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     settings.validate("--")?;
+    let t = Instant::now();
     let inputs = read_inputs(weights)?;
+    let read_s = t.elapsed().as_secs_f64();
     settings.costs_of(&inputs)?;
     let out = prepare_dir(out)?;
     let (mut summary, mut files) = balance_inputs(backend, &inputs, settings, &out)?;
+    summary["time_s"]["read"] = json!(read_s);
     summary["backend"] = json!(backend.info());
     summary["backend_choice"] = json!(backend_why);
     write_json(&out.join("summary.json"), &summary)?;
