@@ -93,7 +93,7 @@ fn main() {
             let summary = json_file(&dale_dir.join("summary.json"));
             assert_eq!(summary["balanced"], true, "dale did not reach the tolerance: {summary}");
             let t = &summary["time_s"];
-            dale_split = format!("{:.1}/{:.1}/{:.1}", t["read"].as_f64().unwrap(), t["balance"].as_f64().unwrap(), t["write"].as_f64().unwrap());
+            dale_split = format!("{:.2}/{:.2}/{:.2}", t["read"].as_f64().unwrap(), t["balance"].as_f64().unwrap(), t["write"].as_f64().unwrap());
             dale_passes = format!("{}/{}", summary["passes_over_j"]["to_tolerance"], summary["passes_over_j"]["run"]);
             backend = summary["backend"]["name"].as_str().unwrap_or("?").to_string();
 
@@ -101,7 +101,7 @@ fn main() {
             let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the peer prints one JSON line");
             assert_eq!(line["converged"], true, "the peer did not reach the tolerance: {line}");
             let t = &line["seconds"];
-            peer_split = format!("{:.1}/{:.1}/{:.1}", t["read"].as_f64().unwrap(), t["balance"].as_f64().unwrap(), t["write"].as_f64().unwrap());
+            peer_split = format!("{:.2}/{:.2}/{:.2}", t["read"].as_f64().unwrap(), t["balance"].as_f64().unwrap(), t["write"].as_f64().unwrap());
             peer_passes = line["passes"].to_string();
             dale.push(d);
             peer.push(p);

@@ -235,16 +235,14 @@ pub fn balance(
         out.h_iterations.push(done);
     }
     out.h = backend.download(h, 0, groups * n)?;
-    out.j = transform(
-        backend,
-        j0,
-        h,
-        TaskTransform {
-            groups,
-            n,
-            weights: Weights::Recurrent,
-        },
-    )?;
+    // The costs are spent: the balanced J goes into their buffer, saving a [groups, n, n] one.
+    let recurrent = TaskTransform {
+        groups,
+        n,
+        weights: Weights::Recurrent,
+    };
+    backend.task_transform(j0, h, c0, recurrent);
+    out.j = backend.download(c0, 0, recurrent.len())?;
     if let Some((m, w)) = nets.w_in {
         let src = upload(backend, "W_in", w)?;
         out.w_in = transform(

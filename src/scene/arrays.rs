@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use npyz::{DType, Endianness, NpyFile, Order, TypeChar};
 
+use crate::backend::cpu::zeroed_vec;
 use crate::error::DaleError;
 
 /// The element type an array came in, so that results go back in the same one.
@@ -94,7 +95,7 @@ fn values<T: npyz::Deserialize + bytemuck::Pod, R: Read>(npy: NpyFile<R>) -> std
     if !native {
         return npy.into_vec();
     }
-    let mut v = vec![T::zeroed(); npy.len() as usize];
+    let mut v = zeroed_vec(npy.len() as usize);
     npy.into_inner().read_exact(bytemuck::cast_slice_mut(&mut v))?;
     Ok(v)
 }

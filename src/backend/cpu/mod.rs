@@ -4,9 +4,11 @@
 
 mod balance;
 mod bptt;
+mod memory;
 
 pub use balance::power;
 pub use bptt::slope;
+pub use memory::zeroed_vec;
 
 use rayon::prelude::*;
 
@@ -61,7 +63,7 @@ impl Backend for CpuBackend {
 
     fn alloc(&mut self, label: &'static str, len: usize) -> Result<Buf, DaleError> {
         let id = self.bufs.len() as u32;
-        self.bufs.push(vec![0.0; len]);
+        self.bufs.push(zeroed_vec(len));
         Ok(Buf { id, len, label })
     }
 
@@ -73,7 +75,9 @@ impl Backend for CpuBackend {
 
     fn download(&mut self, src: Buf, offset: usize, len: usize) -> Result<Vec<f32>, DaleError> {
         check_range(src, offset, len, "download");
-        Ok(self.bufs[src.id as usize][offset..offset + len].to_vec())
+        let mut out = zeroed_vec(len);
+        out.copy_from_slice(&self.bufs[src.id as usize][offset..offset + len]);
+        Ok(out)
     }
 
     fn copy(&mut self, src: Buf, src_offset: usize, dst: Buf, dst_offset: usize, len: usize) {
