@@ -85,8 +85,20 @@ const ROW_BAND: usize = 64;
 pub(super) fn cost_flows(c0: &[f32], scale: &[f32], flows: &mut [f32], spec: CostFlows) {
     // One copy of the loops per aggregate, so that each inner loop is compiled for its own.
     match spec.aggregate {
-        Aggregate::Sum => cost_flows_by(c0, scale, flows, spec, |a: f64, b: f64| a + b),
-        Aggregate::Max => cost_flows_by(c0, scale, flows, spec, f64::max),
+        Aggregate::Sum => cost_flows_by::<false>(c0, scale, flows, spec),
+        Aggregate::Max => cost_flows_by::<true>(c0, scale, flows, spec),
+    }
+}
+
+/// a + b, or the larger of the two when MAX.
+#[inline(always)]
+fn join<const MAX: bool, T: PartialOrd + std::ops::Add<Output = T>>(a: T, b: T) -> T {
+    if !MAX {
+        a + b
+    } else if a >= b {
+        a
+    } else {
+        b
     }
 }
 
@@ -94,22 +106,18 @@ pub(super) fn cost_flows(c0: &[f32], scale: &[f32], flows: &mut [f32], spec: Cos
 /// one before (latency-bound, ~4x slower); eight let the loop run at the speed of memory.
 const LANES: usize = 8;
 
-fn cost_flows_by(
-    c0: &[f32],
-    scale: &[f32],
-    flows: &mut [f32],
-    spec: CostFlows,
-    combine: impl Fn(f64, f64) -> f64 + Copy + Send + Sync,
-) {
+fn cost_flows_by<const MAX: bool>(c0: &[f32], scale: &[f32], flows: &mut [f32], spec: CostFlows) {
     let CostFlows { groups, n, .. } = spec;
     if n == 0 {
         return;
     }
     let bands = n.div_ceil(ROW_BAND);
-    // Per network: row totals (n) and the column partials of every band (bands x n), in f64 so
-    // that the CPU is the more accurate side of every GPU comparison.
+    // Per network: row totals (n), in f64, and the column partials of every band (bands x n), in
+    // f32 over the band's ROW_BAND rows and in f64 across bands: the CPU stays the more accurate
+    // side of every GPU comparison (whose bands are 32 rows in f32), and a pass reads and writes
+    // half the partial bytes it would in f64.
     let mut rows = vec![0.0f64; groups * n];
-    let mut partial = vec![0.0f64; groups * bands * n];
+    let mut partial = vec![0.0f32; groups * bands * n];
     rows.par_chunks_mut(n)
         .zip(partial.par_chunks_mut(bands * n))
         .enumerate()
@@ -123,7 +131,7 @@ fn cost_flows_by(
                 .for_each(|(band, (row_tot, col))| {
                     for (r, tot) in row_tot.iter_mut().enumerate() {
                         let i = band * ROW_BAND + r;
-                        let inv = 1.0 / f64::from(s_g[i]);
+                        let inv = 1.0 / s_g[i];
                         let mut lanes = [0.0f64; LANES];
                         // The self-synapse (j = i) is left out of both totals.
                         for range in [0..i, i + 1..n] {
@@ -136,18 +144,16 @@ fn cost_flows_by(
                                 .zip(col[..whole].chunks_exact_mut(LANES))
                             {
                                 for l in 0..LANES {
-                                    let v = f64::from(c[l]);
-                                    lanes[l] = combine(lanes[l], v * f64::from(s[l]));
-                                    col[l] = combine(col[l], v * inv);
+                                    lanes[l] = join::<MAX, _>(lanes[l], f64::from(c[l] * s[l]));
+                                    col[l] = join::<MAX, _>(col[l], c[l] * inv);
                                 }
                             }
                             for ((c, s), col) in c[whole..].iter().zip(&s[whole..]).zip(&mut col[whole..]) {
-                                let v = f64::from(*c);
-                                lanes[0] = combine(lanes[0], v * f64::from(*s));
-                                *col = combine(*col, v * inv);
+                                lanes[0] = join::<MAX, _>(lanes[0], f64::from(c * s));
+                                *col = join::<MAX, _>(*col, c * inv);
                             }
                         }
-                        *tot = lanes.into_iter().fold(0.0, combine);
+                        *tot = lanes.into_iter().fold(0.0, join::<MAX, _>);
                     }
                 });
         });
@@ -158,8 +164,9 @@ fn cost_flows_by(
             let (incoming, outgoing) = f.split_at_mut(n);
             for k in 0..n {
                 let s = f64::from(scale[g * n + k]);
-                let col =
-                    (0..bands).fold(0.0, |acc, b| combine(acc, partial[(g * bands + b) * n + k]));
+                let col = (0..bands).fold(0.0, |acc, b| {
+                    join::<MAX, _>(acc, f64::from(partial[(g * bands + b) * n + k]))
+                });
                 incoming[k] = (rows[g * n + k] / s) as f32;
                 outgoing[k] = (col * s) as f32;
             }
