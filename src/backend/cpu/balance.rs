@@ -105,6 +105,10 @@ fn join<const MAX: bool, T: PartialOrd + std::ops::Add<Output = T>>(a: T, b: T) 
 /// Independent partial totals per row: one running total would chain every add of a row on the
 /// one before (latency-bound, ~4x slower); eight let the loop run at the speed of memory.
 const LANES: usize = 8;
+/// Terms of a row added in f32 (FLUSH / LANES per lane) before they go into the f64 totals.
+const FLUSH: usize = 32 * LANES;
+/// Rows summed together, sharing one load and store of each column partial.
+const ROWS: usize = 4;
 
 fn cost_flows_by<const MAX: bool>(c0: &[f32], scale: &[f32], flows: &mut [f32], spec: CostFlows) {
     let CostFlows { groups, n, .. } = spec;
@@ -129,32 +133,7 @@ fn cost_flows_by<const MAX: bool>(c0: &[f32], scale: &[f32], flows: &mut [f32], 
                 .zip(partial_g.par_chunks_mut(n))
                 .enumerate()
                 .for_each(|(band, (row_tot, col))| {
-                    for (r, tot) in row_tot.iter_mut().enumerate() {
-                        let i = band * ROW_BAND + r;
-                        let inv = 1.0 / s_g[i];
-                        let mut lanes = [0.0f64; LANES];
-                        // The self-synapse (j = i) is left out of both totals.
-                        for range in [0..i, i + 1..n] {
-                            let c = &c_g[i * n..][range.clone()];
-                            let (s, col) = (&s_g[range.clone()], &mut col[range]);
-                            let whole = c.len() / LANES * LANES;
-                            for ((c, s), col) in c[..whole]
-                                .chunks_exact(LANES)
-                                .zip(s[..whole].chunks_exact(LANES))
-                                .zip(col[..whole].chunks_exact_mut(LANES))
-                            {
-                                for l in 0..LANES {
-                                    lanes[l] = join::<MAX, _>(lanes[l], f64::from(c[l] * s[l]));
-                                    col[l] = join::<MAX, _>(col[l], c[l] * inv);
-                                }
-                            }
-                            for ((c, s), col) in c[whole..].iter().zip(&s[whole..]).zip(&mut col[whole..]) {
-                                lanes[0] = join::<MAX, _>(lanes[0], f64::from(c * s));
-                                *col = join::<MAX, _>(*col, c * inv);
-                            }
-                        }
-                        *tot = lanes.into_iter().fold(0.0, join::<MAX, _>);
-                    }
+                    band_totals::<MAX>(c_g, s_g, band * ROW_BAND, row_tot, col)
                 });
         });
     flows[..groups * 2 * n]
@@ -171,6 +150,90 @@ fn cost_flows_by<const MAX: bool>(c0: &[f32], scale: &[f32], flows: &mut [f32], 
                 outgoing[k] = (col * s) as f32;
             }
         });
+}
+
+/// Rows `first..first + row_tot.len()` of one network's costs: each row's total (at s, in
+/// `row_tot`) and the band's column totals (at 1/s, in `col`). With AVX2 where the processor has
+/// it: a default x86-64 build may only assume SSE2's 4-wide vectors, and the pass is bound by
+/// arithmetic, not memory, without the 8-wide ones. Both paths round identically (no fused
+/// multiply-adds), so results do not depend on the machine.
+fn band_totals<const MAX: bool>(c: &[f32], s: &[f32], first: usize, row_tot: &mut [f64], col: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the processor has AVX2, checked just above.
+        return unsafe { band_totals_avx2::<MAX>(c, s, first, row_tot, col) };
+    }
+    band_totals_body::<MAX>(c, s, first, row_tot, col)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn band_totals_avx2<const MAX: bool>(c: &[f32], s: &[f32], first: usize, row_tot: &mut [f64], col: &mut [f32]) {
+    band_totals_body::<MAX>(c, s, first, row_tot, col)
+}
+
+#[inline(always)]
+fn band_totals_body<const MAX: bool>(c: &[f32], s: &[f32], first: usize, row_tot: &mut [f64], col: &mut [f32]) {
+    let done = row_tot.len() / ROWS * ROWS;
+    let mut blocks = row_tot.chunks_exact_mut(ROWS);
+    for (b, tot) in blocks.by_ref().enumerate() {
+        rows_block::<MAX, ROWS>(c, s, first + b * ROWS, tot.try_into().expect("ROWS rows"), col);
+    }
+    for (r, tot) in blocks.into_remainder().iter_mut().enumerate() {
+        rows_block::<MAX, 1>(c, s, first + done + r, std::slice::from_mut(tot).try_into().expect("one row"), col);
+    }
+}
+
+/// Rows `first..first + R` at once, so that each column partial is loaded and stored once per R
+/// rows. Row r leaves out its self-synapse, at column first + r: inside the R x R block on the
+/// diagonal, which is summed apart. Every column partial still adds its rows in ascending order.
+#[inline(always)]
+fn rows_block<const MAX: bool, const R: usize>(c: &[f32], s: &[f32], first: usize, tot: &mut [f64; R], col: &mut [f32]) {
+    let n = s.len();
+    let rows: [&[f32]; R] = std::array::from_fn(|r| &c[(first + r) * n..][..n]);
+    let inv: [f32; R] = std::array::from_fn(|r| 1.0 / s[first + r]);
+    let mut lanes = [[0.0f64; LANES]; R];
+    for range in [0..first, first + R..n] {
+        let (s, col) = (&s[range.clone()], &mut col[range.clone()]);
+        let rows: [&[f32]; R] = rows.map(|row| &row[range.clone()]);
+        let whole = s.len() / LANES * LANES;
+        // Each lane adds FLUSH / LANES terms in f32, then into its f64 total.
+        for start in (0..whole).step_by(FLUSH) {
+            let block = start..(start + FLUSH).min(whole);
+            let (s, col) = (s[block.clone()].as_chunks::<LANES>().0, col[block.clone()].as_chunks_mut::<LANES>().0);
+            let rows: [&[[f32; LANES]]; R] = rows.map(|row| row[block.clone()].as_chunks::<LANES>().0);
+            let mut part = [[0.0f32; LANES]; R];
+            for (k, (s, col)) in s.iter().zip(col.iter_mut()).enumerate() {
+                for r in 0..R {
+                    let c = &rows[r][k];
+                    for l in 0..LANES {
+                        part[r][l] = join::<MAX, _>(part[r][l], c[l] * s[l]);
+                        col[l] = join::<MAX, _>(col[l], c[l] * inv[r]);
+                    }
+                }
+            }
+            for r in 0..R {
+                for l in 0..LANES {
+                    lanes[r][l] = join::<MAX, _>(lanes[r][l], f64::from(part[r][l]));
+                }
+            }
+        }
+        for j in whole..s.len() {
+            for r in 0..R {
+                lanes[r][0] = join::<MAX, _>(lanes[r][0], f64::from(rows[r][j] * s[j]));
+                col[j] = join::<MAX, _>(col[j], rows[r][j] * inv[r]);
+            }
+        }
+    }
+    for j in first..first + R {
+        for r in (0..R).filter(|&r| first + r != j) {
+            lanes[r][0] = join::<MAX, _>(lanes[r][0], f64::from(rows[r][j] * s[j]));
+            col[j] = join::<MAX, _>(col[j], rows[r][j] * inv[r]);
+        }
+    }
+    for r in 0..R {
+        tot[r] = lanes[r].into_iter().fold(0.0, join::<MAX, _>);
+    }
 }
 
 pub(super) fn h_update(
@@ -268,4 +331,34 @@ pub(super) fn task_transform(src: &[f32], h: &[f32], dst: &mut [f32], spec: Task
                 }
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The AVX2 path and the portable one must give the same bits, so that results do not depend
+    /// on the processor: costs and scales spread over decades, and a ragged last row block.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn band_totals_round_alike_with_and_without_avx2() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("skipped: this processor has no AVX2, so only the portable path exists here");
+            return;
+        }
+        let n = 263;
+        let value = |k: usize, spread: f32| ((k as f32 * 0.7548).sin() * spread).exp();
+        let c: Vec<f32> = (0..n * n).map(|k| value(k, 4.0)).collect();
+        let s: Vec<f32> = (0..n).map(|k| value(k + 7, 1.5)).collect();
+        for first in [0, 64, n - 7] {
+            let rows = ROW_BAND.min(n - first);
+            let (mut tot_a, mut tot_b) = (vec![0.0f64; rows], vec![0.0f64; rows]);
+            let (mut col_a, mut col_b) = (vec![0.0f32; n], vec![0.0f32; n]);
+            band_totals_body::<false>(&c, &s, first, &mut tot_a, &mut col_a);
+            // SAFETY: AVX2 was detected above.
+            unsafe { band_totals_avx2::<false>(&c, &s, first, &mut tot_b, &mut col_b) };
+            assert_eq!(tot_a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), tot_b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            assert_eq!(col_a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), col_b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        }
+    }
 }
