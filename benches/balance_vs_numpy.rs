@@ -4,11 +4,12 @@
 //!
 //! Each size: one network of `common::networks` (spread 1, a network far from balance), written
 //! as J.npy in f32. Then `dale balance J.npy --out DIR` (the auto backend: the CPU backend on a
-//! machine without a hardware GPU) and `balance_numpy.py J.npy --out DIR` alternate for ROUNDS
-//! rounds; wall-clock seconds include process start, reading, balancing and writing, and the best
-//! round of each is reported, with the range of the per-round ratios (a shared machine's speed
-//! drifts; interference only adds time). Both report their passes over J and their time split;
-//! the two balanced h must agree, or the bench fails.
+//! machine without a hardware GPU) and `balance_numpy.py J.npy --out DIR` alternate (5 rounds at
+//! N = 4096, 3 at 16384). Wall-clock seconds include process start, reading, balancing and
+//! writing; the best round of each is reported, with the range of the per-round ratios (a shared
+//! machine's speed drifts; interference only adds time). Every run writes into a new folder,
+//! after `sync` has flushed the writes before it. Both report their passes over J and their time
+//! split; the two balanced h must agree, or the bench fails.
 //!
 //! The peer needs Python 3 with NumPy: `python3`, or the interpreter named in DALE_PYTHON.
 
@@ -22,7 +23,7 @@ use common::networks;
 use dale::scene::output::write_npy;
 
 const PEER: &str = "benches/peers/balance_numpy.py";
-const SIZES: [(usize, usize); 2] = [(4096, 3), (16384, 2)];
+const SIZES: [(usize, usize); 2] = [(4096, 5), (16384, 3)];
 
 fn python() -> String {
     std::env::var("DALE_PYTHON").unwrap_or_else(|_| "python3".into())
@@ -61,6 +62,13 @@ fn timed(cmd: &mut Command) -> (f64, String) {
     (s, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Flushes every file written so far to disk, untimed, so that neither side's run pays for the
+/// other's writes still waiting in the page cache.
+fn settle() {
+    let status = Command::new("sync").status().expect("running sync");
+    assert!(status.success(), "sync failed");
+}
+
 fn main() {
     let version = Command::new(python())
         .args(["-c", "import numpy; print(numpy.__version__)"])
@@ -89,6 +97,12 @@ fn main() {
         let (mut dale_split, mut peer_split) = (String::new(), String::new());
         let (mut dale_passes, mut peer_passes) = (String::new(), String::new());
         for _ in 0..rounds {
+            // Each run writes new files, as a user's first run does: overwriting the files of the
+            // round before reuses their pages and is several times faster for a 1 GiB J.
+            for dir in [&dale_dir, &numpy_dir] {
+                drop(std::fs::remove_dir_all(dir));
+            }
+            settle();
             let (d, _) = timed(Command::new(dale_bin).arg("balance").arg(&weights).arg("--out").arg(&dale_dir));
             let summary = json_file(&dale_dir.join("summary.json"));
             assert_eq!(summary["balanced"], true, "dale did not reach the tolerance: {summary}");
@@ -97,6 +111,7 @@ fn main() {
             dale_passes = format!("{}/{}", summary["passes_over_j"]["to_tolerance"], summary["passes_over_j"]["run"]);
             backend = summary["backend"]["name"].as_str().unwrap_or("?").to_string();
 
+            settle();
             let (p, stdout) = timed(Command::new(python()).arg(PEER).arg(&weights).arg("--out").arg(&numpy_dir));
             let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the peer prints one JSON line");
             assert_eq!(line["converged"], true, "the peer did not reach the tolerance: {line}");
