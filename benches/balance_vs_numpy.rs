@@ -83,16 +83,30 @@ fn main() {
     let dale_bin = env!("CARGO_BIN_EXE_dale");
     let tmp = std::env::temp_dir().join(format!("dale_balance_vs_numpy_{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temp dir");
-    println!("dale balance (direct solver, p = 2, tol 1e-6) vs NumPy {numpy}, same solver, end to end");
+    println!(
+        "dale balance (direct solver, p = 2, tol 1e-6) vs NumPy {numpy}, same solver, end to end"
+    );
     println!(
         "{:>6} | {:>8} {:>7} {:>20} | {:>8} {:>7} {:>20} | {:>10} {:>9} | {:>8}",
-        "N", "dale s", "passes", "read/balance/write", "NumPy s", "passes", "read/balance/write", "NumPy/dale", "range", "max|dh|"
+        "N",
+        "dale s",
+        "passes",
+        "read/balance/write",
+        "NumPy s",
+        "passes",
+        "read/balance/write",
+        "NumPy/dale",
+        "range",
+        "max|dh|"
     );
     let mut backend = String::new();
     for (n, rounds) in SIZES {
         let weights = tmp.join(format!("J_{n}.npy"));
         write_npy(&weights, &[n, n], &networks(1, n, 3, 1.0)).expect("writing J");
-        let (dale_dir, numpy_dir) = (tmp.join(format!("dale_{n}")), tmp.join(format!("numpy_{n}")));
+        let (dale_dir, numpy_dir) = (
+            tmp.join(format!("dale_{n}")),
+            tmp.join(format!("numpy_{n}")),
+        );
         let (mut dale, mut peer, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         let (mut dale_split, mut peer_split) = (String::new(), String::new());
         let (mut dale_passes, mut peer_passes) = (String::new(), String::new());
@@ -103,20 +117,55 @@ fn main() {
                 drop(std::fs::remove_dir_all(dir));
             }
             settle();
-            let (d, _) = timed(Command::new(dale_bin).arg("balance").arg(&weights).arg("--out").arg(&dale_dir));
+            let (d, _) = timed(
+                Command::new(dale_bin)
+                    .arg("balance")
+                    .arg(&weights)
+                    .arg("--out")
+                    .arg(&dale_dir),
+            );
             let summary = json_file(&dale_dir.join("summary.json"));
-            assert_eq!(summary["balanced"], true, "dale did not reach the tolerance: {summary}");
+            assert_eq!(
+                summary["balanced"], true,
+                "dale did not reach the tolerance: {summary}"
+            );
             let t = &summary["time_s"];
-            dale_split = format!("{:.2}/{:.2}/{:.2}", t["read"].as_f64().unwrap(), t["balance"].as_f64().unwrap(), t["write"].as_f64().unwrap());
-            dale_passes = format!("{}/{}", summary["passes_over_j"]["to_tolerance"], summary["passes_over_j"]["run"]);
-            backend = summary["backend"]["name"].as_str().unwrap_or("?").to_string();
+            dale_split = format!(
+                "{:.2}/{:.2}/{:.2}",
+                t["read"].as_f64().unwrap(),
+                t["balance"].as_f64().unwrap(),
+                t["write"].as_f64().unwrap()
+            );
+            dale_passes = format!(
+                "{}/{}",
+                summary["passes_over_j"]["to_tolerance"], summary["passes_over_j"]["run"]
+            );
+            backend = summary["backend"]["name"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
 
             settle();
-            let (p, stdout) = timed(Command::new(python()).arg(PEER).arg(&weights).arg("--out").arg(&numpy_dir));
-            let line: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the peer prints one JSON line");
-            assert_eq!(line["converged"], true, "the peer did not reach the tolerance: {line}");
+            let (p, stdout) = timed(
+                Command::new(python())
+                    .arg(PEER)
+                    .arg(&weights)
+                    .arg("--out")
+                    .arg(&numpy_dir),
+            );
+            let line: serde_json::Value =
+                serde_json::from_str(stdout.trim()).expect("the peer prints one JSON line");
+            assert_eq!(
+                line["converged"], true,
+                "the peer did not reach the tolerance: {line}"
+            );
             let t = &line["seconds"];
-            peer_split = format!("{:.2}/{:.2}/{:.2}", t["read"].as_f64().unwrap(), t["balance"].as_f64().unwrap(), t["write"].as_f64().unwrap());
+            peer_split = format!(
+                "{:.2}/{:.2}/{:.2}",
+                t["read"].as_f64().unwrap(),
+                t["balance"].as_f64().unwrap(),
+                t["write"].as_f64().unwrap()
+            );
             peer_passes = line["passes"].to_string();
             dale.push(d);
             peer.push(p);
@@ -129,7 +178,11 @@ fn main() {
         // Both stop at ||g|| <= 1e-6 ||g0||, in f32 with sums in different orders: h agrees to
         // about that over the smallest curvature of the cost, far below 1e-2.
         assert!(dh < 1e-2, "N = {n}: dale's and NumPy's h differ by {dh}");
-        let range = format!("{:.2}-{:.2}", best(&ratios), ratios.iter().copied().fold(0.0, f64::max));
+        let range = format!(
+            "{:.2}-{:.2}",
+            best(&ratios),
+            ratios.iter().copied().fold(0.0, f64::max)
+        );
         println!(
             "{n:>6} | {:>8.2} {dale_passes:>7} {dale_split:>20} | {:>8.2} {peer_passes:>7} {peer_split:>20} | {:>10.2} {range:>9} | {dh:>8.1e}",
             best(&dale),

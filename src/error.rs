@@ -47,7 +47,11 @@ pub enum DaleError {
 
     /// A weight array given by the user that cannot be used.
     #[error("input {file}, array `{array}`: {message}")]
-    Input { file: PathBuf, array: String, message: String },
+    Input {
+        file: PathBuf,
+        array: String,
+        message: String,
+    },
 
     #[error("cannot read {path}: {source}")]
     Read {

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use dale::backend::select::{self, BackendChoice};
-use dale::scene::balance_weights::{balance_weights, check_balanced, BalanceSettings, Cost, Solver};
+use dale::scene::balance_weights::{
+    balance_weights, check_balanced, BalanceSettings, Cost, Solver,
+};
 use dale::scene::runner::{run_scene, RunOptions};
 use dale::scene::Scene;
 use dale::DaleError;
@@ -93,21 +95,56 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Devices => devices(),
-        Command::Balance { weights, dir, out, check, cost, p, solver, tol, max_iterations, backend } => {
+        Command::Balance {
+            weights,
+            dir,
+            out,
+            check,
+            cost,
+            p,
+            solver,
+            tol,
+            max_iterations,
+            backend,
+        } => {
             let mut opened = select::open(backend)?;
             let info = opened.backend.info();
-            eprintln!("dale: backend {} ({}, {}): {}", info.name, info.kind, info.device_type, opened.why);
+            eprintln!(
+                "dale: backend {} ({}, {}): {}",
+                info.name, info.kind, info.device_type, opened.why
+            );
             if check {
                 let dir = dir.expect("clap requires DIR with --check");
                 let report = check_balanced(opened.backend.as_mut(), &weights, &dir)?;
                 println!("{}", serde_json::to_string_pretty(&report)?);
                 return Ok(());
             }
-            anyhow::ensure!(dir.is_none(), "an extra argument {:?}: DIR is only for --check", dir.unwrap_or_default());
+            anyhow::ensure!(
+                dir.is_none(),
+                "an extra argument {:?}: DIR is only for --check",
+                dir.unwrap_or_default()
+            );
             let out = out.expect("clap requires --out without --check");
-            let settings = BalanceSettings { cost, p, solver, tol, max_iterations };
-            let (summary, files) = balance_weights(opened.backend.as_mut(), &weights, &out, &settings, &opened.why)?;
-            println!("wrote {} files to {}: {}", files.len(), out.display(), files.join(", "));
+            let settings = BalanceSettings {
+                cost,
+                p,
+                solver,
+                tol,
+                max_iterations,
+            };
+            let (summary, files) = balance_weights(
+                opened.backend.as_mut(),
+                &weights,
+                &out,
+                &settings,
+                &opened.why,
+            )?;
+            println!(
+                "wrote {} files to {}: {}",
+                files.len(),
+                out.display(),
+                files.join(", ")
+            );
             println!("{}", serde_json::to_string_pretty(&summary)?);
             Ok(())
         }

@@ -10,7 +10,8 @@ use dale::analysis::balance::{
 };
 use dale::backend::{Aggregate, Alpha, Phi};
 use dale::models::balancing::{
-    balance, chunk_iterations, host_costs, largest_stable_dt, BalanceParams, Balanced, Method, Networks,
+    balance, chunk_iterations, host_costs, largest_stable_dt, BalanceParams, Balanced, Method,
+    Networks,
 };
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights};
 use dale::DaleError;

@@ -18,11 +18,19 @@ fn python() -> String {
 }
 
 fn shown(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn script(args: &[&Path]) -> Output {
-    Command::new(python()).arg(SCRIPT).args(args).output().expect("python runs")
+    Command::new(python())
+        .arg(SCRIPT)
+        .args(args)
+        .output()
+        .expect("python runs")
 }
 
 #[test]
@@ -31,7 +39,10 @@ fn balanced_network_reads_back_in_numpy() {
     if !numpy.as_ref().is_ok_and(|o| o.status.success()) {
         let why = numpy.map_or_else(|e| e.to_string(), |o| shown(&o));
         if std::env::var("DALE_REQUIRE_NUMPY").is_ok_and(|v| v == "1") {
-            panic!("DALE_REQUIRE_NUMPY=1 but {} cannot import numpy: {why}", python());
+            panic!(
+                "DALE_REQUIRE_NUMPY=1 but {} cannot import numpy: {why}",
+                python()
+            );
         }
         eprintln!("skipped: {} cannot import numpy (set DALE_REQUIRE_NUMPY=1 to make this a failure): {why}", python());
         return;
@@ -45,7 +56,16 @@ fn balanced_network_reads_back_in_numpy() {
     let out = dir.join("out");
     let net = dir.join("net.npz");
     let balanced = Command::new(env!("CARGO_BIN_EXE_dale"))
-        .args(["balance".as_ref(), net.as_os_str(), "--cost".as_ref(), "robustness".as_ref(), "--backend".as_ref(), "cpu".as_ref(), "--out".as_ref(), out.as_os_str()])
+        .args([
+            "balance".as_ref(),
+            net.as_os_str(),
+            "--cost".as_ref(),
+            "robustness".as_ref(),
+            "--backend".as_ref(),
+            "cpu".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ])
         .output()
         .expect("dale runs");
     assert!(balanced.status.success(), "{}", shown(&balanced));

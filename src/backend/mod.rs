@@ -418,7 +418,10 @@ impl EulerBackward {
         check_range(back, 0, self.len, "euler_backward back");
         check_range(x, self.x, self.len, "euler_backward x");
         check_range(readout, self.readout, self.len, "euler_backward readout");
-        assert!(self.out + self.len <= self.next || self.next + self.len <= self.out, "euler_backward: delta ranges overlap");
+        assert!(
+            self.out + self.len <= self.next || self.next + self.len <= self.out,
+            "euler_backward: delta ranges overlap"
+        );
     }
 }
 
@@ -453,7 +456,10 @@ impl HUpdate {
         check_range(h, 0, g * n, "h_update h");
         check_range(scale, 0, g * n, "h_update scale");
         check_range(history, self.history_offset, 2 * g, "h_update history");
-        assert!(h.id != scale.id && h.id != history.id && scale.id != history.id, "h_update: h, scale and history must differ");
+        assert!(
+            h.id != scale.id && h.id != history.id && scale.id != history.id,
+            "h_update: h, scale and history must differ"
+        );
     }
 }
 

@@ -447,7 +447,11 @@ fn strongly_connected(n: usize, positive: impl Fn(usize, usize) -> bool) -> bool
         let mut frontier = vec![0];
         while let Some(v) = frontier.pop() {
             unreached.retain(|&w| {
-                let edge = if along { positive(w, v) } else { positive(v, w) };
+                let edge = if along {
+                    positive(w, v)
+                } else {
+                    positive(v, w)
+                };
                 if edge {
                     frontier.push(w);
                 }

@@ -29,7 +29,11 @@ pub struct Array {
 }
 
 fn input_err(file: &Path, name: &str, message: impl Into<String>) -> DaleError {
-    DaleError::Input { file: file.to_path_buf(), array: name.to_string(), message: message.into() }
+    DaleError::Input {
+        file: file.to_path_buf(),
+        array: name.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Reads `spec`: `path.npy` or `path.npz:name`.
@@ -44,9 +48,16 @@ pub fn read_array(spec: &str) -> Result<Array, DaleError> {
         }
         None => {
             let file = PathBuf::from(spec);
-            let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let f = File::open(&file).map_err(|source| DaleError::Read { path: file.clone(), source })?;
-            let npy = NpyFile::new(BufReader::new(f)).map_err(|e| input_err(&file, &name, format!("not a .npy file: {e}")))?;
+            let name = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let f = File::open(&file).map_err(|source| DaleError::Read {
+                path: file.clone(),
+                source,
+            })?;
+            let npy = NpyFile::new(BufReader::new(f))
+                .map_err(|e| input_err(&file, &name, format!("not a .npy file: {e}")))?;
             decode(npy, &file, &name)
         }
     }
@@ -54,7 +65,8 @@ pub fn read_array(spec: &str) -> Result<Array, DaleError> {
 
 /// Every array of an .npz archive.
 pub fn read_npz(file: &Path) -> Result<Vec<Array>, DaleError> {
-    let mut archive = npyz::npz::NpzArchive::open(file).map_err(|e| input_err(file, "", format!("not an .npz archive: {e}")))?;
+    let mut archive = npyz::npz::NpzArchive::open(file)
+        .map_err(|e| input_err(file, "", format!("not an .npz archive: {e}")))?;
     let names: Vec<String> = archive.array_names().map(str::to_string).collect();
     let mut out = Vec::new();
     for name in names {
@@ -73,30 +85,62 @@ fn decode<R: std::io::Read>(npy: NpyFile<R>, file: &Path, name: &str) -> Result<
     let dtype = match npy.dtype() {
         DType::Plain(t) if t.type_char() == TypeChar::Float && t.size_field() == 4 => Dtype::F32,
         DType::Plain(t) if t.type_char() == TypeChar::Float && t.size_field() == 8 => Dtype::F64,
-        other => return Err(input_err(file, name, format!("dtype {}; allowed: float32 or float64", other.descr()))),
+        other => {
+            return Err(input_err(
+                file,
+                name,
+                format!("dtype {}; allowed: float32 or float64", other.descr()),
+            ))
+        }
     };
     let bad = |e: std::io::Error| input_err(file, name, format!("unreadable data: {e}"));
     let data: Vec<f32> = match dtype {
         Dtype::F32 => values::<f32, R>(npy).map_err(bad)?,
-        Dtype::F64 => values::<f64, R>(npy).map_err(bad)?.into_iter().map(|v| v as f32).collect(),
+        Dtype::F64 => values::<f64, R>(npy)
+            .map_err(bad)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
     };
-    let data = if order == Order::Fortran && shape.len() > 1 { to_c_order(&shape, &data) } else { data };
+    let data = if order == Order::Fortran && shape.len() > 1 {
+        to_c_order(&shape, &data)
+    } else {
+        data
+    };
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        let why = if dtype == Dtype::F64 { "is not finite (or beyond the f32 range dale computes in)" } else { "is not finite" };
-        return Err(input_err(file, name, format!("the value at index {:?} {why}", unravel(&shape, i))));
+        let why = if dtype == Dtype::F64 {
+            "is not finite (or beyond the f32 range dale computes in)"
+        } else {
+            "is not finite"
+        };
+        return Err(input_err(
+            file,
+            name,
+            format!("the value at index {:?} {why}", unravel(&shape, i)),
+        ));
     }
-    Ok(Array { file: file.to_path_buf(), name: name.to_string(), shape, dtype, data })
+    Ok(Array {
+        file: file.to_path_buf(),
+        name: name.to_string(),
+        shape,
+        dtype,
+        data,
+    })
 }
 
 /// The values of `npy`. Little-endian ones (numpy's default) on a little-endian machine are read
 /// straight into memory; element by element is ~10x slower for the 1 GiB arrays of N = 16384.
-fn values<T: npyz::Deserialize + bytemuck::Pod, R: Read>(npy: NpyFile<R>) -> std::io::Result<Vec<T>> {
-    let native = cfg!(target_endian = "little") && matches!(npy.dtype(), DType::Plain(t) if t.endianness() == Endianness::Little);
+fn values<T: npyz::Deserialize + bytemuck::Pod, R: Read>(
+    npy: NpyFile<R>,
+) -> std::io::Result<Vec<T>> {
+    let native = cfg!(target_endian = "little")
+        && matches!(npy.dtype(), DType::Plain(t) if t.endianness() == Endianness::Little);
     if !native {
         return npy.into_vec();
     }
     let mut v = zeroed_vec(npy.len() as usize);
-    npy.into_inner().read_exact(bytemuck::cast_slice_mut(&mut v))?;
+    npy.into_inner()
+        .read_exact(bytemuck::cast_slice_mut(&mut v))?;
     Ok(v)
 }
 
@@ -104,7 +148,10 @@ fn values<T: npyz::Deserialize + bytemuck::Pod, R: Read>(npy: NpyFile<R>) -> std
 /// walking the C-order multi-index like an odometer.
 fn to_c_order(shape: &[usize], data: &[f32]) -> Vec<f32> {
     // Where each index sits in Fortran order.
-    let stride: Vec<usize> = shape.iter().scan(1, |acc, &d| Some(std::mem::replace(acc, *acc * d))).collect();
+    let stride: Vec<usize> = shape
+        .iter()
+        .scan(1, |acc, &d| Some(std::mem::replace(acc, *acc * d)))
+        .collect();
     let mut idx = vec![0; shape.len()];
     let mut f_index = 0;
     let mut out = Vec::with_capacity(data.len());
@@ -138,6 +185,10 @@ pub fn expect_shape(array: &Array, want: &[usize], what: &str) -> Result<(), Dal
     if array.shape == want {
         Ok(())
     } else {
-        Err(input_err(&array.file, &array.name, format!("shape {:?}; expected {:?} ({what})", array.shape, want)))
+        Err(input_err(
+            &array.file,
+            &array.name,
+            format!("shape {:?}; expected {:?} ({what})", array.shape, want),
+        ))
     }
 }

@@ -12,7 +12,10 @@ use super::output::{prepare_dir, write_json, write_npy};
 use super::plot::{line_panels, Panel, Series};
 use crate::backend::{Aggregate, Alpha, Backend};
 use crate::error::DaleError;
-use crate::models::balancing::{balance, cost_at, geometric_mean_bound, largest_stable_dt, why_no_balanced_point, BalanceParams, Method, Networks};
+use crate::models::balancing::{
+    balance, cost_at, geometric_mean_bound, largest_stable_dt, why_no_balanced_point,
+    BalanceParams, Method, Networks,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -71,16 +74,27 @@ impl BalanceSettings {
     pub fn costs_of(&self, inputs: &Inputs) -> Result<CostChoice, DaleError> {
         Ok(match self.cost {
             Cost::Power => match &inputs.alpha {
-                Some(a) => (Alpha::Full { shared: true }, a.data.clone(), self.p, Aggregate::Sum),
+                Some(a) => (
+                    Alpha::Full { shared: true },
+                    a.data.clone(),
+                    self.p,
+                    Aggregate::Sum,
+                ),
                 None => (Alpha::One, Vec::new(), self.p, Aggregate::Sum),
             },
             Cost::Robustness => {
                 let s = inputs.sigma2.as_ref().ok_or_else(|| DaleError::Input {
                     file: inputs.j.file.clone(),
                     array: "sigma2".into(),
-                    message: "missing; the robustness cost needs the gain moments sigma2 [N]".into(),
+                    message: "missing; the robustness cost needs the gain moments sigma2 [N]"
+                        .into(),
                 })?;
-                (Alpha::PerColumn { shared: true }, s.data.clone(), 2.0, Aggregate::Sum)
+                (
+                    Alpha::PerColumn { shared: true },
+                    s.data.clone(),
+                    2.0,
+                    Aggregate::Sum,
+                )
             }
             Cost::Maxabs => (Alpha::One, Vec::new(), 1.0, Aggregate::Max),
         })
@@ -89,13 +103,25 @@ impl BalanceSettings {
     /// `at` prefixes the field names in errors: "--" for the command line, "params." in scenes.
     pub fn validate(&self, at: &str) -> Result<(), DaleError> {
         if !(self.p > 0.0 && self.p.is_finite()) {
-            return Err(DaleError::scene(format!("{at}p"), format!("p = {}; allowed: a finite value > 0", self.p)));
+            return Err(DaleError::scene(
+                format!("{at}p"),
+                format!("p = {}; allowed: a finite value > 0", self.p),
+            ));
         }
         if !(self.tol > 0.0 && self.tol < 1.0) {
-            return Err(DaleError::scene(format!("{at}tol"), format!("tol = {}; allowed: 0 < tol < 1 (relative to the first ||g||)", self.tol)));
+            return Err(DaleError::scene(
+                format!("{at}tol"),
+                format!(
+                    "tol = {}; allowed: 0 < tol < 1 (relative to the first ||g||)",
+                    self.tol
+                ),
+            ));
         }
         if self.max_iterations == 0 {
-            return Err(DaleError::scene(format!("{at}max-iterations"), "0; allowed: an integer >= 1"));
+            return Err(DaleError::scene(
+                format!("{at}max-iterations"),
+                "0; allowed: an integer >= 1",
+            ));
         }
         if self.solver == Some(Solver::Direct) && self.cost == Cost::Maxabs {
             return Err(DaleError::scene(format!("{at}solver"), "direct; --cost maxabs runs with --solver flow (the direct solver is for power-law costs)"));
@@ -125,7 +151,11 @@ pub struct WeightFiles {
 
 impl WeightFiles {
     pub fn is_empty(&self) -> bool {
-        self.J.is_none() && self.W_in.is_none() && self.W_out.is_none() && self.sigma2.is_none() && self.alpha.is_none()
+        self.J.is_none()
+            && self.W_in.is_none()
+            && self.W_out.is_none()
+            && self.sigma2.is_none()
+            && self.alpha.is_none()
     }
 }
 
@@ -141,8 +171,19 @@ pub struct Inputs {
 /// The arrays a scene names; J is required.
 pub fn inputs_from_files(files: &WeightFiles) -> Result<Inputs, DaleError> {
     let read = |spec: &Option<String>| spec.as_deref().map(read_array).transpose();
-    let j = read(&files.J)?.ok_or_else(|| DaleError::scene("weights.J", "missing; a network from files needs J ([N, N], .npy or file.npz:name)"))?;
-    check_inputs(Inputs { j, w_in: read(&files.W_in)?, w_out: read(&files.W_out)?, sigma2: read(&files.sigma2)?, alpha: read(&files.alpha)? })
+    let j = read(&files.J)?.ok_or_else(|| {
+        DaleError::scene(
+            "weights.J",
+            "missing; a network from files needs J ([N, N], .npy or file.npz:name)",
+        )
+    })?;
+    check_inputs(Inputs {
+        j,
+        w_in: read(&files.W_in)?,
+        w_out: read(&files.W_out)?,
+        sigma2: read(&files.sigma2)?,
+        alpha: read(&files.alpha)?,
+    })
 }
 
 /// The arrays of `dale balance WEIGHTS`: a .npy with J, or an .npz with J and optionally W_in,
@@ -155,11 +196,26 @@ pub fn read_inputs(path: &Path) -> Result<Inputs, DaleError> {
         let j = take("J").ok_or_else(|| DaleError::Input {
             file: path.to_path_buf(),
             array: "J".into(),
-            message: format!("missing; the archive holds {:?}; expected J and optionally W_in, W_out, sigma2", arrays.iter().map(|a| &a.name).collect::<Vec<_>>()),
+            message: format!(
+                "missing; the archive holds {:?}; expected J and optionally W_in, W_out, sigma2",
+                arrays.iter().map(|a| &a.name).collect::<Vec<_>>()
+            ),
         })?;
-        Inputs { j, w_in: take("W_in"), w_out: take("W_out"), sigma2: take("sigma2"), alpha: take("alpha") }
+        Inputs {
+            j,
+            w_in: take("W_in"),
+            w_out: take("W_out"),
+            sigma2: take("sigma2"),
+            alpha: take("alpha"),
+        }
     } else {
-        Inputs { j: read_array(&spec)?, w_in: None, w_out: None, sigma2: None, alpha: None }
+        Inputs {
+            j: read_array(&spec)?,
+            w_in: None,
+            w_out: None,
+            sigma2: None,
+            alpha: None,
+        }
     };
     check_inputs(inputs)
 }
@@ -168,7 +224,16 @@ pub fn read_inputs(path: &Path) -> Result<Inputs, DaleError> {
 fn check_inputs(mut inputs: Inputs) -> Result<Inputs, DaleError> {
     let n = match inputs.j.shape.as_slice() {
         [a, b] if a == b && *a > 0 => *a,
-        _ => return Err(DaleError::Input { file: inputs.j.file.clone(), array: inputs.j.name.clone(), message: format!("shape {:?}; expected [N, N] with N >= 1 (J_ij from j to i)", inputs.j.shape) }),
+        _ => {
+            return Err(DaleError::Input {
+                file: inputs.j.file.clone(),
+                array: inputs.j.name.clone(),
+                message: format!(
+                    "shape {:?}; expected [N, N] with N >= 1 (J_ij from j to i)",
+                    inputs.j.shape
+                ),
+            })
+        }
     };
     if let Some(w) = &inputs.w_in {
         let m = w.shape.get(1).copied().unwrap_or(0);
@@ -178,33 +243,72 @@ fn check_inputs(mut inputs: Inputs) -> Result<Inputs, DaleError> {
         let k = w.shape.first().copied().unwrap_or(0);
         expect_shape(w, &[k.max(1), n], "[K, N]: N from J")?;
     }
-    for (a, shape, what) in [(&mut inputs.sigma2, vec![n], "[N]: one gain moment per neuron"), (&mut inputs.alpha, vec![n, n], "[N, N]: one cost weight per synapse")] {
+    for (a, shape, what) in [
+        (
+            &mut inputs.sigma2,
+            vec![n],
+            "[N]: one gain moment per neuron",
+        ),
+        (
+            &mut inputs.alpha,
+            vec![n, n],
+            "[N, N]: one cost weight per synapse",
+        ),
+    ] {
         if let Some(a) = a {
             expect_shape(a, &shape, what)?;
             if let Some(i) = a.data.iter().position(|v| *v < 0.0) {
-                return Err(DaleError::Input { file: a.file.clone(), array: a.name.clone(), message: format!("value {} < 0 at flat index {i}; allowed: values >= 0", a.data[i]) });
+                return Err(DaleError::Input {
+                    file: a.file.clone(),
+                    array: a.name.clone(),
+                    message: format!(
+                        "value {} < 0 at flat index {i}; allowed: values >= 0",
+                        a.data[i]
+                    ),
+                });
             }
         }
     }
     Ok(inputs)
 }
 
-fn write<T: npyz::AutoSerialize + bytemuck::Pod>(out: &Path, name: &str, shape: &[usize], data: &[T]) -> Result<(), DaleError> {
+fn write<T: npyz::AutoSerialize + bytemuck::Pod>(
+    out: &Path,
+    name: &str,
+    shape: &[usize],
+    data: &[T],
+) -> Result<(), DaleError> {
     write_npy(&out.join(name), shape, data)
 }
 
 /// Writes an array in the dtype its source came in.
-fn write_like(out: &Path, name: &str, like: Dtype, shape: &[usize], data: &[f32]) -> Result<(), DaleError> {
+fn write_like(
+    out: &Path,
+    name: &str,
+    like: Dtype,
+    shape: &[usize],
+    data: &[f32],
+) -> Result<(), DaleError> {
     match like {
         Dtype::F32 => write(out, name, shape, data),
-        Dtype::F64 => write(out, name, shape, &data.iter().map(|v| f64::from(*v)).collect::<Vec<_>>()),
+        Dtype::F64 => write(
+            out,
+            name,
+            shape,
+            &data.iter().map(|v| f64::from(*v)).collect::<Vec<_>>(),
+        ),
     }
 }
 
 /// Balances `inputs` as `settings` say, writing J.npy (and W_in.npy, W_out.npy when given) in the
 /// dtype they came in, h.npy and balance.png to `out`, which exists. Returns the summary figures
 /// and the files written.
-pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &BalanceSettings, out: &Path) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+pub fn balance_inputs(
+    backend: &mut dyn Backend,
+    inputs: &Inputs,
+    settings: &BalanceSettings,
+    out: &Path,
+) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     let n = inputs.j.shape[0];
     let (alpha, alpha_values, p, aggregate) = settings.costs_of(inputs)?;
     let solver = match (settings.solver, settings.cost) {
@@ -216,13 +320,28 @@ pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &Bal
         groups: 1,
         n,
         j: &inputs.j.data,
-        w_in: inputs.w_in.as_ref().map(|w| (w.shape[1], w.data.as_slice())),
-        w_out: inputs.w_out.as_ref().map(|w| (w.shape[0], w.data.as_slice())),
+        w_in: inputs
+            .w_in
+            .as_ref()
+            .map(|w| (w.shape[1], w.data.as_slice())),
+        w_out: inputs
+            .w_out
+            .as_ref()
+            .map(|w| (w.shape[0], w.data.as_slice())),
         alpha,
         alpha_values: &alpha_values,
     };
-    let flow = || Method::Flow { dt: 0.5 * largest_stable_dt(&nets, p) };
-    let params = |method| BalanceParams { p, aggregate, method, max_iterations: settings.max_iterations, tol: settings.tol, h_every: 0 };
+    let flow = || Method::Flow {
+        dt: 0.5 * largest_stable_dt(&nets, p),
+    };
+    let params = |method| BalanceParams {
+        p,
+        aggregate,
+        method,
+        max_iterations: settings.max_iterations,
+        tol: settings.tol,
+        h_every: 0,
+    };
     let t = Instant::now();
     // Without a finite balanced point the flow runs to its step budget and its end point is
     // reported as such. Each path checks the cost graph once: the solver refuses such a network
@@ -260,16 +379,30 @@ pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &Bal
         files.push("W_out.npy".to_string());
     }
     let iters: Vec<f64> = (0..b.grad_norm.len()).map(|i| i as f64).collect();
-    let series = |label: &str, v: &[f64]| Series { label: label.into(), points: iters.iter().zip(v).map(|(i, y)| (*i, *y)).collect() };
+    let series = |label: &str, v: &[f64]| Series {
+        label: label.into(),
+        points: iters.iter().zip(v).map(|(i, y)| (*i, *y)).collect(),
+    };
     line_panels(
         &out.join("balance.png"),
         &[
-            Panel { title: "total cost C per iteration".into(), x_label: "iteration (pass over J)".into(), y_label: "C".into(), series: vec![series("C", &b.total_cost)] },
+            Panel {
+                title: "total cost C per iteration".into(),
+                x_label: "iteration (pass over J)".into(),
+                y_label: "C".into(),
+                series: vec![series("C", &b.total_cost)],
+            },
             Panel {
                 title: "log10 ||g|| per iteration".into(),
                 x_label: "iteration (pass over J)".into(),
                 y_label: "log10 ||g||".into(),
-                series: vec![series("log10 ||g||", &b.grad_norm.iter().map(|v| v.max(1e-300).log10()).collect::<Vec<_>>())],
+                series: vec![series(
+                    "log10 ||g||",
+                    &b.grad_norm
+                        .iter()
+                        .map(|v| v.max(1e-300).log10())
+                        .collect::<Vec<_>>(),
+                )],
             },
         ],
     )?;
@@ -300,7 +433,13 @@ pub fn balance_inputs(backend: &mut dyn Backend, inputs: &Inputs, settings: &Bal
 
 /// `dale balance WEIGHTS --out DIR`: reads and checks the arrays before creating DIR, balances,
 /// and writes summary.json beside the arrays.
-pub fn balance_weights(backend: &mut dyn Backend, weights: &Path, out: &Path, settings: &BalanceSettings, backend_why: &str) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+pub fn balance_weights(
+    backend: &mut dyn Backend,
+    weights: &Path,
+    out: &Path,
+    settings: &BalanceSettings,
+    backend_why: &str,
+) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     settings.validate("--")?;
     let t = Instant::now();
     let inputs = read_inputs(weights)?;
@@ -321,14 +460,22 @@ pub fn balance_weights(backend: &mut dyn Backend, weights: &Path, out: &Path, se
 /// largest output difference and whether signs and zeros were kept. Where W_in or W_out was not
 /// given, the identity stands in, transformed by DIR/h.npy as eq. 4 says, so that y = x0 is
 /// compared. An error when the task is not preserved.
-pub fn check_balanced(backend: &mut dyn Backend, weights: &Path, dir: &Path) -> Result<serde_json::Value, DaleError> {
+pub fn check_balanced(
+    backend: &mut dyn Backend,
+    weights: &Path,
+    dir: &Path,
+) -> Result<serde_json::Value, DaleError> {
     let orig = read_inputs(weights)?;
     let n = orig.j.shape[0];
     let j_b = read_array(&dir.join("J.npy").to_string_lossy())?;
     expect_shape(&j_b, &[n, n], "[N, N]: N from the original J")?;
     let h = read_array(&dir.join("h.npy").to_string_lossy())?;
     expect_shape(&h, &[n], "[N]")?;
-    let identity = |scale: &dyn Fn(usize) -> f32| -> Vec<f32> { (0..n * n).map(|e| if e / n == e % n { scale(e % n) } else { 0.0 }).collect() };
+    let identity = |scale: &dyn Fn(usize) -> f32| -> Vec<f32> {
+        (0..n * n)
+            .map(|e| if e / n == e % n { scale(e % n) } else { 0.0 })
+            .collect()
+    };
     let (w_in0, w_in_b, m) = match &orig.w_in {
         Some(w) => {
             let b = read_array(&dir.join("W_in.npy").to_string_lossy())?;
@@ -345,7 +492,13 @@ pub fn check_balanced(backend: &mut dyn Backend, weights: &Path, dir: &Path) -> 
         }
         None => (identity(&|_| 1.0), identity(&|i| h.data[i].exp()), n),
     };
-    let flipped = orig.j.data.iter().zip(&j_b.data).filter(|(a, b)| a.signum() != b.signum() || (**a == 0.0) != (**b == 0.0)).count();
+    let flipped = orig
+        .j
+        .data
+        .iter()
+        .zip(&j_b.data)
+        .filter(|(a, b)| a.signum() != b.signum() || (**a == 0.0) != (**b == 0.0))
+        .count();
     let p = crate::models::rate::RateParams {
         n,
         trials: 8,
@@ -357,18 +510,41 @@ pub fn check_balanced(backend: &mut dyn Backend, weights: &Path, dir: &Path) -> 
         inputs: m,
         outputs: k,
         sigma: 0.0,
-        input: crate::models::rate::Input::Gaussian { mean: 0.0, std: 1.0 },
+        input: crate::models::rate::Input::Gaussian {
+            mean: 0.0,
+            std: 1.0,
+        },
     };
-    let monitors = crate::models::rate::Monitors { x: None, y: Some(crate::models::rate::Monitor { every: 1, trials: None }) };
+    let monitors = crate::models::rate::Monitors {
+        x: None,
+        y: Some(crate::models::rate::Monitor {
+            every: 1,
+            trials: None,
+        }),
+    };
     let steps = 200;
     let mut run = |j: &[f32], w_in: &[f32], w_out: &[f32]| {
-        let w = crate::models::rate::Weights { j: j.to_vec(), w_in: w_in.to_vec(), w_out: w_out.to_vec() };
-        crate::models::rate::simulate(backend, &p, &w, 1, steps, &monitors, &mut |_| {}).map_err(|(_, e)| e)
+        let w = crate::models::rate::Weights {
+            j: j.to_vec(),
+            w_in: w_in.to_vec(),
+            w_out: w_out.to_vec(),
+        };
+        crate::models::rate::simulate(backend, &p, &w, 1, steps, &monitors, &mut |_| {})
+            .map_err(|(_, e)| e)
     };
     let before = run(&orig.j.data, &w_in0, &w_out0)?;
     let after = run(&j_b.data, &w_in_b, &w_out_b)?;
-    let scale = before.y.iter().fold(0.0f32, |a, v| a.max(v.abs())).max(f32::MIN_POSITIVE);
-    let diff = before.y.iter().zip(&after.y).fold(0.0f32, |a, (x, y)| a.max((x - y).abs())) / scale;
+    let scale = before
+        .y
+        .iter()
+        .fold(0.0f32, |a, v| a.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
+    let diff = before
+        .y
+        .iter()
+        .zip(&after.y)
+        .fold(0.0f32, |a, (x, y)| a.max((x - y).abs()))
+        / scale;
     // Both runs round in f32, in different orders; a stable network keeps that near 1e-6.
     let tolerance = 1e-4;
     let report = json!({

@@ -123,7 +123,9 @@ pub fn run(
 ) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     match scene {
         BalancingScene::Cdi(p) => super::cdi::run(p, steps, seed, backend, out, arrays, plots),
-        BalancingScene::Network(_) => unreachable!("the runner balances a network from files through balance_inputs"),
+        BalancingScene::Network(_) => {
+            unreachable!("the runner balances a network from files through balance_inputs")
+        }
         BalancingScene::TwoNeurons { pairs, p, dt } => {
             two_neurons(pairs, *p, *dt, steps, backend, out, arrays, plots)
         }

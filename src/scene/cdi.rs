@@ -452,8 +452,16 @@ pub fn run(
             out,
             &[
                 ("training_loss.npy", vec![trained.len(), iterations], &loss),
-                ("grad_norm.npy", vec![trained.len(), trained[0].grad_norm.len()], &gn),
-                ("loss_ratio.npy", vec![ratios.len(), p.noise_levels.len()], &ratio),
+                (
+                    "grad_norm.npy",
+                    vec![trained.len(), trained[0].grad_norm.len()],
+                    &gn,
+                ),
+                (
+                    "loss_ratio.npy",
+                    vec![ratios.len(), p.noise_levels.len()],
+                    &ratio,
+                ),
             ],
         )?);
     }

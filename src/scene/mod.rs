@@ -164,7 +164,10 @@ impl Scene {
                 }
             }
             ModelParams::Balancing(_) if !w.is_empty() => {
-                return Err(DaleError::scene("weights", "allowed with the rate model and with the balancing experiment \"network\""));
+                return Err(DaleError::scene(
+                    "weights",
+                    "allowed with the rate model and with the balancing experiment \"network\"",
+                ));
             }
             _ => {}
         }

@@ -64,7 +64,10 @@ pub fn write_npy<T: npyz::AutoSerialize + bytemuck::Pod>(
 }
 
 /// Writes each (file name, shape, values) as .npy in `out`, atomically; returns the names.
-pub fn write_npys(out: &Path, arrays: &[(&str, Vec<usize>, &[f32])]) -> Result<Vec<String>, DaleError> {
+pub fn write_npys(
+    out: &Path,
+    arrays: &[(&str, Vec<usize>, &[f32])],
+) -> Result<Vec<String>, DaleError> {
     let mut files = Vec::new();
     for (name, shape, data) in arrays {
         write_npy(&out.join(name), shape, data)?;

@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::output::{prepare_dir, write_json, write_npys};
-use super::plot::{line_panels, Panel, Series};
 use super::arrays::Array;
 use super::balance_weights::{balance_inputs, inputs_from_files};
 use super::balancing::BalancingScene;
+use super::output::{prepare_dir, write_json, write_npys};
+use super::plot::{line_panels, Panel, Series};
 use super::{ModelParams, Scene};
 use crate::backend::Backend;
 use crate::error::DaleError;
@@ -96,7 +96,12 @@ pub fn run_scene(
         }
         ModelParams::Balancing(BalancingScene::Network(settings)) => {
             let t = Instant::now();
-            let result = balance_inputs(backend, network.as_ref().expect("read above"), settings, &out);
+            let result = balance_inputs(
+                backend,
+                network.as_ref().expect("read above"),
+                settings,
+                &out,
+            );
             bar.finish_and_clear();
             let (summary, written) = result?;
             files.extend(written);
@@ -299,12 +304,25 @@ fn rate_weights(p: &RateParams, scene: &Scene) -> Result<Weights, DaleError> {
     let files = &scene.weights;
     for (spec, dst, rows, cols, what) in [
         (&files.J, &mut w.j, p.n, p.n, "[N, N] from params.n"),
-        (&files.W_in, &mut w.w_in, p.n, p.inputs, "[N, M] from params.n and params.inputs"),
-        (&files.W_out, &mut w.w_out, p.outputs, p.n, "[K, N] from params.outputs and params.n"),
+        (
+            &files.W_in,
+            &mut w.w_in,
+            p.n,
+            p.inputs,
+            "[N, M] from params.n and params.inputs",
+        ),
+        (
+            &files.W_out,
+            &mut w.w_out,
+            p.outputs,
+            p.n,
+            "[K, N] from params.outputs and params.n",
+        ),
     ] {
         let Some(spec) = spec else { continue };
         let a: Array = super::arrays::read_array(spec)?;
-        let fits = (a.shape == [rows, cols] && p.networks == 1) || a.shape == [p.networks, rows, cols];
+        let fits =
+            (a.shape == [rows, cols] && p.networks == 1) || a.shape == [p.networks, rows, cols];
         if !fits {
             return Err(DaleError::Input {
                 file: a.file.clone(),

@@ -54,10 +54,7 @@ fn costs_by(
         .for_each(|(g, (cg, wg))| {
             let base = |shared: bool, one: usize| if shared { 0 } else { g * one };
             match kind {
-                Alpha::One => cg
-                    .iter_mut()
-                    .zip(wg)
-                    .for_each(|(c, w)| *c = power(w.abs())),
+                Alpha::One => cg.iter_mut().zip(wg).for_each(|(c, w)| *c = power(w.abs())),
                 Alpha::PerColumn { shared } => {
                     let a = &alpha[base(shared, cols)..][..cols];
                     for (crow, wrow) in cg.chunks_mut(cols).zip(wg.chunks(cols)) {
@@ -157,7 +154,13 @@ fn cost_flows_by<const MAX: bool>(c0: &[f32], scale: &[f32], flows: &mut [f32], 
 /// it: a default x86-64 build may only assume SSE2's 4-wide vectors, and the pass is bound by
 /// arithmetic, not memory, without the 8-wide ones. Both paths round identically (no fused
 /// multiply-adds), so results do not depend on the machine.
-fn band_totals<const MAX: bool>(c: &[f32], s: &[f32], first: usize, row_tot: &mut [f64], col: &mut [f32]) {
+fn band_totals<const MAX: bool>(
+    c: &[f32],
+    s: &[f32],
+    first: usize,
+    row_tot: &mut [f64],
+    col: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the processor has AVX2, checked just above.
@@ -168,19 +171,43 @@ fn band_totals<const MAX: bool>(c: &[f32], s: &[f32], first: usize, row_tot: &mu
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn band_totals_avx2<const MAX: bool>(c: &[f32], s: &[f32], first: usize, row_tot: &mut [f64], col: &mut [f32]) {
+fn band_totals_avx2<const MAX: bool>(
+    c: &[f32],
+    s: &[f32],
+    first: usize,
+    row_tot: &mut [f64],
+    col: &mut [f32],
+) {
     band_totals_body::<MAX>(c, s, first, row_tot, col)
 }
 
 #[inline(always)]
-fn band_totals_body<const MAX: bool>(c: &[f32], s: &[f32], first: usize, row_tot: &mut [f64], col: &mut [f32]) {
+fn band_totals_body<const MAX: bool>(
+    c: &[f32],
+    s: &[f32],
+    first: usize,
+    row_tot: &mut [f64],
+    col: &mut [f32],
+) {
     let done = row_tot.len() / ROWS * ROWS;
     let mut blocks = row_tot.chunks_exact_mut(ROWS);
     for (b, tot) in blocks.by_ref().enumerate() {
-        rows_block::<MAX, ROWS>(c, s, first + b * ROWS, tot.try_into().expect("ROWS rows"), col);
+        rows_block::<MAX, ROWS>(
+            c,
+            s,
+            first + b * ROWS,
+            tot.try_into().expect("ROWS rows"),
+            col,
+        );
     }
     for (r, tot) in blocks.into_remainder().iter_mut().enumerate() {
-        rows_block::<MAX, 1>(c, s, first + done + r, std::slice::from_mut(tot).try_into().expect("one row"), col);
+        rows_block::<MAX, 1>(
+            c,
+            s,
+            first + done + r,
+            std::slice::from_mut(tot).try_into().expect("one row"),
+            col,
+        );
     }
 }
 
@@ -188,7 +215,13 @@ fn band_totals_body<const MAX: bool>(c: &[f32], s: &[f32], first: usize, row_tot
 /// rows. Row r leaves out its self-synapse, at column first + r: inside the R x R block on the
 /// diagonal, which is summed apart. Every column partial still adds its rows in ascending order.
 #[inline(always)]
-fn rows_block<const MAX: bool, const R: usize>(c: &[f32], s: &[f32], first: usize, tot: &mut [f64; R], col: &mut [f32]) {
+fn rows_block<const MAX: bool, const R: usize>(
+    c: &[f32],
+    s: &[f32],
+    first: usize,
+    tot: &mut [f64; R],
+    col: &mut [f32],
+) {
     let n = s.len();
     let rows: [&[f32]; R] = std::array::from_fn(|r| &c[(first + r) * n..][..n]);
     let inv: [f32; R] = std::array::from_fn(|r| 1.0 / s[first + r]);
@@ -200,8 +233,12 @@ fn rows_block<const MAX: bool, const R: usize>(c: &[f32], s: &[f32], first: usiz
         // Each lane adds FLUSH / LANES terms in f32, then into its f64 total.
         for start in (0..whole).step_by(FLUSH) {
             let block = start..(start + FLUSH).min(whole);
-            let (s, col) = (s[block.clone()].as_chunks::<LANES>().0, col[block.clone()].as_chunks_mut::<LANES>().0);
-            let rows: [&[[f32; LANES]]; R] = rows.map(|row| row[block.clone()].as_chunks::<LANES>().0);
+            let (s, col) = (
+                s[block.clone()].as_chunks::<LANES>().0,
+                col[block.clone()].as_chunks_mut::<LANES>().0,
+            );
+            let rows: [&[[f32; LANES]]; R] =
+                rows.map(|row| row[block.clone()].as_chunks::<LANES>().0);
             let mut part = [[0.0f32; LANES]; R];
             for (k, (s, col)) in s.iter().zip(col.iter_mut()).enumerate() {
                 for r in 0..R {
@@ -357,8 +394,14 @@ mod tests {
             band_totals_body::<false>(&c, &s, first, &mut tot_a, &mut col_a);
             // SAFETY: AVX2 was detected above.
             unsafe { band_totals_avx2::<false>(&c, &s, first, &mut tot_b, &mut col_b) };
-            assert_eq!(tot_a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), tot_b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-            assert_eq!(col_a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), col_b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            assert_eq!(
+                tot_a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                tot_b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                col_a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                col_b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
         }
     }
 }

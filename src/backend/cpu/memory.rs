@@ -17,7 +17,10 @@ pub fn zeroed_vec<T: bytemuck::Zeroable + Clone>(len: usize) -> Vec<T> {
 fn advise_huge_pages<T>(v: &[T]) {
     const HUGE: usize = 2 << 20;
     let start = v.as_ptr() as usize;
-    let (first, end) = (start.next_multiple_of(HUGE), (start + std::mem::size_of_val(v)) / HUGE * HUGE);
+    let (first, end) = (
+        start.next_multiple_of(HUGE),
+        (start + std::mem::size_of_val(v)) / HUGE * HUGE,
+    );
     if end > first {
         // SAFETY: [first, end) lies inside `v`'s allocation, and MADV_HUGEPAGE changes how its
         // pages are backed, never their contents. An error only means the advice was not taken.

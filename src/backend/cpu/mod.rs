@@ -14,8 +14,9 @@ use rayon::prelude::*;
 
 use super::noise::fill_gaussian_noise;
 use super::{
-    check_difference, check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs, EulerBackward,
-    EulerStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, SgdStep, TaskTransform,
+    check_difference, check_range, Axis, Backend, BackendInfo, Buf, CostFlows, Costs,
+    EulerBackward, EulerStep, HUpdate, Layout, MatmulShape, Phi, Reduce, ReduceOp, SgdStep,
+    TaskTransform,
 };
 use crate::error::DaleError;
 
