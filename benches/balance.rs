@@ -20,25 +20,13 @@ use common::networks;
 use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::{GpuBackend, GpuContext};
 use dale::backend::select::any_gpu;
-use dale::backend::{Aggregate, Alpha, Backend};
+use dale::backend::{Aggregate, Backend};
 use dale::models::balancing::{balance, largest_stable_dt, BalanceParams, Method, Networks};
 
 /// A size whose runs are estimated to take longer than this on a backend is skipped there
 /// (a software GPU adapter, ~100x slower than the CPU backend, gets SOFTWARE_BUDGET_S).
 const BUDGET_S: f64 = 240.0;
 const SOFTWARE_BUDGET_S: f64 = 60.0;
-
-fn nets(groups: usize, n: usize, j: &[f32]) -> Networks<'_> {
-    Networks {
-        groups,
-        n,
-        j,
-        w_in: None,
-        w_out: None,
-        alpha: Alpha::One,
-        alpha_values: &[],
-    }
-}
 
 fn params(method: Method, iterations: usize, tol: f64) -> BalanceParams {
     BalanceParams {
@@ -139,7 +127,7 @@ fn main() {
     {
         let groups = ((1usize << 24) / (n * n)).max(1);
         let j = networks(groups, n, 1, 1.0);
-        let nets = nets(groups, n, &j);
+        let nets = Networks::recurrent(groups, n, &j);
         let method = if name == "flow" {
             Method::Flow {
                 dt: 0.5 * largest_stable_dt(&nets, 2.0),
@@ -181,7 +169,7 @@ fn main() {
         for n in [256usize, 1024, 4096, 16384] {
             let groups = if n <= 1024 { 4 } else { 1 };
             let j = networks(groups, n, 2, spread);
-            let nets = nets(groups, n, &j);
+            let nets = Networks::recurrent(groups, n, &j);
             let t = Instant::now();
             let solved = balance(
                 cpu.backend().as_mut(),

@@ -5,27 +5,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{dale, dale_ok, stderr, temp_path};
 use dale::backend::Backend;
-
-fn dale(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dale"))
-        .args(args)
-        .env_remove("DALE_BACKEND")
-        .output()
-        .expect("dale runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dale-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// The wgpu backend name of the test GPU, for `--backend`; None when skipped.
 fn gpu_kind() -> Option<String> {
@@ -63,7 +45,7 @@ fn every_scene_runs_at_smoke_size_on_cpu_and_gpu() {
     for entry in std::fs::read_dir("scenes").unwrap() {
         let scene = entry.unwrap().path();
         for backend in &backends {
-            let out = tmp(&format!(
+            let out = temp_path(&format!(
                 "smoke-{}-{backend}",
                 scene.file_stem().unwrap().to_string_lossy()
             ));
@@ -135,7 +117,7 @@ fn assert_same_outputs(a: &Path, b: &Path) {
 
 #[test]
 fn same_scene_and_seed_give_byte_identical_outputs() {
-    let dir = tmp("determinism");
+    let dir = temp_path("determinism");
     let params = r#"{"n": 150, "trials": 5, "networks": 2, "phi": "tanh", "g": 1.5, "inputs": 2, "outputs": 3, "sigma": 0.3, "input": {"kind": "gaussian", "mean": 0.1, "std": 0.5}}"#;
     let scene = write_scene(&dir, &rate_scene(params, 300));
     let mut backends = vec!["cpu".to_string()];
@@ -146,7 +128,7 @@ fn same_scene_and_seed_give_byte_identical_outputs() {
             dir.join(format!("{backend}-b")),
         );
         for out in [&a, &b] {
-            let o = dale(&[
+            dale_ok(&[
                 "run",
                 scene.to_str().unwrap(),
                 "--out",
@@ -155,7 +137,6 @@ fn same_scene_and_seed_give_byte_identical_outputs() {
                 "--backend",
                 backend,
             ]);
-            assert!(o.status.success(), "{}", stderr(&o));
         }
         assert_same_outputs(&a, &b);
     }
@@ -183,7 +164,7 @@ fn same_scene_and_seed_give_byte_identical_outputs() {
 
 /// Runs a bad scene and returns (exit code, stderr); the out dir must stay empty.
 fn refused(name: &str, text: &str, backend: &str) -> (i32, String) {
-    let dir = tmp(name);
+    let dir = temp_path(name);
     let scene = write_scene(&dir, text);
     let out = dir.join("out");
     let o = dale(&[
@@ -294,7 +275,7 @@ fn a_diverging_network_stops_with_the_step_and_keeps_what_was_written() {
     let mut backends = vec!["cpu".to_string()];
     backends.extend(gpu_kind());
     for backend in &backends {
-        let dir = tmp(&format!("diverge-{backend}"));
+        let dir = temp_path(&format!("diverge-{backend}"));
         let params = r#"{"n": 64, "trials": 2, "g": 6.0, "inputs": 1, "input": {"kind": "constant", "value": [1.0]}}"#;
         let scene = write_scene(&dir, &rate_scene(params, 5000));
         let out = dir.join("out");
@@ -336,7 +317,7 @@ fn a_diverging_network_stops_with_the_step_and_keeps_what_was_written() {
 
 #[test]
 fn an_unwritable_out_dir_is_refused_before_the_run() {
-    let dir = tmp("unwritable");
+    let dir = temp_path("unwritable");
     let scene = write_scene(&dir, &rate_scene(r#"{"n": 10}"#, 10));
     // A regular file where a folder should be: unwritable for every user, root included.
     std::fs::write(dir.join("blocker"), b"keep me").unwrap();

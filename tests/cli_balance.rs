@@ -5,22 +5,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use common::normal;
+use common::{dale, dale_ok, normal, temp_path};
 use npyz::{Order, WriterBuilder};
 
-fn dale(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dale"))
-        .args(args)
-        .env_remove("DALE_BACKEND")
-        .output()
-        .expect("dale runs")
-}
-
+/// An empty folder of this test's own.
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dale-balance-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_path(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -194,7 +185,7 @@ fn npz_with_input_output_weights_and_robustness_cost_keeps_the_task() {
         ],
     );
     let out = dir.join("out");
-    let o = dale(&[
+    dale_ok(&[
         "balance",
         file.to_str().unwrap(),
         "--out",
@@ -204,7 +195,6 @@ fn npz_with_input_output_weights_and_robustness_cost_keeps_the_task() {
         "--backend",
         "cpu",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (_, _, h) = read_npy_f64(&out.join("h.npy"));
     let (_, _, wi) = read_npy_f64(&out.join("W_in.npy"));
     let (_, _, wo) = read_npy_f64(&out.join("W_out.npy"));
@@ -240,7 +230,7 @@ fn feedforward_network_gets_the_flows_best_point_marked_unbalanced() {
     let file = dir.join("J.npy");
     write_npy(&file, &[n as u64, n as u64], &j, Order::C);
     let out = dir.join("out");
-    let o = dale(&[
+    dale_ok(&[
         "balance",
         file.to_str().unwrap(),
         "--out",
@@ -250,7 +240,6 @@ fn feedforward_network_gets_the_flows_best_point_marked_unbalanced() {
         "--backend",
         "cpu",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = summary(&out);
     assert_eq!(s["balanced"], false);
     let why = s["no_finite_balance"].as_str().unwrap();
@@ -384,7 +373,7 @@ fn check_confirms_the_task_is_kept_and_catches_a_tampered_network() {
     ])
     .status
     .success());
-    let o = dale(&[
+    let o = dale_ok(&[
         "balance",
         "--check",
         file.to_str().unwrap(),
@@ -392,7 +381,6 @@ fn check_confirms_the_task_is_kept_and_catches_a_tampered_network() {
         "--backend",
         "cpu",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["task_preserved"], true);
     assert!(
@@ -470,7 +458,7 @@ fn scenes_take_weights_from_npy_and_npz_and_refuse_wrong_ones_before_writing() {
         dir.join("w_out.npy").display()
     ));
     let out = dir.join("rate-out");
-    let o = dale(&[
+    dale_ok(&[
         "run",
         write_scene(&dir, &ok).to_str().unwrap(),
         "--out",
@@ -479,7 +467,6 @@ fn scenes_take_weights_from_npy_and_npz_and_refuse_wrong_ones_before_writing() {
         "cpu",
         "--quiet",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The same scene with random weights gives other outputs: the files were used.
     let random = dir.join("rate-random");
     let o = dale(&[
@@ -534,7 +521,7 @@ fn scenes_take_weights_from_npy_and_npz_and_refuse_wrong_ones_before_writing() {
         npz.display()
     );
     let out = dir.join("network-out");
-    let o = dale(&[
+    dale_ok(&[
         "run",
         write_scene(&dir, &scene).to_str().unwrap(),
         "--out",
@@ -543,7 +530,6 @@ fn scenes_take_weights_from_npy_and_npz_and_refuse_wrong_ones_before_writing() {
         "cpu",
         "--quiet",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["figures"]["balanced"], true);

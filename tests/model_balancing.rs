@@ -30,7 +30,7 @@ fn flow(dt: f32, iterations: usize) -> BalanceParams {
 /// The flow at half its largest stable step for these networks.
 fn stable_flow(j: &[f32], groups: usize, n: usize, iterations: usize) -> BalanceParams {
     flow(
-        0.5 * largest_stable_dt(&nets(groups, n, j), 2.0),
+        0.5 * largest_stable_dt(&Networks::recurrent(groups, n, j), 2.0),
         iterations,
     )
 }
@@ -43,18 +43,6 @@ fn solver(tol: f64) -> BalanceParams {
         max_iterations: 20_000,
         tol,
         h_every: 0,
-    }
-}
-
-fn nets<'a>(groups: usize, n: usize, j: &'a [f32]) -> Networks<'a> {
-    Networks {
-        groups,
-        n,
-        j,
-        w_in: None,
-        w_out: None,
-        alpha: Alpha::One,
-        alpha_values: &[],
     }
 }
 
@@ -80,7 +68,7 @@ fn unbalanced(groups: usize, n: usize, seed: u64, spread: f32) -> Vec<f32> {
 }
 
 fn run(j: &[f32], groups: usize, n: usize, params: &BalanceParams) -> Balanced {
-    balance(&mut cpu(), &nets(groups, n, j), params).unwrap()
+    balance(&mut cpu(), &Networks::recurrent(groups, n, j), params).unwrap()
 }
 
 fn max_rel(a: &[f64], b: &[f64]) -> f64 {
@@ -121,7 +109,7 @@ fn task_preserved_outputs_equal_and_states_scaled_by_e_minus_h() {
     let networks = Networks {
         w_in: Some((3, &w.w_in)),
         w_out: Some((2, &w.w_out)),
-        ..nets(3, 60, &w.j)
+        ..Networks::recurrent(3, 60, &w.j)
     };
     let b = balance(&mut cpu(), &networks, &solver(1e-5)).unwrap();
     assert!(
@@ -191,7 +179,10 @@ fn spectrum_and_cycle_products_preserved_by_flow_solver_and_max_rule() {
     let max_rule = BalanceParams {
         p: 1.0,
         aggregate: Aggregate::Max,
-        ..flow(0.5 * largest_stable_dt(&nets(1, n, &j), 1.0), 3000)
+        ..flow(
+            0.5 * largest_stable_dt(&Networks::recurrent(1, n, &j), 1.0),
+            3000,
+        )
     };
     for params in [stable_flow(&j, 1, n, 500), solver(1e-6), max_rule] {
         let b = run(&j, 1, n, &params);
@@ -266,17 +257,18 @@ fn total_cost_never_increases_and_converges_to_balance() {
                 params.method
             );
             // The balance condition (eq. 21), checked on the returned J itself.
-            let c = host_costs(&nets(groups, n, &b.j), g, 2.0);
+            let c = host_costs(&Networks::recurrent(groups, n, &b.j), g, 2.0);
             let gn: f64 = neural_gradients(n, &c)
                 .iter()
                 .map(|v| v * v)
                 .sum::<f64>()
                 .sqrt();
-            let g0: f64 = neural_gradients(n, &host_costs(&nets(groups, n, &j), g, 2.0))
-                .iter()
-                .map(|v| v * v)
-                .sum::<f64>()
-                .sqrt();
+            let g0: f64 =
+                neural_gradients(n, &host_costs(&Networks::recurrent(groups, n, &j), g, 2.0))
+                    .iter()
+                    .map(|v| v * v)
+                    .sum::<f64>()
+                    .sqrt();
             assert!(
                 gn < 1e-4 * g0,
                 "{:?}: network {g}: ||g|| = {gn:.2e}, ||g0|| = {g0:.2e}",
@@ -359,7 +351,7 @@ fn single_feedforward_synapse_decays_as_eq_31_and_has_no_balanced_point() {
         e1 < 5e-3 && (1.7..2.3).contains(&(e1 / e2)),
         "errors {e1:.2e} at dt 0.004, {e2:.2e} at dt 0.002"
     );
-    match balance(&mut cpu(), &nets(1, 2, &j), &solver(1e-6)) {
+    match balance(&mut cpu(), &Networks::recurrent(1, 2, &j), &solver(1e-6)) {
         Err(DaleError::NoBalance { network: 0, .. }) => {}
         other => panic!("the solver must refuse a feedforward synapse, got {other:?}"),
     }
@@ -404,7 +396,7 @@ fn two_neurons_follow_the_tanh_and_coth_branches() {
         );
         // The end point: both costs at the geometric mean (eq. 29-30).
         let b = run(&j, 1, 2, &solver(1e-7));
-        let c = host_costs(&nets(1, 2, &b.j), 0, 2.0);
+        let c = host_costs(&Networks::recurrent(1, 2, &b.j), 0, 2.0);
         assert!(
             (c[1] - chat).abs() < 1e-5 * chat && (c[2] - chat).abs() < 1e-5 * chat,
             "costs {c:?}, c_hat {chat}"
@@ -418,9 +410,9 @@ fn prop_5_bounds_hold() {
     let j = unbalanced(groups, n, 70, 1.0);
     let b = run(&j, groups, n, &solver(1e-7));
     for g in 0..groups {
-        let c0 = host_costs(&nets(groups, n, &j), g, 2.0);
+        let c0 = host_costs(&Networks::recurrent(groups, n, &j), g, 2.0);
         let (lower, upper) = cost_bounds(n, &c0);
-        let c_star = host_costs(&nets(groups, n, &b.j), g, 2.0)
+        let c_star = host_costs(&Networks::recurrent(groups, n, &b.j), g, 2.0)
             .iter()
             .sum::<f64>();
         assert!(
@@ -465,7 +457,7 @@ fn normal_matrices_are_fixed_points() {
         ("circulant", circulant),
         ("Q D Q^T", qdq),
     ] {
-        let c = host_costs(&nets(1, n, &j), 0, 2.0);
+        let c = host_costs(&Networks::recurrent(1, n, &j), 0, 2.0);
         let g = neural_gradients(n, &c);
         let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
         let total: f64 = c.iter().sum();
@@ -520,7 +512,7 @@ fn symmetrisable_costs_end_at_geometric_means_and_rank_one_at_sqrt_ab() {
             .map(|(e, c)| (c.sqrt() * if e % 3 == 0 { -1.0 } else { 1.0 }) as f32)
             .collect();
         let b = run(&j, 1, n, &solver(1e-7));
-        let got = host_costs(&nets(1, n, &b.j), 0, 2.0);
+        let got = host_costs(&Networks::recurrent(1, n, &b.j), 0, 2.0);
         let err = max_rel(&got, &want);
         assert!(
             err < 1e-5,
@@ -539,7 +531,7 @@ fn max_rule_balances_largest_incoming_and_outgoing_weights() {
     // The generalised Lax rule g_k = max_j |J_kj| - max_i |J_ik| (001 section 6.2, ref. 40).
     let (groups, n) = (2, 30);
     let j = unbalanced(groups, n, 100, 0.5);
-    let dt = 0.5 * largest_stable_dt(&nets(groups, n, &j), 1.0);
+    let dt = 0.5 * largest_stable_dt(&Networks::recurrent(groups, n, &j), 1.0);
     // g_k is the difference of two single weights, each known to f32 precision through h = O(1),
     // so ||g|| stops falling near 1e-6 of ||g0|| (measured 8.5e-7): 3e-6 is reachable.
     let params = BalanceParams {
@@ -575,7 +567,7 @@ fn max_rule_balances_largest_incoming_and_outgoing_weights() {
     }
     match balance(
         &mut cpu(),
-        &nets(groups, n, &j),
+        &Networks::recurrent(groups, n, &j),
         &BalanceParams {
             method: Method::Solver,
             ..params
@@ -596,7 +588,7 @@ fn robustness_cost_with_per_column_sigma2() {
     let networks = Networks {
         alpha: Alpha::PerColumn { shared: true },
         alpha_values: &sigma2,
-        ..nets(1, n, &j)
+        ..Networks::recurrent(1, n, &j)
     };
     let b = balance(&mut cpu(), &networks, &solver(1e-7)).unwrap();
     let c = host_costs(
@@ -630,7 +622,7 @@ fn heat_equation_and_resistance_near_equilibrium() {
     let (post, pre) = (1usize, 0usize);
     j[post * n + pre] = (1.0 + eta) as f32;
     let b = run(&j, 1, n, &solver(1e-7));
-    let c0 = host_costs(&nets(1, n, &j), 0, 2.0);
+    let c0 = host_costs(&Networks::recurrent(1, n, &j), 0, 2.0);
     let l = laplacian(n, &c0);
     let pinv = pseudo_inverse(&l);
     let g0 = neural_gradients(n, &c0);
@@ -657,8 +649,8 @@ fn model_on_gpu_matches_cpu() {
     let (groups, n) = (2, 257);
     let j = unbalanced(groups, n, 120, 1.0);
     for params in [stable_flow(&j, groups, n, 300), solver(1e-5)] {
-        let want = balance(&mut cpu(), &nets(groups, n, &j), &params).unwrap();
-        let got = balance(&mut gpu, &nets(groups, n, &j), &params).unwrap();
+        let want = balance(&mut cpu(), &Networks::recurrent(groups, n, &j), &params).unwrap();
+        let got = balance(&mut gpu, &Networks::recurrent(groups, n, &j), &params).unwrap();
         // Each iteration's f32 sums round differently on the two sides, but balancing is a
         // contraction towards one point, so the differences do not grow: 1e-4 of max |h|.
         let dh = max_rel(&to_f64(&got.h), &to_f64(&want.h));

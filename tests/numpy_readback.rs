@@ -8,8 +8,12 @@
 //! is skipped with a printed reason, except under DALE_REQUIRE_NUMPY=1 (as CI sets), where it
 //! fails.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
+
+use common::{dale_ok, temp_path};
 
 const SCRIPT: &str = "tests/numpy/balanced_readback.py";
 
@@ -47,28 +51,23 @@ fn balanced_network_reads_back_in_numpy() {
         eprintln!("skipped: {} cannot import numpy (set DALE_REQUIRE_NUMPY=1 to make this a failure): {why}", python());
         return;
     }
-    let dir = std::env::temp_dir().join(format!("dale-numpy-readback-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = temp_path("numpy-readback");
     std::fs::create_dir_all(&dir).unwrap();
     let made = script(&["make".as_ref(), &dir]);
     assert!(made.status.success(), "{}", shown(&made));
 
     let out = dir.join("out");
     let net = dir.join("net.npz");
-    let balanced = Command::new(env!("CARGO_BIN_EXE_dale"))
-        .args([
-            "balance".as_ref(),
-            net.as_os_str(),
-            "--cost".as_ref(),
-            "robustness".as_ref(),
-            "--backend".as_ref(),
-            "cpu".as_ref(),
-            "--out".as_ref(),
-            out.as_os_str(),
-        ])
-        .output()
-        .expect("dale runs");
-    assert!(balanced.status.success(), "{}", shown(&balanced));
+    dale_ok(&[
+        "balance",
+        net.to_str().unwrap(),
+        "--cost",
+        "robustness",
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
 
     let checked = script(&["check".as_ref(), &dir, &out]);
     assert!(checked.status.success(), "{}", shown(&checked));

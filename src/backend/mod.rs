@@ -350,6 +350,12 @@ pub trait Backend {
     fn info(&self) -> BackendInfo;
     fn alloc(&mut self, label: &'static str, len: usize) -> Result<Buf, DaleError>;
     fn upload(&mut self, dst: Buf, offset: usize, data: &[f32]) -> Result<(), DaleError>;
+    /// A new buffer holding `data`.
+    fn alloc_from(&mut self, label: &'static str, data: &[f32]) -> Result<Buf, DaleError> {
+        let buf = self.alloc(label, data.len())?;
+        self.upload(buf, 0, data)?;
+        Ok(buf)
+    }
     fn download(&mut self, src: Buf, offset: usize, len: usize) -> Result<Vec<f32>, DaleError>;
     fn copy(&mut self, src: Buf, src_offset: usize, dst: Buf, dst_offset: usize, len: usize);
     /// c = op(a) op(W) as `shape.layout` says (c += with `accumulate`); `a` starts at `a_offset`.

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::cpu::power;
 use crate::backend::{
-    Aggregate, Alpha, Backend, Buf, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
+    Aggregate, Alpha, Backend, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
 };
 use crate::error::DaleError;
 
@@ -64,6 +64,21 @@ pub struct Networks<'a> {
     pub w_out: Option<(usize, &'a [f32])>,
     pub alpha: Alpha,
     pub alpha_values: &'a [f32],
+}
+
+impl<'a> Networks<'a> {
+    /// J alone, [groups, n, n]: unit cost weights (alpha = 1), no input or output weights.
+    pub fn recurrent(groups: usize, n: usize, j: &'a [f32]) -> Self {
+        Networks {
+            groups,
+            n,
+            j,
+            w_in: None,
+            w_out: None,
+            alpha: Alpha::One,
+            alpha_values: &[],
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -127,9 +142,8 @@ pub fn balance(
     };
     let self_cost: Vec<f64> = (0..groups).map(|g| self_synapse_cost(nets, g, p)).collect();
 
-    let j0 = upload(backend, "J0", nets.j)?;
-    let alpha = upload(
-        backend,
+    let j0 = backend.alloc_from("J0", nets.j)?;
+    let alpha = backend.alloc_from(
         "alpha",
         if nets.alpha_values.is_empty() {
             &[0.0]
@@ -139,7 +153,7 @@ pub fn balance(
     )?;
     let c0 = backend.alloc("c0", groups * n * n)?;
     let h = backend.alloc("h", groups * n)?;
-    let scale = upload(backend, "s = e^(p h)", &vec![1.0; groups * n])?;
+    let scale = backend.alloc_from("s = e^(p h)", &vec![1.0; groups * n])?;
     let flows = backend.alloc("incoming and outgoing costs", groups * 2 * n)?;
     let history = backend.alloc("history", CHUNK_ITERATIONS * 2 * groups)?;
     let samples_per_chunk = if params.h_every > 0 {
@@ -243,50 +257,20 @@ pub fn balance(
     };
     backend.task_transform(j0, h, c0, recurrent);
     out.j = backend.download(c0, 0, recurrent.len())?;
+    let mut transform = |weights, values: &[f32]| -> Result<Vec<f32>, DaleError> {
+        let spec = TaskTransform { groups, n, weights };
+        let src = backend.alloc_from("weights to transform", values)?;
+        let dst = backend.alloc("transformed weights", spec.len())?;
+        backend.task_transform(src, h, dst, spec);
+        backend.download(dst, 0, spec.len())
+    };
     if let Some((m, w)) = nets.w_in {
-        let src = upload(backend, "W_in", w)?;
-        out.w_in = transform(
-            backend,
-            src,
-            h,
-            TaskTransform {
-                groups,
-                n,
-                weights: Weights::Input { m },
-            },
-        )?;
+        out.w_in = transform(Weights::Input { m }, w)?;
     }
     if let Some((k, w)) = nets.w_out {
-        let src = upload(backend, "W_out", w)?;
-        out.w_out = transform(
-            backend,
-            src,
-            h,
-            TaskTransform {
-                groups,
-                n,
-                weights: Weights::Output { k },
-            },
-        )?;
+        out.w_out = transform(Weights::Output { k }, w)?;
     }
     Ok(out)
-}
-
-fn upload(backend: &mut dyn Backend, label: &'static str, data: &[f32]) -> Result<Buf, DaleError> {
-    let b = backend.alloc(label, data.len())?;
-    backend.upload(b, 0, data)?;
-    Ok(b)
-}
-
-fn transform(
-    backend: &mut dyn Backend,
-    src: Buf,
-    h: Buf,
-    spec: TaskTransform,
-) -> Result<Vec<f32>, DaleError> {
-    let dst = backend.alloc("transformed weights", spec.len())?;
-    backend.task_transform(src, h, dst, spec);
-    backend.download(dst, 0, spec.len())
 }
 
 /// alpha_ij of network g.

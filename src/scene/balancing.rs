@@ -11,7 +11,7 @@ use super::plot::{line_panels, Panel, Series};
 use crate::analysis::balance::{
     heat_modes, laplacian, laplacian_modes, pseudo_inverse, resistance,
 };
-use crate::backend::{Aggregate, Alpha, Backend};
+use crate::backend::{Aggregate, Backend};
 use crate::error::DaleError;
 use crate::models::balancing::{balance, host_costs, BalanceParams, Method, Networks};
 
@@ -175,15 +175,7 @@ fn two_neurons(
             ]
         })
         .collect();
-    let nets = Networks {
-        groups,
-        n: 2,
-        j: &j,
-        w_in: None,
-        w_out: None,
-        alpha: Alpha::One,
-        alpha_values: &[],
-    };
+    let nets = Networks::recurrent(groups, 2, &j);
     let params = BalanceParams {
         p,
         aggregate: Aggregate::Sum,
@@ -341,15 +333,7 @@ fn ring(
         ("G: far", ((m + 1) % n, m)),
         ("H: far", (m, (m + 1) % n)),
     ];
-    let nets = Networks {
-        groups: 1,
-        n,
-        j: &j,
-        w_in: None,
-        w_out: None,
-        alpha: Alpha::One,
-        alpha_values: &[],
-    };
+    let nets = Networks::recurrent(1, n, &j);
     let params = BalanceParams {
         p,
         aggregate: Aggregate::Sum,

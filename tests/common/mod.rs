@@ -1,7 +1,10 @@
 //! Shared by every test binary: one GPU device per binary, the op comparison helper with named
-//! tolerances, and a plain f64 loop oracle that the CPU backend is checked against.
+//! tolerances, a plain f64 loop oracle that the CPU backend is checked against, and the `dale`
+//! command as a user runs it.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
 use dale::backend::cpu::CpuBackend;
@@ -87,18 +90,51 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tol) {
     );
 }
 
-/// Runs `op` on the CPU backend and on the GPU, and holds the GPU to the CPU. Returns the CPU
-/// result (for oracle checks), or None when the test was skipped for want of a GPU.
-pub fn on_both(
+/// Runs `op` on the CPU backend and holds it to `oracle` (the f64 loops' result) where one is
+/// given, then runs it on the GPU and holds that to the CPU result, which it returns. Without a
+/// GPU the second half is skipped with a printed reason (a failure under DALE_REQUIRE_GPU=1).
+pub fn check_op(
     what: &str,
     tol: Tol,
+    oracle: Option<Vec<f32>>,
     op: impl Fn(&mut dyn Backend) -> Vec<f32>,
-) -> Option<Vec<f32>> {
-    let mut gpu = gpu_backend()?;
+) -> Vec<f32> {
     let cpu_out = op(&mut CpuBackend::new());
-    let gpu_out = op(&mut gpu);
-    assert_close(&format!("{what}: GPU vs CPU"), &gpu_out, &cpu_out, tol);
-    Some(cpu_out)
+    if let Some(want) = oracle {
+        assert_close(&format!("{what}: CPU vs oracle"), &cpu_out, &want, tol);
+    }
+    if let Some(mut gpu) = gpu_backend() {
+        let gpu_out = op(&mut gpu);
+        assert_close(&format!("{what}: GPU vs CPU"), &gpu_out, &cpu_out, tol);
+    }
+    cpu_out
+}
+
+/// The `dale` binary with `args`, as a user runs it (DALE_BACKEND unset).
+pub fn dale(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dale"))
+        .args(args)
+        .env_remove("DALE_BACKEND")
+        .output()
+        .expect("dale runs")
+}
+
+/// `dale` with `args`, which must succeed; its stderr is shown when it does not.
+pub fn dale_ok(args: &[&str]) -> Output {
+    let o = dale(args);
+    assert!(o.status.success(), "dale {args:?}: {}", stderr(&o));
+    o
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A path of its own for this test binary and `name`, with nothing there.
+pub fn temp_path(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("dale-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    path
 }
 
 pub fn normal(len: usize, seed: u64) -> Vec<f32> {
