@@ -6,22 +6,44 @@
 //   h_update:           one workgroup per network: h += step, h -= mean(h), s = e^(p h), and
 //                       ||g||^2 and sum_k in_k recorded before the step
 //   task_transform:     J -> e^-H J e^H, W_in -> e^-H W_in, W_out -> W_out e^H  (eq. 4)
-// The self-synapse c_kk is left out of in_k and out_k. Twins: src/backend/cpu/balance.rs.
+// The self-synapse c_kk is left out of in_k and out_k. Twins: src/backend/balance/cpu.rs.
 
-struct Params {
+struct CostsParams {
     groups: u32,
-    rows: u32,   // costs, task_transform: rows of one matrix
-    cols: u32,   // costs, task_transform: columns of one matrix
-    n: u32,      // neurons per network
-    mode: u32,   // costs: alpha 0 one, 1 per column, 2 full; cost_flows: 0 sum, 1 max;
-                 // h_update: 0 flow, 1 Osborne; task_transform: 0 J, 1 W_in, 2 W_out
-    alpha_shared: u32, // costs: one alpha for every network
-    offset: u32, // h_update: first history value written
+    rows: u32,
+    cols: u32,
+    alpha: u32,        // 0 alpha = 1, 1 one alpha per column, 2 a full matrix
+    alpha_shared: u32, // 1: one alpha for every network
     p: f32,
-    dt: f32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+struct CostFlowsParams {
+    groups: u32,
+    n: u32,
+    aggregate: u32,    // 0 sum, 1 max
+}
+
+struct HUpdateParams {
+    groups: u32,
+    n: u32,
+    p: f32,
+    step: u32,         // 0 flow, 1 Osborne
+    dt: f32,
+    history_offset: u32,
+}
+
+struct TaskTransformParams {
+    groups: u32,
+    rows: u32,
+    cols: u32,
+    n: u32,
+    weights: u32,      // 0 J, 1 W_in, 2 W_out
+}
+
+@group(0) @binding(0) var<uniform> cp: CostsParams;
+@group(0) @binding(0) var<uniform> cf: CostFlowsParams;
+@group(0) @binding(0) var<uniform> hu: HUpdateParams;
+@group(0) @binding(0) var<uniform> tt: TaskTransformParams;
 
 const WG: u32 = 256u;
 const BAND: u32 = 32u;
@@ -45,7 +67,7 @@ fn power(a: f32, q: f32) -> f32 {
 }
 
 fn combine(a: f32, b: f32) -> f32 {
-    if (p.mode == 0u) {
+    if (cf.aggregate == 0u) {
         return a + b;
     }
     return max(a, b);
@@ -59,19 +81,19 @@ fn combine(a: f32, b: f32) -> f32 {
 fn costs(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
          @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(wid, nwg, t);
-    let per = p.rows * p.cols;
-    if (i >= p.groups * per) {
+    let per = cp.rows * cp.cols;
+    if (i >= cp.groups * per) {
         return;
     }
     let g = i / per;
     let e = i % per;
     var alpha = 1.0;
-    if (p.mode == 1u) {
-        alpha = costs_alpha[select(g * p.cols, 0u, p.alpha_shared == 1u) + e % p.cols];
-    } else if (p.mode == 2u) {
-        alpha = costs_alpha[select(g * per, 0u, p.alpha_shared == 1u) + e];
+    if (cp.alpha == 1u) {
+        alpha = costs_alpha[select(g * cp.cols, 0u, cp.alpha_shared == 1u) + e % cp.cols];
+    } else if (cp.alpha == 2u) {
+        alpha = costs_alpha[select(g * per, 0u, cp.alpha_shared == 1u) + e];
     }
-    costs_c[i] = alpha * power(abs(costs_w[i]), p.p);
+    costs_c[i] = alpha * power(abs(costs_w[i]), cp.p);
 }
 
 // Partials of one network: [bands * n column partials][n row totals].
@@ -86,7 +108,7 @@ var<workgroup> row_parts: array<f32, 4096>;
 // its column partial and c0_ij s_j into its own total of row i.
 @compute @workgroup_size(256, 1, 1)
 fn cost_flows_bands(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let n = p.n;
+    let n = cf.n;
     let band = wid.x;
     let g = wid.y;
     let bands = (n + BAND - 1u) / BAND;
@@ -153,8 +175,8 @@ fn cost_flows_bands(@builtin(local_invocation_index) t: u32, @builtin(workgroup_
 fn cost_flows_finish(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(wid, nwg, t);
-    let n = p.n;
-    if (i >= p.groups * n) {
+    let n = cf.n;
+    if (i >= cf.groups * n) {
         return;
     }
     let g = i / n;
@@ -181,20 +203,20 @@ var<workgroup> sums: array<vec3<f32>, 256>;
 fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
             @builtin(num_workgroups) nwg: vec3<u32>) {
     let g = wid.x + wid.y * nwg.x;
-    if (g >= p.groups) {
+    if (g >= hu.groups) {
         return; // the whole workgroup leaves together
     }
-    let n = p.n;
+    let n = hu.n;
     var acc = vec3<f32>(0.0); // ||g||^2, sum in_k, sum h_k
     for (var k = t; k < n; k += WG) {
         let inc = update_flows[g * 2u * n + k];
         let out = update_flows[g * 2u * n + n + k];
         let d = inc - out;
         var step = 0.0;
-        if (p.mode == 0u) {
-            step = p.dt * d;
+        if (hu.step == 0u) {
+            step = hu.dt * d;
         } else if (inc != out) {
-            step = log(inc / out) / (4.0 * p.p);
+            step = log(inc / out) / (4.0 * hu.p);
         }
         let h = update_h[g * n + k] + step;
         update_h[g * n + k] = h;
@@ -213,11 +235,11 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
     for (var k = t; k < n; k += WG) {
         let h = update_h[g * n + k] - mean;
         update_h[g * n + k] = h;
-        update_scale[g * n + k] = exp(p.p * h);
+        update_scale[g * n + k] = exp(hu.p * h);
     }
     if (t == 0u) {
-        update_history[p.offset + 2u * g] = total.x;
-        update_history[p.offset + 2u * g + 1u] = total.y;
+        update_history[hu.history_offset + 2u * g] = total.x;
+        update_history[hu.history_offset + 2u * g + 1u] = total.y;
     }
 }
 
@@ -229,20 +251,20 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
 fn task_transform(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(wid, nwg, t);
-    let per = p.rows * p.cols;
-    if (i >= p.groups * per) {
+    let per = tt.rows * tt.cols;
+    if (i >= tt.groups * per) {
         return;
     }
     let g = i / per;
-    let row = (i % per) / p.cols;
-    let col = i % p.cols;
+    let row = (i % per) / tt.cols;
+    let col = i % tt.cols;
     var e = 0.0;
-    if (p.mode == 0u) {
-        e = transform_h[g * p.n + col] - transform_h[g * p.n + row];
-    } else if (p.mode == 1u) {
-        e = -transform_h[g * p.n + row];
+    if (tt.weights == 0u) {
+        e = transform_h[g * tt.n + col] - transform_h[g * tt.n + row];
+    } else if (tt.weights == 1u) {
+        e = -transform_h[g * tt.n + row];
     } else {
-        e = transform_h[g * p.n + col];
+        e = transform_h[g * tt.n + col];
     }
     transform_dst[i] = transform_src[i] * exp(e);
 }

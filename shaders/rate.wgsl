@@ -1,11 +1,11 @@
 // One forward-Euler step of the rate network (001 eq. 1), elementwise over the [batch, N] state:
 //   x <- x + (dt/tau) (-x + drive) + noise_std * xi,   r <- phi(x)
 // where drive = J phi(x) + W_in u was formed by matmul. xi is N(0, 1) from a counter-based hash
-// keyed by (seed, step, index): the same hash as src/backend/noise.rs, Box-Muller on the pair
+// keyed by (seed, step, index): the same hash as src/backend/rate/noise.rs, Box-Muller on the pair
 // (2k, 2k + 1), cos for the even element and sin for the odd one.
-// Twin: CpuBackend::euler_step in src/backend/cpu.rs.
+// Twin: src/backend/rate/cpu.rs; the noise's twin: src/backend/rate/noise.rs.
 
-struct Params {
+struct EulerStepParams {
     len: u32,
     leak: f32,
     phi: u32,        // 0 linear, 1 relu, 2 tanh
@@ -15,7 +15,7 @@ struct Params {
     step: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: EulerStepParams;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> r: array<f32>;
 @group(0) @binding(3) var<storage, read> drive: array<f32>;

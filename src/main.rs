@@ -4,14 +4,24 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use dale::backend::select::{self, BackendChoice};
-use dale::scene::balance_weights::{
-    balance_weights, check_balanced, BalanceSettings, Cost, Solver,
-};
+use dale::commands::balance::{balance_weights, check_balanced};
+use dale::experiments::balance_network::{BalanceSettings, Cost, Solver};
 use dale::scene::runner::{run_scene, RunOptions};
 use dale::scene::Scene;
 use dale::DaleError;
+
+/// A clap parser for one of the library's choices, from the names it accepts (clap stays here).
+fn choice<T: std::str::FromStr + Clone + Send + Sync + 'static>(
+    names: &'static [&'static str],
+) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(names).map(|s| {
+        s.parse::<T>()
+            .unwrap_or_else(|_| unreachable!("clap accepts only the listed names"))
+    })
+}
 
 #[derive(Parser)]
 #[command(
@@ -31,7 +41,7 @@ enum Command {
         scene: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, env = "DALE_BACKEND", default_value = "auto", value_enum)]
+        #[arg(long, env = "DALE_BACKEND", default_value = "auto", value_parser = choice::<BackendChoice>(&BackendChoice::NAMES))]
         backend: BackendChoice,
         /// Run the scene at a reduced size (a few seconds), to check that it works.
         #[arg(long)]
@@ -56,13 +66,13 @@ enum Command {
         /// and check that signs and zeros were kept.
         #[arg(long, requires = "dir")]
         check: bool,
-        #[arg(long, value_enum, default_value = "power")]
+        #[arg(long, default_value = "power", value_parser = choice::<Cost>(&Cost::NAMES))]
         cost: Cost,
         /// Exponent of the power-law cost |J|^p (robustness: 2; maxabs: 1).
         #[arg(long, default_value_t = 2.0)]
         p: f32,
         /// Default: direct (flow for --cost maxabs).
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = choice::<Solver>(&Solver::NAMES))]
         solver: Option<Solver>,
         /// Stop at ||g|| <= tol ||g0||.
         #[arg(long, default_value_t = 1e-6)]
@@ -70,7 +80,7 @@ enum Command {
         /// Step budget (passes over J).
         #[arg(long, default_value_t = 20_000)]
         max_iterations: usize,
-        #[arg(long, env = "DALE_BACKEND", default_value = "auto", value_enum)]
+        #[arg(long, env = "DALE_BACKEND", default_value = "auto", value_parser = choice::<BackendChoice>(&BackendChoice::NAMES))]
         backend: BackendChoice,
     },
     /// List every adapter wgpu sees, ranked, and say which one `auto` picks.
@@ -136,7 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 opened.backend.as_mut(),
                 &weights,
                 &out,
-                &settings,
+                settings,
                 &opened.why,
             )?;
             println!(
@@ -187,6 +197,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 serde_json::to_string_pretty(&report.summary["figures"])?
             );
+            println!(
+                "checks: {}",
+                serde_json::to_string_pretty(&report.summary["checks"])?
+            );
             Ok(())
         }
     }
@@ -211,7 +225,6 @@ fn devices() -> anyhow::Result<()> {
             r.max_buffer_mib, r.max_workgroup_storage_kib, r.max_invocations_per_workgroup, r.max_workgroups_per_dimension
         );
     }
-    let (_, why) = select::pick(BackendChoice::Auto)?;
-    println!("auto picks: {why}");
+    println!("auto picks: {}", select::auto_choice()?);
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Analysis of synaptic balancing (paper 001): sensitivity (eq. 9), the Laplacian of conductances
 //! and its pseudo-inverse (eq. 34-36), the heat-equation approximation of the flow (eq. 38-40),
-//! resistance distance (eq. 48), and Prop. 5's bounds on the balanced cost.
+//! resistance distance (eq. 48), Prop. 5's bounds on the balanced cost, the flow's stable step,
+//! and whether a finite balanced point exists (strong connectivity of the cost graph).
 
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use rayon::prelude::*;
 
 use crate::backend::Phi;
 
@@ -14,9 +16,8 @@ pub fn gain_moments(phi: Phi, n: usize, x: &[f32]) -> (Vec<f64>, Vec<f64>) {
     for state in x.chunks(n) {
         for (i, &v) in state.iter().enumerate() {
             let d = match phi {
-                Phi::Linear => 1.0,
-                Phi::Relu => f64::from(u8::from(v > 0.0)),
                 Phi::Tanh => 1.0 - f64::from(v.tanh()).powi(2),
+                Phi::Linear | Phi::Relu => f64::from(phi.slope(v)),
             };
             mu[i] += d;
             sigma2[i] += d * d;
@@ -119,9 +120,148 @@ pub fn neural_gradients(n: usize, c: &[f64]) -> Vec<f64> {
 /// sum_ij sqrt(c_ij c_ji) <= C* <= C0 - ||g0||^2 / (8 C0).
 pub fn cost_bounds(n: usize, c: &[f64]) -> (f64, f64) {
     let total: f64 = c.iter().sum();
-    let lower = (0..n * n)
-        .map(|e| (c[e] * c[(e % n) * n + e / n]).sqrt())
-        .sum();
+    let lower = geometric_mean_bound(n, |i, j| c[i * n + j]);
     let g2: f64 = neural_gradients(n, c).iter().map(|v| v * v).sum();
     (lower, total - g2 / (8.0 * total))
 }
+
+/// The largest forward-Euler step of the flow that is stable at the start, for every network:
+/// the flow's Jacobian in h is -p L (eq. 37), Euler needs dt p lambda_max(L) < 2, and by
+/// Gershgorin lambda_max(L) <= 2 max_k (in_k + out_k). Returns 1 / (p max_k (in_k + out_k)).
+/// The total cost only falls along the flow, so this stays a safe step in practice; a network far
+/// from balance has a large degree somewhere and needs many small steps (the solver does not).
+pub fn largest_stable_dt(n: usize, p: f32, cost: impl Fn(usize, usize) -> f64) -> f32 {
+    let mut degree = vec![0.0f64; n];
+    for i in 0..n {
+        for j in (0..n).filter(|&j| j != i) {
+            let c = cost(i, j);
+            degree[i] += c;
+            degree[j] += c;
+        }
+    }
+    let top = degree.iter().fold(0.0f64, |m, d| m.max(*d));
+    if top > 0.0 {
+        (1.0 / (f64::from(p) * top)) as f32
+    } else {
+        f32::INFINITY
+    }
+}
+
+/// Prop. 5's lower bound on the balanced cost: sum_ij sqrt(c_ij c_ji) (eq. 42) of the costs
+/// `cost(i, j)` gives.
+/// The sum is symmetric in (i, j): it runs over the square tiles on and above the diagonal, each
+/// small enough that c_ji comes from cache, one band of rows per task, and adds the bands' totals
+/// in order, so that the result does not depend on the thread count.
+pub fn geometric_mean_bound(n: usize, cost: impl Fn(usize, usize) -> f64 + Sync) -> f64 {
+    const TILE: usize = 64;
+    let tiles = n.div_ceil(TILE);
+    let span = |t: usize| t * TILE..((t + 1) * TILE).min(n);
+    let bands: Vec<f64> = (0..tiles)
+        .into_par_iter()
+        .map(|bi| {
+            let mut band = 0.0;
+            for bj in bi..tiles {
+                let mut tile = 0.0;
+                for i in span(bi) {
+                    for j in span(bj) {
+                        tile += (cost(i, j) * cost(j, i)).sqrt();
+                    }
+                }
+                band += if bj == bi { tile } else { 2.0 * tile };
+            }
+            band
+        })
+        .collect();
+    bands.iter().sum()
+}
+
+/// Strongly connected components of the graph with an edge j -> i wherever `positive(i, j)`
+/// (i != j), as a component index per neuron (Kosaraju's two passes, iterative).
+pub fn strong_components(n: usize, positive: impl Fn(usize, usize) -> bool) -> Vec<usize> {
+    let edge = |from: usize, to: usize| from != to && positive(to, from);
+    let mut seen = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    for root in 0..n {
+        if seen[root] {
+            continue;
+        }
+        seen[root] = true;
+        let mut stack = vec![(root, 0usize)];
+        while let Some(&mut (v, ref mut next)) = stack.last_mut() {
+            if let Some(w) = (*next..n).find(|&w| !seen[w] && edge(v, w)) {
+                *next = w + 1;
+                seen[w] = true;
+                stack.push((w, 0));
+            } else {
+                order.push(v);
+                stack.pop();
+            }
+        }
+    }
+    let mut comp = vec![usize::MAX; n];
+    let mut count = 0;
+    for &root in order.iter().rev() {
+        if comp[root] != usize::MAX {
+            continue;
+        }
+        comp[root] = count;
+        let mut stack = vec![root];
+        while let Some(v) = stack.pop() {
+            for w in 0..n {
+                if comp[w] == usize::MAX && edge(w, v) {
+                    comp[w] = count;
+                    stack.push(w);
+                }
+            }
+        }
+        count += 1;
+    }
+    comp
+}
+
+/// None when every connected component of the cost graph (c_ij > 0 where `positive(i, j)`) is
+/// strongly connected, so that a finite balanced point exists (001 Prop. B.1); otherwise which
+/// synapse leaves its strong component.
+pub fn why_no_balanced_point(n: usize, positive: impl Fn(usize, usize) -> bool) -> Option<String> {
+    if strongly_connected(n, &positive) {
+        return None;
+    }
+    let comp = strong_components(n, &positive);
+    let count = comp.iter().max().map_or(0, |m| m + 1);
+    for i in 0..n {
+        for j in 0..n {
+            if i != j && comp[i] != comp[j] && positive(i, j) {
+                return Some(format!(
+                    "the synapse from neuron {j} to neuron {i} has a positive cost but no path of synapses leads back from {i} to {j} \
+                     ({count} strongly connected components); along such a feedforward link the cost can only shrink towards 0 as h diverges"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Whether every neuron reaches every other along the edges j -> i where `positive(i, j)`: one
+/// search from neuron 0 along the edges and one against them, each testing only the neurons not
+/// yet reached, so that a dense network costs O(N) tests where Kosaraju's passes cost O(N^2).
+fn strongly_connected(n: usize, positive: impl Fn(usize, usize) -> bool) -> bool {
+    [true, false].into_iter().all(|along| {
+        let mut unreached: Vec<usize> = (1..n).collect();
+        let mut frontier = vec![0];
+        while let Some(v) = frontier.pop() {
+            unreached.retain(|&w| {
+                let edge = if along {
+                    positive(w, v)
+                } else {
+                    positive(v, w)
+                };
+                if edge {
+                    frontier.push(w);
+                }
+                !edge
+            });
+        }
+        unreached.is_empty()
+    })
+}
+

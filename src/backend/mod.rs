@@ -1,23 +1,133 @@
-//! The `Backend` trait: buffers of f32 and the ops every model is written against.
-//! Two implementations: `cpu` (a fast multithreaded fallback that is also the reference the GPU is
-//! checked against) and `gpu` (wgpu compute shaders). Models never see which one they run on.
+//! Buffers and ops. A backend owns typed buffers and runs ops; models are written against the
+//! op families (`linalg`, `rate`, `train`, `balance`), each a trait that every backend has.
+//!
+//! An op is one unit in its family's folder (as in vello, where each stage's WGSL and CPU code
+//! pair up): its spec, its `#[repr(C)]` Params (mirrored by the WGSL struct of the same name), its
+//! bounds check, its CPU twin and its kernel descriptor. A backend implements only `Backend`:
+//! memory, and `run` for any op. The CPU backend (`cpu`) runs an op's twin at once; the GPU
+//! backend (`gpu`, wgpu) records the op's dispatches and submits many steps at once.
 
+pub mod balance;
 pub mod cpu;
 pub mod gpu;
-pub mod noise;
+pub mod linalg;
+mod op;
+pub mod rate;
 pub mod select;
+pub mod train;
 
-pub use noise::gaussian_noise;
+use std::marker::PhantomData;
+
+pub use balance::BalanceOps;
+pub use linalg::LinalgOps;
+pub use op::{spread, Access, Binding, DeviceLimits, Dispatch, Kernel, Op, Params};
+pub use rate::RateOps;
+pub use train::TrainOps;
 
 use crate::error::DaleError;
 
-/// A buffer of `len` f32 values owned by a backend. Small and `Copy`, as in vello's recordings;
-/// the label names the buffer in errors and GPU validation messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Buf {
+/// Every kernel, by family: the GPU backend compiles these once when it opens a device.
+pub fn kernels() -> impl Iterator<Item = &'static Kernel> {
+    [linalg::KERNELS, rate::KERNELS, train::KERNELS, balance::KERNELS]
+        .into_iter()
+        .flatten()
+        .copied()
+}
+
+/// The element types a buffer may hold: 4-byte scalars, as WGSL storage arrays take them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ElementType {
+    F32,
+    U32,
+}
+
+impl ElementType {
+    /// As WGSL writes it.
+    pub fn wgsl(self) -> &'static str {
+        match self {
+            ElementType::F32 => "f32",
+            ElementType::U32 => "u32",
+        }
+    }
+}
+
+/// A type a buffer may hold.
+pub trait Element: bytemuck::Pod + Send + Sync + 'static {
+    const TYPE: ElementType;
+}
+
+impl Element for f32 {
+    const TYPE: ElementType = ElementType::F32;
+}
+
+impl Element for u32 {
+    const TYPE: ElementType = ElementType::U32;
+}
+
+/// A buffer of `len` values of type T owned by a backend. Small and `Copy`, as in vello's
+/// recordings; the label names it in errors and GPU validation messages.
+#[derive(Debug)]
+pub struct Buf<T> {
     pub id: u32,
     pub len: usize,
     pub label: &'static str,
+    element: PhantomData<T>,
+}
+
+impl<T> Clone for Buf<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Buf<T> {}
+
+impl<T> PartialEq for Buf<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl<T> Eq for Buf<T> {}
+
+impl<T: Element> Buf<T> {
+    pub fn raw(self) -> RawBuf {
+        RawBuf {
+            id: self.id,
+            len: self.len,
+            label: self.label,
+            element: T::TYPE,
+        }
+    }
+}
+
+/// A buffer with its element type as a value: what backends store and kernels bind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawBuf {
+    pub id: u32,
+    pub len: usize,
+    pub label: &'static str,
+    pub element: ElementType,
+}
+
+impl RawBuf {
+    /// The typed handle, checking the element type.
+    pub fn typed<T: Element>(self) -> Buf<T> {
+        assert_eq!(
+            self.element,
+            T::TYPE,
+            "buffer '{}' holds {:?}",
+            self.label,
+            self.element
+        );
+        Buf {
+            id: self.id,
+            len: self.len,
+            label: self.label,
+            element: PhantomData,
+        }
+    }
 }
 
 /// Firing-rate nonlinearity phi of the rate network (001 eq. 1). Linear and ReLU are homogeneous,
@@ -38,296 +148,26 @@ impl Phi {
             Phi::Tanh => x.tanh(),
         }
     }
-    /// The code the kernels switch on (rate.wgsl).
+
+    /// phi'(v), as train.wgsl computes it.
+    pub fn slope(self, v: f32) -> f32 {
+        match self {
+            Phi::Linear => 1.0,
+            Phi::Relu => f32::from(u8::from(v > 0.0)),
+            Phi::Tanh => {
+                let th = v.tanh();
+                1.0 - th * th
+            }
+        }
+    }
+
+    /// The code the kernels switch on (rate.wgsl, train.wgsl).
     pub fn code(self) -> u32 {
         match self {
             Phi::Linear => 0,
             Phi::Relu => 1,
             Phi::Tanh => 2,
         }
-    }
-}
-
-/// Shape of a batched product, done `groups` times with independent operands. A group is one
-/// network; rows are the trials that share it. `shared_w` uses one W for every group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MatmulShape {
-    pub groups: usize,
-    pub rows: usize,
-    pub inner: usize,
-    pub cols: usize,
-    pub shared_w: bool,
-    pub layout: Layout,
-}
-
-/// How A and W are stored; C is always row-major [rows, cols].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// c[r, k] = sum_n a[r, n] w[k, n]: A [rows, inner], W [cols, inner], the way J (post x pre),
-    /// W_in and W_out are written in the papers: every forward product of the rate network.
-    ABt,
-    /// c[r, k] = sum_n a[r, n] w[n, k]: A [rows, inner], W [inner, cols]; the backward pass's
-    /// delta J (J^T delta per trial) and e W_out.
-    AB,
-    /// c[r, k] = sum_n a[n, r] w[n, k]: A [inner, rows], W [inner, cols]; weight gradients summed
-    /// over time steps and trials (delta^T r).
-    AtB,
-}
-
-impl Layout {
-    pub fn code(self) -> u32 {
-        match self {
-            Layout::ABt => 0,
-            Layout::AB => 1,
-            Layout::AtB => 2,
-        }
-    }
-}
-
-impl MatmulShape {
-    pub fn a_len(&self) -> usize {
-        self.groups * self.rows * self.inner
-    }
-    pub fn w_len(&self) -> usize {
-        let one = self.cols * self.inner;
-        if self.shared_w {
-            one
-        } else {
-            self.groups * one
-        }
-    }
-    pub fn c_len(&self) -> usize {
-        self.groups * self.rows * self.cols
-    }
-}
-
-/// One forward-Euler step of tau dx/dt = -x + drive (+ sigma xi), then r = phi(x), over `len`
-/// state values. `drive` already holds J phi(x) + W_in u for this step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EulerStep {
-    pub len: usize,
-    /// dt / tau.
-    pub leak: f32,
-    pub phi: Phi,
-    /// Standard deviation of the noise added to x in one step: sigma sqrt(dt) / tau for white
-    /// noise of amplitude sigma in tau dx/dt. Zero switches noise off.
-    pub noise_std: f32,
-    pub seed: u64,
-    /// Global step index: the noise counter, so that chunking never changes the stream.
-    pub step: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceOp {
-    Sum,
-    /// max |v|; any NaN or Inf gives +Inf, so that divergence can be read from one number.
-    MaxAbs,
-    /// sum v^2 (a loss, a squared norm).
-    SumSquares,
-}
-
-impl ReduceOp {
-    pub fn code(self) -> u32 {
-        match self {
-            ReduceOp::Sum => 0,
-            ReduceOp::MaxAbs => 1,
-            ReduceOp::SumSquares => 2,
-        }
-    }
-}
-
-/// Which way a [rows, cols] matrix is reduced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Axis {
-    /// One value per row (reduce along the columns of each row): out has `rows` values.
-    Rows,
-    /// One value per column (reduce down the rows): out has `cols` values.
-    Cols,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Reduce {
-    pub rows: usize,
-    pub cols: usize,
-    pub axis: Axis,
-    pub op: ReduceOp,
-    /// Multiplies each result (1/cols turns a row sum into a mean).
-    pub scale: f32,
-}
-
-impl Reduce {
-    pub fn out_len(&self) -> usize {
-        match self.axis {
-            Axis::Rows => self.rows,
-            Axis::Cols => self.cols,
-        }
-    }
-}
-
-/// One step of the rate network's backward pass through time: the adjoint of `EulerStep`
-/// (without noise). With back = delta_{t+1} J (a matmul, layout AB) and readout = the output
-/// error's share e_t W_out:
-///   delta[out + i] = (1 - leak) delta[next + i] + leak phi'(x[x + i]) back[i] + readout[readout + i]
-/// for i < len. Offsets are in values, into the buffers that hold every time step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EulerBackward {
-    pub len: usize,
-    pub leak: f32,
-    pub phi: Phi,
-    pub next: usize,
-    pub out: usize,
-    pub x: usize,
-    pub readout: usize,
-}
-
-/// Gradient descent on loss + l2 sum w^2 over w[offset..offset + len]:
-/// w -= lr (grad_scale grad + 2 l2 w). `grad_scale` carries a factor the gradient's product left
-/// out (dt / tau for the recurrent and input weights).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SgdStep {
-    pub offset: usize,
-    pub len: usize,
-    pub lr: f32,
-    pub grad_scale: f32,
-    pub l2: f32,
-}
-
-/// Where the cost weights alpha of c_ij = alpha_ij |J_ij|^p (001 eq. 23) come from.
-/// `shared`: one alpha for every network of the batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Alpha {
-    /// alpha_ij = 1: plain l_p costs.
-    One,
-    /// alpha_ij = a_j, one value per presynaptic neuron, such as the gain moment sigma_j^2 of the
-    /// robustness cost (eq. 13).
-    PerColumn { shared: bool },
-    /// A full [rows, cols] matrix.
-    Full { shared: bool },
-}
-
-/// Synaptic costs c[g, i, j] = alpha_ij |w[g, i, j]|^p of `groups` [rows, cols] matrices.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Costs {
-    pub groups: usize,
-    pub rows: usize,
-    pub cols: usize,
-    pub p: f32,
-    pub alpha: Alpha,
-}
-
-impl Costs {
-    pub fn len(&self) -> usize {
-        self.groups * self.rows * self.cols
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    pub fn alpha_len(&self) -> usize {
-        let per = |shared: bool, one: usize| if shared { one } else { self.groups * one };
-        match self.alpha {
-            Alpha::One => 0,
-            Alpha::PerColumn { shared } => per(shared, self.cols),
-            Alpha::Full { shared } => per(shared, self.rows * self.cols),
-        }
-    }
-}
-
-/// How a neuron totals the costs of its incoming and of its outgoing synapses: the choice of
-/// neural gradient of the generalised Lax dynamics (001 section 6.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Aggregate {
-    /// Sums: g_k = sum_j c_kj - sum_i c_ik, gradient descent on the total cost (eq. 17).
-    Sum,
-    /// Largest: g_k = max_j c_kj - max_i c_ik; with c = |J| this balances each neuron's largest
-    /// incoming and outgoing weight (max-balancing, the paper's ref. 40).
-    Max,
-}
-
-impl Aggregate {
-    pub fn code(self) -> u32 {
-        match self {
-            Aggregate::Sum => 0,
-            Aggregate::Max => 1,
-        }
-    }
-}
-
-/// The incoming and outgoing costs of every neuron of `groups` networks of n neurons, read from
-/// the initial costs c0 and the scale s = e^(p h) of the task-preserving transformation, without
-/// writing the costs at h: c_ij(h) = c0_ij e^(p (h_j - h_i)) = c0_ij s_j / s_i (eq. 14), so
-///   flows[g, k]     = agg_{j != k} c0[g, k, j] s_j / s_k   (incoming cost of k, row k)
-///   flows[g, n + k] = agg_{i != k} c0[g, i, k] s_k / s_i   (outgoing cost of k, column k)
-/// in one pass over c0 (no transposed copy). Self-synapses are left out: e^(h_k - h_k) = 1 keeps
-/// them fixed, and in the sums they would enter both sides.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CostFlows {
-    pub groups: usize,
-    pub n: usize,
-    pub aggregate: Aggregate,
-}
-
-/// How one update moves h, given each neuron's incoming and outgoing costs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum HStep {
-    /// Forward Euler on the balancing flow dh/dt = g (eq. 15-17, with gamma p = 1):
-    /// h_k += dt (in_k - out_k).
-    Flow { dt: f32 },
-    /// Half a parallel Osborne step for power-law costs: h_k += ln(in_k / out_k) / (4 p), half of
-    /// the exact minimiser of the total cost along h_k alone. Every term c0_ij e^(p (h_j - h_i))
-    /// depends on two coordinates, so by convexity the half step of all k at once lowers the total
-    /// cost by at least half the sum of the single-coordinate decreases: it never increases and
-    /// stops only at g = 0. A full parallel step can oscillate (two neurons: it swaps h1 and h2).
-    Osborne,
-}
-
-/// One update of h for `groups` networks of n neurons, from `flows` as `CostFlows` writes them:
-/// h += step; h -= mean(h) (the flow conserves sum h = 0, eq. 22; the Osborne step is recentred
-/// to the same manifold point); s = e^(p h). Before the update it records, per network, the
-/// squared norm of the neural gradients g = in - out and the total off-diagonal cost sum_k in_k:
-///   history[history_offset + 2 g] = ||g||^2,  history[history_offset + 2 g + 1] = sum_k in_k.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct HUpdate {
-    pub groups: usize,
-    pub n: usize,
-    pub p: f32,
-    pub step: HStep,
-    pub history_offset: usize,
-}
-
-/// Which weights the task-preserving transformation pi_h (001 eq. 4) rescales.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Weights {
-    /// J [n, n] -> e^-H J e^H: J_ij e^(h_j - h_i).
-    Recurrent,
-    /// W_in [n, m] -> e^-H W_in: W_ik e^(-h_i).
-    Input { m: usize },
-    /// W_out [k, n] -> W_out e^H: W_kj e^(h_j).
-    Output { k: usize },
-}
-
-/// dst = pi_h(src) for `groups` networks of n neurons; h is [groups, n].
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TaskTransform {
-    pub groups: usize,
-    pub n: usize,
-    pub weights: Weights,
-}
-
-impl TaskTransform {
-    pub fn rows_cols(&self) -> (usize, usize) {
-        match self.weights {
-            Weights::Recurrent => (self.n, self.n),
-            Weights::Input { m } => (self.n, m),
-            Weights::Output { k } => (k, self.n),
-        }
-    }
-    pub fn len(&self) -> usize {
-        let (r, c) = self.rows_cols();
-        self.groups * r * c
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -339,152 +179,123 @@ pub struct BackendInfo {
     pub name: String,
     pub device_type: String,
     pub driver: String,
-    /// Largest number of f32 values one buffer may hold on this backend.
+    /// Largest number of 4-byte values one buffer may hold on this backend.
     pub max_buffer_len: usize,
 }
 
-/// Buffers and ops. Ops are recorded, not necessarily run: the GPU backend batches them into one
-/// submission and runs them at `download` or `finish`. Offsets and lengths are in f32 values.
-/// Buffer bounds are checked when an op is recorded: a bad bound is a bug in dale and panics.
+/// Memory and ops, untyped so that models can hold `&mut dyn Backend`; `BufferOps` gives the
+/// typed calls and the family traits the ops. Ops are recorded, not necessarily run: the GPU
+/// backend batches them into one submission and runs them at a download or `finish`. Offsets and
+/// lengths are in values. Bounds are checked when an op is recorded: a bad bound is a bug in
+/// dale and panics, naming the op and the buffer.
 pub trait Backend {
     fn info(&self) -> BackendInfo;
-    fn alloc(&mut self, label: &'static str, len: usize) -> Result<Buf, DaleError>;
-    fn upload(&mut self, dst: Buf, offset: usize, data: &[f32]) -> Result<(), DaleError>;
-    /// A new buffer holding `data`.
-    fn alloc_from(&mut self, label: &'static str, data: &[f32]) -> Result<Buf, DaleError> {
-        let buf = self.alloc(label, data.len())?;
-        self.upload(buf, 0, data)?;
-        Ok(buf)
-    }
-    fn download(&mut self, src: Buf, offset: usize, len: usize) -> Result<Vec<f32>, DaleError>;
-    fn copy(&mut self, src: Buf, src_offset: usize, dst: Buf, dst_offset: usize, len: usize);
-    /// c = op(a) op(W) as `shape.layout` says (c += with `accumulate`); `a` starts at `a_offset`.
-    fn matmul(
+    fn alloc_raw(
         &mut self,
-        a: Buf,
-        a_offset: usize,
-        w: Buf,
-        c: Buf,
-        shape: MatmulShape,
-        accumulate: bool,
-    );
-    /// x <- x + leak (-x + drive) + noise;  r <- phi(x).
-    fn euler_step(&mut self, x: Buf, r: Buf, drive: Buf, step: EulerStep);
-    /// out[out_offset + i] = scale * reduce(...) as `Reduce` describes.
-    fn reduce(&mut self, src: Buf, out: Buf, out_offset: usize, reduce: Reduce);
-    /// The adjoint of one Euler step, as `EulerBackward` describes.
-    fn euler_backward(&mut self, delta: Buf, back: Buf, x: Buf, readout: Buf, spec: EulerBackward);
-    /// out = scale (a - b) over the first `len` values.
-    fn scaled_difference(&mut self, a: Buf, b: Buf, out: Buf, len: usize, scale: f32);
-    /// One gradient-descent step, as `SgdStep` describes.
-    fn sgd_step(&mut self, w: Buf, grad: Buf, spec: SgdStep);
-    /// c = alpha |w|^p, as `Costs` describes; `alpha` is not read for `Alpha::One`.
-    fn costs(&mut self, w: Buf, alpha: Buf, c: Buf, spec: Costs);
-    /// Incoming and outgoing costs of every neuron at h, as `CostFlows` describes.
-    fn cost_flows(&mut self, c0: Buf, scale: Buf, flows: Buf, spec: CostFlows);
-    /// One update of h and s = e^(p h), as `HUpdate` describes.
-    fn h_update(&mut self, flows: Buf, h: Buf, scale: Buf, history: Buf, spec: HUpdate);
-    /// dst = pi_h(src) (001 eq. 4), as `TaskTransform` describes.
-    fn task_transform(&mut self, src: Buf, h: Buf, dst: Buf, spec: TaskTransform);
+        label: &'static str,
+        len: usize,
+        element: ElementType,
+    ) -> Result<RawBuf, DaleError>;
+    /// Writes `bytes` (whole values of dst's type) at value `offset`.
+    fn upload_raw(&mut self, dst: RawBuf, offset: usize, bytes: &[u8]) -> Result<(), DaleError>;
+    /// Reads `out.len()` bytes (whole values) from value `offset`, after everything recorded.
+    fn download_raw(&mut self, src: RawBuf, offset: usize, out: &mut [u8])
+        -> Result<(), DaleError>;
+    fn copy_raw(&mut self, src: RawBuf, src_offset: usize, dst: RawBuf, dst_offset: usize, len: usize);
+    /// Gives the buffer back. Ops recorded before still see it; its handle must not be used again.
+    fn free_raw(&mut self, buf: RawBuf);
+    /// Runs (CPU) or records (GPU) one op, after its bounds check.
+    fn run(&mut self, op: &dyn Op);
     /// Runs everything recorded and waits for it.
     fn finish(&mut self) -> Result<(), DaleError>;
 }
 
-// The bounds of every op, checked when it is recorded, the same on both backends. A bad bound is
-// a bug in dale and panics, naming the op and the buffer.
+/// Typed buffers on any backend.
+pub trait BufferOps: Backend {
+    fn alloc<T: Element>(&mut self, label: &'static str, len: usize) -> Result<Buf<T>, DaleError> {
+        Ok(self.alloc_raw(label, len, T::TYPE)?.typed())
+    }
 
-impl MatmulShape {
-    pub(crate) fn check(&self, a: Buf, a_offset: usize, w: Buf, c: Buf) {
-        check_range(a, a_offset, self.a_len(), "matmul a");
-        check_range(w, 0, self.w_len(), "matmul w");
-        check_range(c, 0, self.c_len(), "matmul c");
+    /// A new buffer holding `data`.
+    fn alloc_from<T: Element>(
+        &mut self,
+        label: &'static str,
+        data: &[T],
+    ) -> Result<Buf<T>, DaleError> {
+        let buf = self.alloc(label, data.len())?;
+        self.upload(buf, 0, data)?;
+        Ok(buf)
+    }
+
+    fn upload<T: Element>(&mut self, dst: Buf<T>, offset: usize, data: &[T]) -> Result<(), DaleError> {
+        check_range(dst.raw(), offset, data.len(), "upload");
+        self.upload_raw(dst.raw(), offset, bytemuck::cast_slice(data))
+    }
+
+    fn download<T: Element>(&mut self, src: Buf<T>, offset: usize, len: usize) -> Result<Vec<T>, DaleError> {
+        check_range(src.raw(), offset, len, "download");
+        let mut out = crate::host::zeroed_vec::<T>(len);
+        self.download_raw(src.raw(), offset, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
+    }
+
+    fn copy<T: Element>(&mut self, src: Buf<T>, src_offset: usize, dst: Buf<T>, dst_offset: usize, len: usize) {
+        check_range(src.raw(), src_offset, len, "copy");
+        check_range(dst.raw(), dst_offset, len, "copy");
+        assert_ne!(src.id, dst.id, "copy: source and destination '{}' are one buffer", dst.label);
+        self.copy_raw(src.raw(), src_offset, dst.raw(), dst_offset, len)
+    }
+
+    fn free<T: Element>(&mut self, buf: Buf<T>) {
+        self.free_raw(buf.raw())
     }
 }
 
-impl EulerStep {
-    pub(crate) fn check(&self, x: Buf, r: Buf, drive: Buf) {
-        for b in [x, r, drive] {
-            check_range(b, 0, self.len, "euler_step");
+impl<B: Backend + ?Sized> BufferOps for B {}
+
+/// Buffers that live and die together, such as a run's or a trainer's: `free` gives them all
+/// back, so that a scene that builds trainer after trainer holds one trainer's memory at a time.
+#[derive(Debug, Default)]
+pub struct Scope {
+    bufs: Vec<RawBuf>,
+}
+
+impl Scope {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn alloc<T: Element>(
+        &mut self,
+        be: &mut (impl Backend + ?Sized),
+        label: &'static str,
+        len: usize,
+    ) -> Result<Buf<T>, DaleError> {
+        let buf = be.alloc::<T>(label, len)?;
+        self.bufs.push(buf.raw());
+        Ok(buf)
+    }
+
+    pub fn alloc_from<T: Element>(
+        &mut self,
+        be: &mut (impl Backend + ?Sized),
+        label: &'static str,
+        data: &[T],
+    ) -> Result<Buf<T>, DaleError> {
+        let buf = self.alloc(be, label, data.len())?;
+        be.upload(buf, 0, data)?;
+        Ok(buf)
+    }
+
+    pub fn free(self, be: &mut (impl Backend + ?Sized)) {
+        for buf in self.bufs {
+            be.free_raw(buf);
         }
-        assert_ne!(x.id, r.id, "euler_step: x and r must differ");
     }
 }
 
-impl Reduce {
-    pub(crate) fn check(&self, src: Buf, out: Buf, out_offset: usize) {
-        check_range(src, 0, self.rows * self.cols, "reduce src");
-        check_range(out, out_offset, self.out_len(), "reduce out");
-    }
-}
-
-impl EulerBackward {
-    pub(crate) fn check(&self, delta: Buf, back: Buf, x: Buf, readout: Buf) {
-        check_range(delta, self.next, self.len, "euler_backward delta (next)");
-        check_range(delta, self.out, self.len, "euler_backward delta (out)");
-        check_range(back, 0, self.len, "euler_backward back");
-        check_range(x, self.x, self.len, "euler_backward x");
-        check_range(readout, self.readout, self.len, "euler_backward readout");
-        assert!(
-            self.out + self.len <= self.next || self.next + self.len <= self.out,
-            "euler_backward: delta ranges overlap"
-        );
-    }
-}
-
-impl SgdStep {
-    pub(crate) fn check(&self, w: Buf, grad: Buf) {
-        check_range(w, self.offset, self.len, "sgd_step w");
-        check_range(grad, self.offset, self.len, "sgd_step grad");
-    }
-}
-
-impl Costs {
-    pub(crate) fn check(&self, w: Buf, alpha: Buf, c: Buf) {
-        check_range(w, 0, self.len(), "costs w");
-        check_range(alpha, 0, self.alpha_len(), "costs alpha");
-        check_range(c, 0, self.len(), "costs c");
-    }
-}
-
-impl CostFlows {
-    pub(crate) fn check(&self, c0: Buf, scale: Buf, flows: Buf) {
-        let (g, n) = (self.groups, self.n);
-        check_range(c0, 0, g * n * n, "cost_flows c0");
-        check_range(scale, 0, g * n, "cost_flows scale");
-        check_range(flows, 0, g * 2 * n, "cost_flows flows");
-    }
-}
-
-impl HUpdate {
-    pub(crate) fn check(&self, flows: Buf, h: Buf, scale: Buf, history: Buf) {
-        let (g, n) = (self.groups, self.n);
-        check_range(flows, 0, g * 2 * n, "h_update flows");
-        check_range(h, 0, g * n, "h_update h");
-        check_range(scale, 0, g * n, "h_update scale");
-        check_range(history, self.history_offset, 2 * g, "h_update history");
-        assert!(
-            h.id != scale.id && h.id != history.id && scale.id != history.id,
-            "h_update: h, scale and history must differ"
-        );
-    }
-}
-
-impl TaskTransform {
-    pub(crate) fn check(&self, src: Buf, h: Buf, dst: Buf) {
-        check_range(src, 0, self.len(), "task_transform src");
-        check_range(h, 0, self.groups * self.n, "task_transform h");
-        check_range(dst, 0, self.len(), "task_transform dst");
-    }
-}
-
-/// The bounds of `Backend::scaled_difference`.
-pub(crate) fn check_difference(a: Buf, b: Buf, out: Buf, len: usize) {
-    for buf in [a, b, out] {
-        check_range(buf, 0, len, "scaled_difference");
-    }
-}
-
-pub(crate) fn check_range(buf: Buf, offset: usize, len: usize, op: &str) {
+/// Panics unless `offset..offset + len` lies inside `buf`, naming the op and the buffer.
+pub(crate) fn check_range(buf: RawBuf, offset: usize, len: usize, op: &str) {
     assert!(
         offset + len <= buf.len,
         "{op}: range {offset}..{} is outside buffer '{}' of {} values",

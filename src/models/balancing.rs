@@ -1,19 +1,19 @@
 //! Synaptic balancing (paper 001, sections 4-6): the flow on the task-preserving manifold, its
 //! generalised Lax variants, and a direct solver for the balanced point, for a batch of
-//! independent networks, written against `Backend` only.
+//! independent networks. Uses the op family balance.
 //!
 //! The state is h (one value per neuron). The costs at h are never written out: for power-law
 //! costs c_ij(h) = c0_ij e^(p (h_j - h_i)) exactly (eq. 14), so one pass over the initial costs c0
 //! per iteration gives every neuron's incoming and outgoing cost, and the weights are
 //! transformed once at the end (eq. 4). Signs and zeros of J are therefore kept exactly.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::cpu::power;
-use crate::backend::{
-    Aggregate, Alpha, Backend, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
+use crate::analysis::balance::{largest_stable_dt as stable_dt, why_no_balanced_point};
+use crate::backend::balance::{
+    power, Aggregate, Alpha, BalanceOps, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
 };
+use crate::backend::{Backend, BufferOps, Scope};
 use crate::error::DaleError;
 
 /// The most iterations recorded on the device between two readbacks of the history.
@@ -79,6 +79,42 @@ impl<'a> Networks<'a> {
             alpha_values: &[],
         }
     }
+
+    /// alpha_ij of network g.
+    fn alpha(&self, g: usize, i: usize, j: usize) -> f32 {
+        let n = self.n;
+        match self.alpha {
+            Alpha::One => 1.0,
+            Alpha::PerColumn { shared } => self.alpha_values[if shared { 0 } else { g * n } + j],
+            Alpha::Full { shared } => {
+                self.alpha_values[if shared { 0 } else { g * n * n } + i * n + j]
+            }
+        }
+    }
+
+    /// c_ij of network g (eq. 23), computed on the host as the balance ops compute it.
+    pub fn cost(&self, g: usize, i: usize, j: usize, p: f32) -> f64 {
+        let n = self.n;
+        f64::from(self.alpha(g, i, j) * power(self.j[g * n * n + i * n + j].abs(), p))
+    }
+
+    /// The costs of network g on the host, [n, n] in f64, for analyses and tests.
+    pub fn costs(&self, g: usize, p: f32) -> Vec<f64> {
+        let n = self.n;
+        (0..n * n).map(|e| self.cost(g, e / n, e % n, p)).collect()
+    }
+
+    /// The largest stable step of the flow over every network (`analysis::balance`).
+    pub fn largest_stable_dt(&self, p: f32) -> f32 {
+        (0..self.groups)
+            .map(|g| stable_dt(self.n, p, |i, j| self.cost(g, i, j, p)))
+            .fold(f32::INFINITY, f32::min)
+    }
+
+    /// Why network g has no finite balanced point, if it has none (001 Prop. B.1).
+    pub fn why_unbalanceable(&self, g: usize, p: f32) -> Option<String> {
+        why_no_balanced_point(self.n, |i, j| self.cost(g, i, j, p) > 0.0)
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -104,9 +140,22 @@ pub struct Balanced {
 }
 
 /// Balances every network. Errors: a non-finite neural gradient (the run diverged), or the
-/// solver asked for a network without a finite balanced point.
+/// solver asked for a network without a finite balanced point. The buffers it uses are freed
+/// when it returns.
 pub fn balance(
     backend: &mut dyn Backend,
+    nets: &Networks,
+    params: &BalanceParams,
+) -> Result<Balanced, DaleError> {
+    let mut scope = Scope::new();
+    let result = balance_in(backend, &mut scope, nets, params);
+    scope.free(backend);
+    result
+}
+
+fn balance_in(
+    backend: &mut dyn Backend,
+    scope: &mut Scope,
     nets: &Networks,
     params: &BalanceParams,
 ) -> Result<Balanced, DaleError> {
@@ -132,18 +181,26 @@ pub fn balance(
                 return Err(DaleError::scene("method", "the direct solver balances power-law costs (aggregate \"sum\"); use the flow for \"max\""));
             }
             for g in 0..groups {
-                if let Some(why) = why_no_balanced_point(n, |i, j| cost_at(nets, g, i, j, p) > 0.0)
-                {
+                if let Some(why) = nets.why_unbalanceable(g, p) {
                     return Err(DaleError::NoBalance { network: g, why });
                 }
             }
             HStep::Osborne
         }
     };
-    let self_cost: Vec<f64> = (0..groups).map(|g| self_synapse_cost(nets, g, p)).collect();
+    // sum_k c_kk: the self-synapses, which the transformation leaves alone.
+    let self_cost: Vec<f64> = (0..groups)
+        .map(|g| (0..n).map(|k| nets.cost(g, k, k, p)).sum())
+        .collect();
 
-    let j0 = backend.alloc_from("J0", nets.j)?;
-    let alpha = backend.alloc_from(
+    let gradients = CostFlows {
+        groups,
+        n,
+        aggregate: params.aggregate,
+    };
+    let j0 = scope.alloc_from(backend, "J0", nets.j)?;
+    let alpha = scope.alloc_from(
+        backend,
         "alpha",
         if nets.alpha_values.is_empty() {
             &[0.0]
@@ -151,24 +208,19 @@ pub fn balance(
             nets.alpha_values
         },
     )?;
-    let c0 = backend.alloc("c0", groups * n * n)?;
-    let h = backend.alloc("h", groups * n)?;
-    let scale = backend.alloc_from("s = e^(p h)", &vec![1.0; groups * n])?;
-    let flows = backend.alloc("incoming and outgoing costs", groups * 2 * n)?;
-    let history = backend.alloc("history", CHUNK_ITERATIONS * 2 * groups)?;
+    let c0 = scope.alloc(backend, "c0", groups * n * n)?;
+    let h = scope.alloc(backend, "h", groups * n)?;
+    let scale = scope.alloc_from(backend, "s = e^(p h)", &vec![1.0; groups * n])?;
+    let flows = scope.alloc(backend, "incoming and outgoing costs", groups * 2 * n)?;
+    let partials = scope.alloc(backend, "cost_flows partials", gradients.partials_len())?;
+    let history = scope.alloc(backend, "history", CHUNK_ITERATIONS * 2 * groups)?;
     let samples_per_chunk = if params.h_every > 0 {
         CHUNK_ITERATIONS.div_ceil(params.h_every)
     } else {
         0
     };
-    let h_samples = backend.alloc("h samples", samples_per_chunk * groups * n)?;
+    let h_samples = scope.alloc(backend, "h samples", samples_per_chunk * groups * n)?;
     backend.costs(j0, alpha, c0, costs);
-
-    let gradients = CostFlows {
-        groups,
-        n,
-        aggregate: params.aggregate,
-    };
     let mut out = Balanced::default();
     let mut g0: Option<Vec<f64>> = None;
     let mut done = 0;
@@ -182,7 +234,7 @@ pub fn balance(
                 out.h_iterations.push(done + i);
                 samples += 1;
             }
-            backend.cost_flows(c0, scale, flows, gradients);
+            backend.cost_flows(c0, scale, flows, partials, gradients);
             backend.h_update(
                 flows,
                 h,
@@ -231,7 +283,7 @@ pub fn balance(
     out.iterations = done;
 
     // The end point: its costs, neural gradients and weights.
-    backend.cost_flows(c0, scale, flows, gradients);
+    backend.cost_flows(c0, scale, flows, partials, gradients);
     out.flows = backend.download(flows, 0, groups * 2 * n)?;
     for g in 0..groups {
         let (inc, outg) = out.flows[g * 2 * n..][..2 * n].split_at(n);
@@ -259,8 +311,8 @@ pub fn balance(
     out.j = backend.download(c0, 0, recurrent.len())?;
     let mut transform = |weights, values: &[f32]| -> Result<Vec<f32>, DaleError> {
         let spec = TaskTransform { groups, n, weights };
-        let src = backend.alloc_from("weights to transform", values)?;
-        let dst = backend.alloc("transformed weights", spec.len())?;
+        let src = scope.alloc_from(backend, "weights to transform", values)?;
+        let dst = scope.alloc(backend, "transformed weights", spec.len())?;
         backend.task_transform(src, h, dst, spec);
         backend.download(dst, 0, spec.len())
     };
@@ -271,177 +323,4 @@ pub fn balance(
         out.w_out = transform(Weights::Output { k }, w)?;
     }
     Ok(out)
-}
-
-/// alpha_ij of network g.
-fn alpha_at(nets: &Networks, g: usize, i: usize, j: usize) -> f32 {
-    let n = nets.n;
-    match nets.alpha {
-        Alpha::One => 1.0,
-        Alpha::PerColumn { shared } => nets.alpha_values[if shared { 0 } else { g * n } + j],
-        Alpha::Full { shared } => nets.alpha_values[if shared { 0 } else { g * n * n } + i * n + j],
-    }
-}
-
-/// c_ij of network g (eq. 23), computed on the host as the CPU backend computes it.
-pub fn cost_at(nets: &Networks, g: usize, i: usize, j: usize, p: f32) -> f64 {
-    let n = nets.n;
-    f64::from(alpha_at(nets, g, i, j) * power(nets.j[g * n * n + i * n + j].abs(), p))
-}
-
-/// The costs of network g on the host, [n, n] in f64, for analyses and tests.
-pub fn host_costs(nets: &Networks, g: usize, p: f32) -> Vec<f64> {
-    let n = nets.n;
-    (0..n * n)
-        .map(|e| cost_at(nets, g, e / n, e % n, p))
-        .collect()
-}
-
-/// The largest forward-Euler step of the flow that is stable at the start, for every network:
-/// the flow's Jacobian in h is -p L (eq. 37), Euler needs dt p lambda_max(L) < 2, and by
-/// Gershgorin lambda_max(L) <= 2 max_k (in_k + out_k). Returns 1 / (p max_k (in_k + out_k)).
-/// The total cost only falls along the flow, so this stays a safe step in practice; a network far
-/// from balance has a large degree somewhere and needs many small steps (the solver does not).
-pub fn largest_stable_dt(nets: &Networks, p: f32) -> f32 {
-    let n = nets.n;
-    let mut top = 0.0f64;
-    for g in 0..nets.groups {
-        let mut degree = vec![0.0f64; n];
-        for i in 0..n {
-            for j in (0..n).filter(|&j| j != i) {
-                let c = cost_at(nets, g, i, j, p);
-                degree[i] += c;
-                degree[j] += c;
-            }
-        }
-        top = degree.iter().fold(top, |m, d| m.max(*d));
-    }
-    if top > 0.0 {
-        (1.0 / (f64::from(p) * top)) as f32
-    } else {
-        f32::INFINITY
-    }
-}
-
-/// Prop. 5's lower bound on the balanced cost of network g: sum_ij sqrt(c_ij c_ji) (eq. 42).
-/// The sum is symmetric in (i, j): it runs over the square tiles on and above the diagonal, each
-/// small enough that c_ji comes from cache, one band of rows per task, and adds the bands' totals
-/// in order, so that the result does not depend on the thread count.
-pub fn geometric_mean_bound(nets: &Networks, g: usize, p: f32) -> f64 {
-    const TILE: usize = 64;
-    let n = nets.n;
-    let tiles = n.div_ceil(TILE);
-    let span = |t: usize| t * TILE..((t + 1) * TILE).min(n);
-    let bands: Vec<f64> = (0..tiles)
-        .into_par_iter()
-        .map(|bi| {
-            let mut band = 0.0;
-            for bj in bi..tiles {
-                let mut tile = 0.0;
-                for i in span(bi) {
-                    for j in span(bj) {
-                        tile += (cost_at(nets, g, i, j, p) * cost_at(nets, g, j, i, p)).sqrt();
-                    }
-                }
-                band += if bj == bi { tile } else { 2.0 * tile };
-            }
-            band
-        })
-        .collect();
-    bands.iter().sum()
-}
-
-/// sum_k c_kk: the self-synapses, which the transformation leaves alone.
-fn self_synapse_cost(nets: &Networks, g: usize, p: f32) -> f64 {
-    (0..nets.n).map(|k| cost_at(nets, g, k, k, p)).sum()
-}
-
-/// Strongly connected components of the graph with an edge j -> i wherever `positive(i, j)`
-/// (i != j), as a component index per neuron (Kosaraju's two passes, iterative).
-pub fn strong_components(n: usize, positive: impl Fn(usize, usize) -> bool) -> Vec<usize> {
-    let edge = |from: usize, to: usize| from != to && positive(to, from);
-    let mut seen = vec![false; n];
-    let mut order = Vec::with_capacity(n);
-    for root in 0..n {
-        if seen[root] {
-            continue;
-        }
-        seen[root] = true;
-        let mut stack = vec![(root, 0usize)];
-        while let Some(&mut (v, ref mut next)) = stack.last_mut() {
-            if let Some(w) = (*next..n).find(|&w| !seen[w] && edge(v, w)) {
-                *next = w + 1;
-                seen[w] = true;
-                stack.push((w, 0));
-            } else {
-                order.push(v);
-                stack.pop();
-            }
-        }
-    }
-    let mut comp = vec![usize::MAX; n];
-    let mut count = 0;
-    for &root in order.iter().rev() {
-        if comp[root] != usize::MAX {
-            continue;
-        }
-        comp[root] = count;
-        let mut stack = vec![root];
-        while let Some(v) = stack.pop() {
-            for w in 0..n {
-                if comp[w] == usize::MAX && edge(w, v) {
-                    comp[w] = count;
-                    stack.push(w);
-                }
-            }
-        }
-        count += 1;
-    }
-    comp
-}
-
-/// None when every connected component of the cost graph (c_ij > 0 where `positive(i, j)`) is
-/// strongly connected, so that a finite balanced point exists (001 Prop. B.1); otherwise which
-/// synapse leaves its strong component.
-pub fn why_no_balanced_point(n: usize, positive: impl Fn(usize, usize) -> bool) -> Option<String> {
-    if strongly_connected(n, &positive) {
-        return None;
-    }
-    let comp = strong_components(n, &positive);
-    let count = comp.iter().max().map_or(0, |m| m + 1);
-    for i in 0..n {
-        for j in 0..n {
-            if i != j && comp[i] != comp[j] && positive(i, j) {
-                return Some(format!(
-                    "the synapse from neuron {j} to neuron {i} has a positive cost but no path of synapses leads back from {i} to {j} \
-                     ({count} strongly connected components); along such a feedforward link the cost can only shrink towards 0 as h diverges"
-                ));
-            }
-        }
-    }
-    None
-}
-
-/// Whether every neuron reaches every other along the edges j -> i where `positive(i, j)`: one
-/// search from neuron 0 along the edges and one against them, each testing only the neurons not
-/// yet reached, so that a dense network costs O(N) tests where Kosaraju's passes cost O(N^2).
-fn strongly_connected(n: usize, positive: impl Fn(usize, usize) -> bool) -> bool {
-    [true, false].into_iter().all(|along| {
-        let mut unreached: Vec<usize> = (1..n).collect();
-        let mut frontier = vec![0];
-        while let Some(v) = frontier.pop() {
-            unreached.retain(|&w| {
-                let edge = if along {
-                    positive(w, v)
-                } else {
-                    positive(v, w)
-                };
-                if edge {
-                    frontier.push(w);
-                }
-                !edge
-            });
-        }
-        unreached.is_empty()
-    })
 }

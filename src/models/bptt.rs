@@ -10,10 +10,10 @@
 //! error is normalised; at its learning rate 0.003 the plain sum over 50 steps diverges in the
 //! first iterations, so the error is the mean, as PyTorch's MSELoss computes it.)
 
-use crate::backend::{
-    Axis, Backend, Buf, EulerBackward, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp,
-    SgdStep,
-};
+use crate::backend::linalg::{Axis, Layout, LinalgOps, MatmulShape, Reduce, ReduceOp};
+use crate::backend::rate::{EulerStep, RateOps};
+use crate::backend::train::{EulerBackward, SgdStep, TrainOps};
+use crate::backend::{Backend, Buf, BufferOps, Phi, Scope};
 use crate::error::DaleError;
 
 /// One network's weights: J [n, n], W_in [n, m], W_out [k, n], row-major.
@@ -52,33 +52,35 @@ pub struct Gradients {
     pub w_out: Vec<f32>,
 }
 
-/// Device buffers of one network and one batch shape; built once, reused every iteration.
+/// Device buffers of one network and one batch shape; built once, reused every iteration, and
+/// given back by `free`.
 pub struct Trainer {
+    scope: Scope,
     net: Net,
     dynamics: Dynamics,
     trials: usize,
     steps: usize,
-    x: Buf,
-    r: Buf,
-    drive: Buf,
-    zeros: Buf,
-    pub j: Buf,
-    pub w_in: Buf,
-    pub w_out: Buf,
-    u: Buf,
-    z: Buf,
-    xs: Buf,
-    rs: Buf,
-    y: Buf,
-    e: Buf,
-    s: Buf,
-    d: Buf,
-    back: Buf,
-    grad_j: Buf,
-    grad_in: Buf,
-    grad_out: Buf,
+    x: Buf<f32>,
+    r: Buf<f32>,
+    drive: Buf<f32>,
+    zeros: Buf<f32>,
+    pub j: Buf<f32>,
+    pub w_in: Buf<f32>,
+    pub w_out: Buf<f32>,
+    u: Buf<f32>,
+    z: Buf<f32>,
+    xs: Buf<f32>,
+    rs: Buf<f32>,
+    y: Buf<f32>,
+    e: Buf<f32>,
+    s: Buf<f32>,
+    d: Buf<f32>,
+    back: Buf<f32>,
+    grad_j: Buf<f32>,
+    grad_in: Buf<f32>,
+    grad_out: Buf<f32>,
     /// Per-iteration records: the loss at 2 i, free for the caller at 2 i + 1.
-    pub history: Buf,
+    pub history: Buf<f32>,
 }
 
 impl Trainer {
@@ -92,36 +94,44 @@ impl Trainer {
     ) -> Result<Self, DaleError> {
         let (n, m, k) = (net.n, net.m, net.k);
         let state = trials * n;
+        let mut scope = Scope::new();
+        let mut alloc = |label, len| scope.alloc(be, label, len);
         let t = Self {
             net: net.clone(),
             dynamics,
             trials,
             steps,
-            x: be.alloc("x", state)?,
-            r: be.alloc("r", state)?,
-            drive: be.alloc("drive", state)?,
-            zeros: be.alloc("zeros", state)?,
-            j: be.alloc("J", n * n)?,
-            w_in: be.alloc("W_in", n * m)?,
-            w_out: be.alloc("W_out", k * n)?,
-            u: be.alloc("inputs", steps * trials * m)?,
-            z: be.alloc("targets", steps * trials * k)?,
-            xs: be.alloc("x_1..x_T", steps * state)?,
-            rs: be.alloc("r_0..r_T-1", steps * state)?,
-            y: be.alloc("y", steps * trials * k)?,
-            e: be.alloc("output errors", steps * trials * k)?,
-            s: be.alloc("e W_out", steps * state)?,
-            d: be.alloc("delta_1..delta_T", steps * state)?,
-            back: be.alloc("delta J", state)?,
-            grad_j: be.alloc("dL/dJ", n * n)?,
-            grad_in: be.alloc("dL/dW_in", n * m)?,
-            grad_out: be.alloc("dL/dW_out", k * n)?,
-            history: be.alloc("training history", history_len.max(1) * 2)?,
+            x: alloc("x", state)?,
+            r: alloc("r", state)?,
+            drive: alloc("drive", state)?,
+            zeros: alloc("zeros", state)?,
+            j: alloc("J", n * n)?,
+            w_in: alloc("W_in", n * m)?,
+            w_out: alloc("W_out", k * n)?,
+            u: alloc("inputs", steps * trials * m)?,
+            z: alloc("targets", steps * trials * k)?,
+            xs: alloc("x_1..x_T", steps * state)?,
+            rs: alloc("r_0..r_T-1", steps * state)?,
+            y: alloc("y", steps * trials * k)?,
+            e: alloc("output errors", steps * trials * k)?,
+            s: alloc("e W_out", steps * state)?,
+            d: alloc("delta_1..delta_T", steps * state)?,
+            back: alloc("delta J", state)?,
+            grad_j: alloc("dL/dJ", n * n)?,
+            grad_in: alloc("dL/dW_in", n * m)?,
+            grad_out: alloc("dL/dW_out", k * n)?,
+            history: alloc("training history", history_len.max(1) * 2)?,
+            scope,
         };
         be.upload(t.j, 0, &net.j)?;
         be.upload(t.w_in, 0, &net.w_in)?;
         be.upload(t.w_out, 0, &net.w_out)?;
         Ok(t)
+    }
+
+    /// Gives the trainer's buffers back to the backend.
+    pub fn free(self, be: &mut dyn Backend) {
+        self.scope.free(be);
     }
 
     pub fn set_trials(&mut self, be: &mut dyn Backend, trials: &Trials) -> Result<(), DaleError> {

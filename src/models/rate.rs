@@ -2,16 +2,16 @@
 //!     tau dx/dt = -x + J phi(x) + W_in u(t) (+ sigma xi(t)),     y = W_out x,
 //! integrated by forward Euler from x(0) = 0. The batch holds `networks` independent networks
 //! (each its own J, W_in, W_out) times `trials` per network; state buffers are [batch, N] with
-//! batch index = network * trials + trial. Written against `Backend` only.
+//! batch index = network * trials + trial. Uses the op families linalg and rate.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{
-    gaussian_noise, Axis, Backend, Buf, EulerStep, Layout, MatmulShape, Phi, Reduce, ReduceOp,
-};
+use crate::backend::linalg::{Axis, Layout, LinalgOps, MatmulShape, Reduce, ReduceOp};
+use crate::backend::rate::{gaussian_noise, EulerStep, RateOps};
+use crate::backend::{Backend, Buf, BufferOps, Phi, Scope};
 use crate::error::DaleError;
 
 /// Steps recorded into one submission: long enough to amortise a submit and a small readback,
@@ -317,9 +317,14 @@ pub struct Monitor {
     pub trials: Option<usize>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Monitors {
+    /// The state x, every `every` steps.
+    #[serde(default)]
     pub x: Option<Monitor>,
+    /// The readout y = W_out x, every `every` steps.
+    #[serde(default)]
     pub y: Option<Monitor>,
 }
 
@@ -345,24 +350,42 @@ pub struct Trajectory {
 }
 
 struct Bufs {
-    x: Buf,
-    r: Buf,
-    drive: Buf,
-    j: Buf,
-    w_in: Buf,
-    w_out: Buf,
-    u: Buf,
-    y: Buf,
-    pop: Buf,
-    health: Buf,
-    x_mon: Buf,
-    y_mon: Buf,
+    x: Buf<f32>,
+    r: Buf<f32>,
+    drive: Buf<f32>,
+    j: Buf<f32>,
+    w_in: Buf<f32>,
+    w_out: Buf<f32>,
+    u: Buf<f32>,
+    y: Buf<f32>,
+    pop: Buf<f32>,
+    health: Buf<f32>,
+    x_mon: Buf<f32>,
+    y_mon: Buf<f32>,
 }
 
 /// Runs `steps` Euler steps. `progress` is told the steps done after each chunk. On divergence
-/// the trajectory up to the last finite step comes back inside the error's companion.
+/// the trajectory up to the last finite step comes back inside the error's companion. The run's
+/// buffers are freed when it returns.
 pub fn simulate(
     backend: &mut dyn Backend,
+    p: &RateParams,
+    w: &Weights,
+    seed: u64,
+    steps: usize,
+    monitors: &Monitors,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Trajectory, (Trajectory, DaleError)> {
+    let mut scope = Scope::new();
+    let result = simulate_in(backend, &mut scope, p, w, seed, steps, monitors, progress);
+    scope.free(backend);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn simulate_in(
+    backend: &mut dyn Backend,
+    scope: &mut Scope,
     p: &RateParams,
     w: &Weights,
     seed: u64,
@@ -392,18 +415,18 @@ pub fn simulate(
     };
     let setup = (|| -> Result<Bufs, DaleError> {
         let bufs = Bufs {
-            x: backend.alloc("x", b * n)?,
-            r: backend.alloc("r = phi(x)", b * n)?,
-            drive: backend.alloc("drive", b * n)?,
-            j: backend.alloc("J", g * n * n)?,
-            w_in: backend.alloc("W_in", g * n * m)?,
-            w_out: backend.alloc("W_out", g * k * n)?,
-            u: backend.alloc("u", CHUNK_STEPS * b * m)?,
-            y: backend.alloc("y", b * k)?,
-            pop: backend.alloc("population rate", CHUNK_STEPS * b)?,
-            health: backend.alloc("max |x|", CHUNK_STEPS * b)?,
-            x_mon: backend.alloc("x monitor", samples_per_chunk(x_every) * x_trials * n)?,
-            y_mon: backend.alloc("y monitor", samples_per_chunk(y_every) * y_trials * k)?,
+            x: scope.alloc(backend, "x", b * n)?,
+            r: scope.alloc(backend, "r = phi(x)", b * n)?,
+            drive: scope.alloc(backend, "drive", b * n)?,
+            j: scope.alloc(backend, "J", g * n * n)?,
+            w_in: scope.alloc(backend, "W_in", g * n * m)?,
+            w_out: scope.alloc(backend, "W_out", g * k * n)?,
+            u: scope.alloc(backend, "u", CHUNK_STEPS * b * m)?,
+            y: scope.alloc(backend, "y", b * k)?,
+            pop: scope.alloc(backend, "population rate", CHUNK_STEPS * b)?,
+            health: scope.alloc(backend, "max |x|", CHUNK_STEPS * b)?,
+            x_mon: scope.alloc(backend, "x monitor", samples_per_chunk(x_every) * x_trials * n)?,
+            y_mon: scope.alloc(backend, "y monitor", samples_per_chunk(y_every) * y_trials * k)?,
         };
         backend.upload(bufs.j, 0, &w.j)?;
         backend.upload(bufs.w_in, 0, &w.w_in)?;

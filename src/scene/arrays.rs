@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use npyz::{DType, Endianness, NpyFile, Order, TypeChar};
 
-use crate::backend::cpu::zeroed_vec;
+use crate::host::zeroed_vec;
 use crate::error::DaleError;
 
 /// The element type an array came in, so that results go back in the same one.

@@ -3,9 +3,6 @@
 //! errors naming the JSON path, the value and what is allowed.
 
 pub mod arrays;
-pub mod balance_weights;
-pub mod balancing;
-pub mod cdi;
 pub mod output;
 pub mod plot;
 pub mod runner;
@@ -13,7 +10,13 @@ pub mod runner;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DaleError;
-use crate::models::rate::{Monitor, RateParams};
+use crate::experiments::balance_network::{inputs_from_files, BalanceNetwork, BalanceSettings};
+use crate::experiments::balancing_fig3::{Fig3, TwoNeurons};
+use crate::experiments::balancing_fig4::{CdiParams, Fig4};
+use crate::experiments::balancing_fig5::{Fig5, RingPerturbation};
+use crate::experiments::rate::RateRun;
+use crate::experiments::Experiment;
+use crate::models::rate::{Monitors, RateParams};
 
 /// Models a scene may name.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -34,22 +37,40 @@ struct SceneFile {
     params: serde_json::Value,
     /// Weight arrays from files (.npy or file.npz:name) instead of random ones.
     #[serde(default)]
-    weights: balance_weights::WeightFiles,
+    weights: WeightFiles,
     #[serde(default)]
-    monitors: MonitorsSpec,
+    monitors: Monitors,
     #[serde(default)]
     outputs: Outputs,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+/// Weight arrays named in a scene, each `file.npy` or `file.npz:name`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MonitorsSpec {
-    /// The state x, every `every` steps.
+#[allow(non_snake_case)]
+pub struct WeightFiles {
     #[serde(default)]
-    pub x: Option<Monitor>,
-    /// The readout y = W_out x, every `every` steps.
+    pub J: Option<String>,
     #[serde(default)]
-    pub y: Option<Monitor>,
+    pub W_in: Option<String>,
+    #[serde(default)]
+    pub W_out: Option<String>,
+    /// Gain moments sigma_j^2, [N]: the robustness cost.
+    #[serde(default)]
+    pub sigma2: Option<String>,
+    /// Cost weights alpha_ij, [N, N], for the power cost.
+    #[serde(default)]
+    pub alpha: Option<String>,
+}
+
+impl WeightFiles {
+    pub fn is_empty(&self) -> bool {
+        self.J.is_none()
+            && self.W_in.is_none()
+            && self.W_out.is_none()
+            && self.sigma2.is_none()
+            && self.alpha.is_none()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -80,7 +101,34 @@ impl Default for Outputs {
 #[serde(tag = "model", rename_all = "lowercase")]
 pub enum ModelParams {
     Rate(RateParams),
-    Balancing(balancing::BalancingScene),
+    Balancing(BalancingScene),
+}
+
+/// The experiments of paper 001's balancing model, by the `experiment` tag of `params`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "experiment", rename_all = "snake_case")]
+pub enum BalancingScene {
+    /// Fig. 3: two-neuron networks against the closed forms; `steps` flow iterations.
+    TwoNeurons(TwoNeurons),
+    /// Fig. 5: a perturbed ring relaxing; `steps` flow iterations.
+    RingPerturbation(RingPerturbation),
+    /// Fig. 4: networks trained on context-dependent integration, then balanced; `steps`
+    /// training iterations.
+    Cdi(CdiParams),
+    /// A network from files (the scene's `weights`), balanced as `dale balance` does; `steps` is
+    /// unused (the settings' max_iterations bounds the run).
+    Network(BalanceSettings),
+}
+
+impl BalancingScene {
+    fn validate(&self, at: &str) -> Result<(), DaleError> {
+        match self {
+            BalancingScene::TwoNeurons(p) => p.validate(at),
+            BalancingScene::RingPerturbation(p) => p.validate(at),
+            BalancingScene::Cdi(p) => p.validate(at),
+            BalancingScene::Network(s) => s.validate(&format!("{at}.")),
+        }
+    }
 }
 
 /// A parsed and validated scene.
@@ -90,8 +138,8 @@ pub struct Scene {
     pub seed: u64,
     pub steps: usize,
     pub params: ModelParams,
-    pub weights: balance_weights::WeightFiles,
-    pub monitors: MonitorsSpec,
+    pub weights: WeightFiles,
+    pub monitors: Monitors,
     pub outputs: Outputs,
 }
 
@@ -118,7 +166,7 @@ impl Scene {
                 ModelParams::Rate(p)
             }
             ModelName::Balancing => {
-                let p: balancing::BalancingScene = serde_path_to_error::deserialize(file.params)
+                let p: BalancingScene = serde_path_to_error::deserialize(file.params)
                     .map_err(|e| path_of("params", e))?;
                 p.validate("params")?;
                 ModelParams::Balancing(p)
@@ -157,8 +205,7 @@ impl Scene {
             ModelParams::Rate(_) if w.sigma2.is_some() || w.alpha.is_some() => {
                 return Err(DaleError::scene("weights", "sigma2 and alpha are cost weights of the balancing model; the rate model takes J, W_in, W_out"));
             }
-            ModelParams::Balancing(balancing::BalancingScene::Network(s)) => {
-                s.validate("params.")?;
+            ModelParams::Balancing(BalancingScene::Network(_)) => {
                 if w.J.is_none() {
                     return Err(DaleError::scene("weights.J", "missing; the experiment \"network\" balances the J given here (.npy or file.npz:name)"));
                 }
@@ -195,7 +242,39 @@ impl Scene {
         self.steps = self.steps.min(100);
         match &mut self.params {
             ModelParams::Rate(p) => p.smoke(),
-            ModelParams::Balancing(p) => p.smoke(),
+            ModelParams::Balancing(BalancingScene::RingPerturbation(p)) => p.smoke(),
+            ModelParams::Balancing(BalancingScene::Cdi(p)) => p.smoke(),
+            ModelParams::Balancing(BalancingScene::TwoNeurons(_) | BalancingScene::Network(_)) => {}
         }
+    }
+
+    /// The experiment this scene runs, with every array it names read and checked.
+    pub fn experiment(&self) -> Result<Box<dyn Experiment>, DaleError> {
+        let (seed, steps) = (self.seed, self.steps);
+        Ok(match &self.params {
+            ModelParams::Rate(p) => Box::new(RateRun::new(
+                p.clone(),
+                &self.weights,
+                seed,
+                steps,
+                self.monitors.clone(),
+            )?),
+            ModelParams::Balancing(BalancingScene::TwoNeurons(p)) => Box::new(Fig3 {
+                params: p.clone(),
+                steps,
+            }),
+            ModelParams::Balancing(BalancingScene::RingPerturbation(p)) => {
+                Box::new(Fig5 { params: *p, steps })
+            }
+            ModelParams::Balancing(BalancingScene::Cdi(p)) => Box::new(Fig4 {
+                params: p.clone(),
+                steps,
+                seed,
+            }),
+            ModelParams::Balancing(BalancingScene::Network(s)) => Box::new(BalanceNetwork::new(
+                inputs_from_files(&self.weights)?,
+                s.clone(),
+            )?),
+        })
     }
 }

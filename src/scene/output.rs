@@ -63,19 +63,6 @@ pub fn write_npy<T: npyz::AutoSerialize + bytemuck::Pod>(
     write_atomic_parts(path, &[&header, bytemuck::cast_slice(data)])
 }
 
-/// Writes each (file name, shape, values) as .npy in `out`, atomically; returns the names.
-pub fn write_npys(
-    out: &Path,
-    arrays: &[(&str, Vec<usize>, &[f32])],
-) -> Result<Vec<String>, DaleError> {
-    let mut files = Vec::new();
-    for (name, shape, data) in arrays {
-        write_npy(&out.join(name), shape, data)?;
-        files.push(name.to_string());
-    }
-    Ok(files)
-}
-
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), DaleError> {
     let mut text = serde_json::to_string_pretty(value).expect("JSON values serialise");
     text.push('\n');

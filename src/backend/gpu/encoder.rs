@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::kernels::{Kernel, PARAM_BYTES};
+use super::kernels::PARAM_BYTES;
 use super::GpuContext;
 use crate::error::DaleError;
 
@@ -14,11 +14,11 @@ use crate::error::DaleError;
 pub const SLOTS: usize = 4096;
 
 /// Storage buffers one kernel may bind (h_update has four).
-const MAX_BINDINGS: usize = 4;
+pub const MAX_BINDINGS: usize = 4;
 
 enum Command {
     Dispatch {
-        kernel: Kernel,
+        kernel: usize,
         buffers: [u32; MAX_BINDINGS],
         slot: u32,
         groups: [u32; 3],
@@ -38,7 +38,8 @@ pub struct Recorder {
     slots: u32,
     slot_bytes: u64,
     params_buf: wgpu::Buffer,
-    bind_groups: HashMap<(Kernel, [u32; MAX_BINDINGS]), wgpu::BindGroup>,
+    /// Built once per (kernel, buffers) and kept until one of the buffers is freed.
+    bind_groups: HashMap<(usize, [u32; MAX_BINDINGS]), wgpu::BindGroup>,
 }
 
 impl Recorder {
@@ -64,14 +65,25 @@ impl Recorder {
         self.slots as usize == SLOTS
     }
 
-    /// Records one dispatch of `kernel` over `buffers` (storage bindings 1..), with `params` as its uniform block.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Drops the bind groups that hold buffer `id`, which is being freed.
+    pub fn forget(&mut self, id: u32) {
+        self.bind_groups
+            .retain(|(_, ids), _| !ids.contains(&id));
+    }
+
+    /// Records one dispatch of kernel `kernel` (its index in the table) over `buffers` (storage
+    /// bindings 1..), with `params` as its uniform block.
     pub fn dispatch(
         &mut self,
         ctx: &GpuContext,
-        all: &[wgpu::Buffer],
-        kernel: Kernel,
+        all: &[Option<wgpu::Buffer>],
+        kernel: usize,
         buffers: &[u32],
-        params: &[u32],
+        params: &[u8],
         groups: [u32; 3],
     ) {
         debug_assert!(!self.is_full());
@@ -89,18 +101,18 @@ impl Recorder {
             for (i, &id) in buffers.iter().enumerate() {
                 entries.push(wgpu::BindGroupEntry {
                     binding: i as u32 + 1,
-                    resource: all[id as usize].as_entire_binding(),
+                    resource: live(all, id).as_entire_binding(),
                 });
             }
             ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(kernel.entry()),
+                label: Some(ctx.kernels.kernel(kernel).entry),
                 layout: ctx.kernels.layout(kernel),
                 entries: &entries,
             })
         });
         let start = self.params.len();
         self.params.resize(start + self.slot_bytes as usize, 0);
-        self.params[start..start + params.len() * 4].copy_from_slice(bytemuck::cast_slice(params));
+        self.params[start..start + params.len()].copy_from_slice(params);
         self.commands.push(Command::Dispatch {
             kernel,
             buffers: ids,
@@ -125,7 +137,7 @@ impl Recorder {
     pub fn submit(
         &mut self,
         ctx: &GpuContext,
-        all: &[wgpu::Buffer],
+        all: &[Option<wgpu::Buffer>],
         extra: impl FnOnce(&mut wgpu::CommandEncoder),
     ) -> Result<(), DaleError> {
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -173,9 +185,9 @@ impl Recorder {
                 } => {
                     pass = None;
                     encoder.copy_buffer_to_buffer(
-                        &all[src as usize],
+                        live(all, src),
                         src_offset,
-                        &all[dst as usize],
+                        live(all, dst),
                         dst_offset,
                         bytes,
                     );
@@ -190,7 +202,7 @@ impl Recorder {
             .iter()
             .filter_map(|c| {
                 if let Command::Dispatch { kernel, .. } = c {
-                    Some(kernel.entry())
+                    Some(ctx.kernels.kernel(*kernel).entry)
                 } else {
                     None
                 }
@@ -209,4 +221,11 @@ impl Recorder {
         }
         Ok(())
     }
+}
+
+/// Buffer `id`, which the backend has not freed: ops are recorded on live buffers only.
+fn live(all: &[Option<wgpu::Buffer>], id: u32) -> &wgpu::Buffer {
+    all[id as usize]
+        .as_ref()
+        .expect("ops are recorded on live buffers; freed ones leave only after submission")
 }

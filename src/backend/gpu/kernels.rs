@@ -1,123 +1,45 @@
-//! The kernel table: each WGSL file of shaders/ compiled once per device, one pipeline per entry
-//! point, each with an explicit layout (binding 0: the op's parameters at a dynamic offset;
-//! then its storage buffers in order).
+//! The kernel table: built once per device from the one list of kernels (`backend::kernels`),
+//! each WGSL file compiled once, one pipeline per entry point with an explicit layout (binding 0:
+//! the op's Params at a dynamic offset; then its storage buffers in order, with their access).
 
+use crate::backend::{Access, Kernel};
 use crate::error::DaleError;
 
-/// Bytes of one op's parameters: every Params struct in shaders/ fits in 16 words.
+/// Bytes of one op's parameters (`op::PARAM_BYTES`).
 pub const PARAM_BYTES: u64 = 64;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kernel {
-    Matmul,
-    EulerStep,
-    ReduceRows,
-    ReduceCols,
-    Costs,
-    CostFlowsBands,
-    CostFlowsFinish,
-    HUpdate,
-    TaskTransform,
-    EulerBackward,
-    ScaledDifference,
-    SgdStep,
-}
-
-impl Kernel {
-    pub const ALL: [Kernel; 12] = [
-        Kernel::Matmul,
-        Kernel::EulerStep,
-        Kernel::ReduceRows,
-        Kernel::ReduceCols,
-        Kernel::Costs,
-        Kernel::CostFlowsBands,
-        Kernel::CostFlowsFinish,
-        Kernel::HUpdate,
-        Kernel::TaskTransform,
-        Kernel::EulerBackward,
-        Kernel::ScaledDifference,
-        Kernel::SgdStep,
-    ];
-
-    fn source(self) -> (&'static str, &'static str) {
-        match self {
-            Kernel::Matmul => ("matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
-            Kernel::EulerStep => ("rate.wgsl", include_str!("../../../shaders/rate.wgsl")),
-            Kernel::ReduceRows | Kernel::ReduceCols => {
-                ("reduce.wgsl", include_str!("../../../shaders/reduce.wgsl"))
-            }
-            Kernel::Costs
-            | Kernel::CostFlowsBands
-            | Kernel::CostFlowsFinish
-            | Kernel::HUpdate
-            | Kernel::TaskTransform => (
-                "balance.wgsl",
-                include_str!("../../../shaders/balance.wgsl"),
-            ),
-            Kernel::EulerBackward | Kernel::ScaledDifference | Kernel::SgdStep => {
-                ("bptt.wgsl", include_str!("../../../shaders/bptt.wgsl"))
-            }
-        }
-    }
-
-    pub fn entry(self) -> &'static str {
-        match self {
-            Kernel::Matmul => "matmul",
-            Kernel::EulerStep => "euler_step",
-            Kernel::ReduceRows => "reduce_rows",
-            Kernel::ReduceCols => "reduce_cols",
-            Kernel::Costs => "costs",
-            Kernel::CostFlowsBands => "cost_flows_bands",
-            Kernel::CostFlowsFinish => "cost_flows_finish",
-            Kernel::HUpdate => "h_update",
-            Kernel::TaskTransform => "task_transform",
-            Kernel::EulerBackward => "euler_backward",
-            Kernel::ScaledDifference => "scaled_difference",
-            Kernel::SgdStep => "sgd_step",
-        }
-    }
-
-    /// Whether each storage binding (1, 2, ...) is read-only.
-    fn storage(self) -> &'static [bool] {
-        match self {
-            Kernel::Matmul => &[true, true, false],
-            Kernel::EulerStep => &[false, false, true],
-            Kernel::ReduceRows | Kernel::ReduceCols => &[true, false],
-            Kernel::Costs
-            | Kernel::CostFlowsBands
-            | Kernel::CostFlowsFinish
-            | Kernel::TaskTransform => &[true, true, false],
-            Kernel::HUpdate => &[true, false, false, false],
-            Kernel::EulerBackward => &[false, true, true, true],
-            Kernel::ScaledDifference => &[true, true, false],
-            Kernel::SgdStep => &[false, true],
-        }
-    }
-}
-
 pub struct Kernels {
+    kernels: Vec<&'static Kernel>,
     layouts: Vec<wgpu::BindGroupLayout>,
     pipelines: Vec<wgpu::ComputePipeline>,
 }
 
 impl Kernels {
     pub fn build(device: &wgpu::Device) -> Result<Self, DaleError> {
-        let mut layouts = Vec::new();
-        let mut pipelines = Vec::new();
+        let mut table = Kernels {
+            kernels: Vec::new(),
+            layouts: Vec::new(),
+            pipelines: Vec::new(),
+        };
         let mut modules: Vec<(&str, wgpu::ShaderModule)> = Vec::new();
-        for kernel in Kernel::ALL {
-            let (file, text) = kernel.source();
+        for kernel in crate::backend::kernels() {
+            assert!(
+                !table.kernels.iter().any(|k| k.entry == kernel.entry && k.file == kernel.file),
+                "kernel {} of {} is listed twice",
+                kernel.entry,
+                kernel.file
+            );
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-            if !modules.iter().any(|(f, _)| *f == file) {
+            if !modules.iter().any(|(f, _)| *f == kernel.file) {
                 let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(file),
-                    source: wgpu::ShaderSource::Wgsl(text.into()),
+                    label: Some(kernel.file),
+                    source: wgpu::ShaderSource::Wgsl(kernel.source.into()),
                 });
-                modules.push((file, module));
+                modules.push((kernel.file, module));
             }
             let module = &modules
                 .iter()
-                .find(|(f, _)| *f == file)
+                .find(|(f, _)| *f == kernel.file)
                 .expect("module was just added")
                 .1;
             let mut entries = vec![wgpu::BindGroupLayoutEntry {
@@ -130,12 +52,14 @@ impl Kernels {
                 },
                 count: None,
             }];
-            for (i, &read_only) in kernel.storage().iter().enumerate() {
+            for (i, binding) in kernel.bindings.iter().enumerate() {
                 entries.push(wgpu::BindGroupLayoutEntry {
                     binding: i as u32 + 1,
                     visibility: wgpu::ShaderStages::COMPUTE,
                     ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Storage { read_only },
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: binding.access == Access::Read,
+                        },
                         has_dynamic_offset: false,
                         min_binding_size: None,
                     },
@@ -143,46 +67,52 @@ impl Kernels {
                 });
             }
             let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(kernel.entry()),
+                label: Some(kernel.entry),
                 entries: &entries,
             });
             let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.entry()),
+                label: Some(kernel.entry),
                 bind_group_layouts: &[Some(&layout)],
                 immediate_size: 0,
             });
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry()),
+                label: Some(kernel.entry),
                 layout: Some(&pipeline_layout),
                 module,
-                entry_point: Some(kernel.entry()),
+                entry_point: Some(kernel.entry),
                 compilation_options: Default::default(),
                 cache: None,
             });
             if let Some(err) = pollster::block_on(scope.pop()) {
                 return Err(DaleError::Gpu {
-                    what: format!("compiling {file}, entry {}", kernel.entry()),
+                    what: format!("compiling {}, entry {}", kernel.file, kernel.entry),
                     message: err.to_string(),
                 });
             }
-            layouts.push(layout);
-            pipelines.push(pipeline);
+            table.kernels.push(kernel);
+            table.layouts.push(layout);
+            table.pipelines.push(pipeline);
         }
-        Ok(Self { layouts, pipelines })
+        Ok(table)
     }
 
-    fn index(kernel: Kernel) -> usize {
-        Kernel::ALL
+    /// The kernel's place in the table. Kernels are statics, so one address is one kernel.
+    pub fn index(&self, kernel: &'static Kernel) -> usize {
+        self.kernels
             .iter()
-            .position(|k| *k == kernel)
-            .expect("every kernel is in ALL")
+            .position(|k| std::ptr::eq(*k, kernel))
+            .unwrap_or_else(|| panic!("kernel {} is not in backend::kernels()", kernel.entry))
     }
 
-    pub fn layout(&self, kernel: Kernel) -> &wgpu::BindGroupLayout {
-        &self.layouts[Self::index(kernel)]
+    pub fn kernel(&self, index: usize) -> &'static Kernel {
+        self.kernels[index]
     }
 
-    pub fn pipeline(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
-        &self.pipelines[Self::index(kernel)]
+    pub fn layout(&self, index: usize) -> &wgpu::BindGroupLayout {
+        &self.layouts[index]
+    }
+
+    pub fn pipeline(&self, index: usize) -> &wgpu::ComputePipeline {
+        &self.pipelines[index]
     }
 }

@@ -1,21 +1,9 @@
-//! Training ops of the rate network on the CPU. Twins: shaders/bptt.wgsl.
+//! The training ops on the CPU. Twins: shaders/train.wgsl.
 
 use rayon::prelude::*;
 
-use super::BLOCK;
-use crate::backend::{EulerBackward, Phi, SgdStep};
-
-/// phi'(v), as bptt.wgsl computes it.
-pub fn slope(phi: Phi, v: f32) -> f32 {
-    match phi {
-        Phi::Linear => 1.0,
-        Phi::Relu => f32::from(u8::from(v > 0.0)),
-        Phi::Tanh => {
-            let th = v.tanh();
-            1.0 - th * th
-        }
-    }
-}
+use super::{EulerBackward, SgdStep};
+use crate::backend::cpu::BLOCK;
 
 /// `delta` holds both delta[next..] (read) and delta[out..] (written); the ranges must not
 /// overlap, which the caller checked.
@@ -39,7 +27,7 @@ pub(super) fn euler_backward(
         let at = b * BLOCK;
         for (k, v) in o.iter_mut().enumerate() {
             let i = at + k;
-            let through_j = s.leak * slope(s.phi, x[i]) * back[i];
+            let through_j = s.leak * s.phi.slope(x[i]) * back[i];
             *v = (1.0 - s.leak) * next[i] + through_j + readout[i];
         }
     });

@@ -1,5 +1,6 @@
-//! `dale balance`: balance a network trained elsewhere, given as .npy (J alone) or .npz (J and
-//! optionally W_in, W_out, sigma2), and write the balanced weights in the dtype they came in.
+//! A network from files balanced as the paper's flow or the direct solver: the experiment
+//! "network" of a scene, and what `dale balance` runs. Its inputs are a .npy holding J or an .npz
+//! holding J and optionally W_in, W_out, sigma2, alpha (f32 or f64, C or Fortran order).
 
 use std::path::Path;
 use std::time::Instant;
@@ -7,17 +8,17 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::arrays::{expect_shape, read_array, read_npz, Array, Dtype};
-use super::output::{prepare_dir, write_json, write_npy};
-use super::plot::{line_panels, Panel, Series};
-use crate::backend::{Aggregate, Alpha, Backend};
+use super::{fits, Experiment, OutputArray, Plot, Report};
+use crate::analysis::balance::geometric_mean_bound;
+use crate::backend::balance::{Aggregate, Alpha};
+use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
-use crate::models::balancing::{
-    balance, cost_at, geometric_mean_bound, largest_stable_dt, why_no_balanced_point,
-    BalanceParams, Method, Networks,
-};
+use crate::models::balancing::{balance, BalanceParams, Method, Networks};
+use crate::scene::arrays::{expect_shape, read_array, read_npz, Array};
+use crate::scene::plot::{Panel, Series};
+use crate::scene::WeightFiles;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Cost {
     /// c = |J|^p.
@@ -28,11 +29,43 @@ pub enum Cost {
     Maxabs,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Solver {
     Direct,
     Flow,
+}
+
+impl Cost {
+    /// As the command line spells them.
+    pub const NAMES: [&'static str; 3] = ["power", "robustness", "maxabs"];
+}
+
+impl std::str::FromStr for Cost {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "power" => Ok(Cost::Power),
+            "robustness" => Ok(Cost::Robustness),
+            "maxabs" => Ok(Cost::Maxabs),
+            _ => Err(format!("cost `{s}`; allowed: {}", Self::NAMES.join(", "))),
+        }
+    }
+}
+
+impl Solver {
+    pub const NAMES: [&'static str; 2] = ["direct", "flow"];
+}
+
+impl std::str::FromStr for Solver {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "direct" => Ok(Solver::Direct),
+            "flow" => Ok(Solver::Flow),
+            _ => Err(format!("solver `{s}`; allowed: {}", Self::NAMES.join(", "))),
+        }
+    }
 }
 
 /// How to balance: the options of `dale balance`, and the params of the scene experiment
@@ -130,32 +163,27 @@ impl BalanceSettings {
     }
 }
 
-/// Weight arrays named in a scene, each `file.npy` or `file.npz:name`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(non_snake_case)]
-pub struct WeightFiles {
-    #[serde(default)]
-    pub J: Option<String>,
-    #[serde(default)]
-    pub W_in: Option<String>,
-    #[serde(default)]
-    pub W_out: Option<String>,
-    /// Gain moments sigma_j^2, [N]: the robustness cost.
-    #[serde(default)]
-    pub sigma2: Option<String>,
-    /// Cost weights alpha_ij, [N, N], for the power cost.
-    #[serde(default)]
-    pub alpha: Option<String>,
+/// A network from files and how to balance it.
+pub struct BalanceNetwork {
+    pub inputs: Inputs,
+    pub settings: BalanceSettings,
 }
 
-impl WeightFiles {
-    pub fn is_empty(&self) -> bool {
-        self.J.is_none()
-            && self.W_in.is_none()
-            && self.W_out.is_none()
-            && self.sigma2.is_none()
-            && self.alpha.is_none()
+impl BalanceNetwork {
+    /// Checks that the settings and the inputs go together; nothing is written before.
+    pub fn new(inputs: Inputs, settings: BalanceSettings) -> Result<Self, DaleError> {
+        settings.costs_of(&inputs)?;
+        Ok(BalanceNetwork { inputs, settings })
+    }
+}
+
+impl Experiment for BalanceNetwork {
+    fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
+        fits(backend, "weights.J", self.inputs.j.shape[0], "J holds N x N values", |n| n.checked_mul(n))
+    }
+
+    fn run(&self, backend: &mut dyn Backend, _: &mut dyn FnMut(usize)) -> Result<Report, DaleError> {
+        balance_inputs(backend, &self.inputs, &self.settings)
     }
 }
 
@@ -272,43 +300,13 @@ fn check_inputs(mut inputs: Inputs) -> Result<Inputs, DaleError> {
     Ok(inputs)
 }
 
-fn write<T: npyz::AutoSerialize + bytemuck::Pod>(
-    out: &Path,
-    name: &str,
-    shape: &[usize],
-    data: &[T],
-) -> Result<(), DaleError> {
-    write_npy(&out.join(name), shape, data)
-}
-
-/// Writes an array in the dtype its source came in.
-fn write_like(
-    out: &Path,
-    name: &str,
-    like: Dtype,
-    shape: &[usize],
-    data: &[f32],
-) -> Result<(), DaleError> {
-    match like {
-        Dtype::F32 => write(out, name, shape, data),
-        Dtype::F64 => write(
-            out,
-            name,
-            shape,
-            &data.iter().map(|v| f64::from(*v)).collect::<Vec<_>>(),
-        ),
-    }
-}
-
-/// Balances `inputs` as `settings` say, writing J.npy (and W_in.npy, W_out.npy when given) in the
-/// dtype they came in, h.npy and balance.png to `out`, which exists. Returns the summary figures
-/// and the files written.
-pub fn balance_inputs(
+/// Balances `inputs` as `settings` say. The report holds J (and W_in, W_out when given) in the
+/// dtype they came in, h, and the cost and ||g|| per iteration.
+fn balance_inputs(
     backend: &mut dyn Backend,
     inputs: &Inputs,
     settings: &BalanceSettings,
-    out: &Path,
-) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+) -> Result<Report, DaleError> {
     let n = inputs.j.shape[0];
     let (alpha, alpha_values, p, aggregate) = settings.costs_of(inputs)?;
     let solver = match (settings.solver, settings.cost) {
@@ -332,7 +330,7 @@ pub fn balance_inputs(
         alpha_values: &alpha_values,
     };
     let flow = || Method::Flow {
-        dt: 0.5 * largest_stable_dt(&nets, p),
+        dt: 0.5 * nets.largest_stable_dt(p),
     };
     let params = |method| BalanceParams {
         p,
@@ -356,36 +354,63 @@ pub fn balance_inputs(
             Err(e) => return Err(e),
         },
         Solver::Flow => {
-            let why = why_no_balanced_point(n, |i, k| cost_at(&nets, 0, i, k, p) > 0.0);
+            let why = nets.why_unbalanceable(0, p);
             let method = flow();
             (balance(backend, &nets, &params(method))?, method, why)
         }
     };
-    let lower_bound = geometric_mean_bound(&nets, 0, p);
+    let lower_bound = geometric_mean_bound(n, |i, k| nets.cost(0, i, k, p));
     let balance_s = t.elapsed().as_secs_f64();
 
-    let t = Instant::now();
-    let mut files = Vec::new();
-    write_like(out, "J.npy", inputs.j.dtype, &[n, n], &b.j)?;
-    files.push("J.npy".to_string());
-    write(out, "h.npy", &[n], &b.h)?;
-    files.push("h.npy".to_string());
-    if let Some(w) = &inputs.w_in {
-        write_like(out, "W_in.npy", w.dtype, &w.shape, &b.w_in)?;
-        files.push("W_in.npy".to_string());
+    let mut report = Report::default();
+    let (c0, c_end) = (b.total_cost[0], b.total_cost[b.total_cost.len() - 1]);
+    let g0 = b.grad_norm[0];
+    let upper_bound = c0 - g0 * g0 / (8.0 * c0);
+    // Totals are f32 sums of n^2 terms: 1e-5 relative is above their rounding for N < 10^4.
+    const SUM_TOL: f64 = 1e-5;
+    report.check("total_cost_did_not_increase", c_end <= c0 * (1.0 + SUM_TOL));
+    if aggregate == Aggregate::Sum && unbalanceable.is_none() && b.converged_at.is_some() {
+        report.check(
+            "balanced_cost_within_prop5_bounds",
+            lower_bound * (1.0 - SUM_TOL) <= c_end && c_end <= upper_bound * (1.0 + SUM_TOL),
+        );
     }
-    if let Some(w) = &inputs.w_out {
-        write_like(out, "W_out.npy", w.dtype, &w.shape, &b.w_out)?;
-        files.push("W_out.npy".to_string());
+    let flipped = inputs
+        .j
+        .data
+        .iter()
+        .zip(&b.j)
+        .filter(|(a, z)| a.signum() != z.signum() || (**a == 0.0) != (**z == 0.0))
+        .count();
+    report.check("signs_and_zeros_of_j_kept", flipped == 0);
+    report.arrays.push(OutputArray {
+        name: "J.npy".into(),
+        shape: vec![n, n],
+        data: b.j.clone(),
+        dtype: inputs.j.dtype,
+    });
+    report.array("h.npy", vec![n], b.h.clone());
+    for (given, data, name) in [
+        (&inputs.w_in, &b.w_in, "W_in.npy"),
+        (&inputs.w_out, &b.w_out, "W_out.npy"),
+    ] {
+        if let Some(w) = given {
+            report.arrays.push(OutputArray {
+                name: name.into(),
+                shape: w.shape.clone(),
+                data: data.clone(),
+                dtype: w.dtype,
+            });
+        }
     }
     let iters: Vec<f64> = (0..b.grad_norm.len()).map(|i| i as f64).collect();
     let series = |label: &str, v: &[f64]| Series {
         label: label.into(),
         points: iters.iter().zip(v).map(|(i, y)| (*i, *y)).collect(),
     };
-    line_panels(
-        &out.join("balance.png"),
-        &[
+    report.plots.push(Plot {
+        file: "balance.png".into(),
+        panels: vec![
             Panel {
                 title: "total cost C per iteration".into(),
                 x_label: "iteration (pass over J)".into(),
@@ -405,12 +430,8 @@ pub fn balance_inputs(
                 )],
             },
         ],
-    )?;
-    files.push("balance.png".to_string());
-    let write_s = t.elapsed().as_secs_f64();
-    let (c0, c_end) = (b.total_cost[0], b.total_cost[b.total_cost.len() - 1]);
-    let g0 = b.grad_norm[0];
-    let summary = json!({
+    });
+    report.figures = json!({
         "weights": { "J": inputs.j.file, "W_in": inputs.w_in.as_ref().map(|a| &a.file), "W_out": inputs.w_out.as_ref().map(|a| &a.file) },
         "n": n,
         "cost": format!("{:?}", settings.cost).to_lowercase(),
@@ -419,149 +440,14 @@ pub fn balance_inputs(
         "balanced": unbalanceable.is_none() && b.converged_at.is_some(),
         "no_finite_balance": unbalanceable,
         "total_cost": { "before": c0, "after": c_end },
-        "prop5_bounds_on_balanced_cost": { "lower": lower_bound, "upper": c0 - g0 * g0 / (8.0 * c0), "apply_to": "power-law costs (sum aggregate)" },
+        "prop5_bounds_on_balanced_cost": { "lower": lower_bound, "upper": upper_bound, "apply_to": "power-law costs (sum aggregate)" },
         "grad_norm": { "before": g0, "after": b.grad_norm[b.grad_norm.len() - 1], "tol_relative": settings.tol },
         // The tolerance is checked once per chunk (balancing::chunk_iterations); the run goes on to
         // the chunk's end.
         "passes_over_j": { "to_tolerance": b.converged_at.map(|i| i + 1), "run": b.iterations + 1 },
-        // Balancing includes the cost pass, the strong-connectivity check and the transformed
-        // weights; writing, the arrays and the plot.
-        "time_s": { "balance": balance_s, "write": write_s },
+        // The cost pass, the strong-connectivity check and the transformed weights.
+        "time_s": { "balance": balance_s },
     });
-    Ok((summary, files))
-}
-
-/// `dale balance WEIGHTS --out DIR`: reads and checks the arrays before creating DIR, balances,
-/// and writes summary.json beside the arrays.
-pub fn balance_weights(
-    backend: &mut dyn Backend,
-    weights: &Path,
-    out: &Path,
-    settings: &BalanceSettings,
-    backend_why: &str,
-) -> Result<(serde_json::Value, Vec<String>), DaleError> {
-    settings.validate("--")?;
-    let t = Instant::now();
-    let inputs = read_inputs(weights)?;
-    let read_s = t.elapsed().as_secs_f64();
-    settings.costs_of(&inputs)?;
-    let out = prepare_dir(out)?;
-    let (mut summary, mut files) = balance_inputs(backend, &inputs, settings, &out)?;
-    summary["time_s"]["read"] = json!(read_s);
-    summary["backend"] = json!(backend.info());
-    summary["backend_choice"] = json!(backend_why);
-    write_json(&out.join("summary.json"), &summary)?;
-    files.push("summary.json".to_string());
-    Ok((summary, files))
-}
-
-/// `dale balance --check WEIGHTS DIR`: runs the ReLU rate network (001 eq. 1-2) with the weights
-/// of WEIGHTS and with the balanced ones in DIR on the same white-noise inputs, and reports the
-/// largest output difference and whether signs and zeros were kept. Where W_in or W_out was not
-/// given, the identity stands in, transformed by DIR/h.npy as eq. 4 says, so that y = x0 is
-/// compared. An error when the task is not preserved.
-pub fn check_balanced(
-    backend: &mut dyn Backend,
-    weights: &Path,
-    dir: &Path,
-) -> Result<serde_json::Value, DaleError> {
-    let orig = read_inputs(weights)?;
-    let n = orig.j.shape[0];
-    let j_b = read_array(&dir.join("J.npy").to_string_lossy())?;
-    expect_shape(&j_b, &[n, n], "[N, N]: N from the original J")?;
-    let h = read_array(&dir.join("h.npy").to_string_lossy())?;
-    expect_shape(&h, &[n], "[N]")?;
-    let identity = |scale: &dyn Fn(usize) -> f32| -> Vec<f32> {
-        (0..n * n)
-            .map(|e| if e / n == e % n { scale(e % n) } else { 0.0 })
-            .collect()
-    };
-    let (w_in0, w_in_b, m) = match &orig.w_in {
-        Some(w) => {
-            let b = read_array(&dir.join("W_in.npy").to_string_lossy())?;
-            expect_shape(&b, &w.shape, "the original W_in's")?;
-            (w.data.clone(), b.data, w.shape[1])
-        }
-        None => (identity(&|_| 1.0), identity(&|i| (-h.data[i]).exp()), n),
-    };
-    let (w_out0, w_out_b, k) = match &orig.w_out {
-        Some(w) => {
-            let b = read_array(&dir.join("W_out.npy").to_string_lossy())?;
-            expect_shape(&b, &w.shape, "the original W_out's")?;
-            (w.data.clone(), b.data, w.shape[0])
-        }
-        None => (identity(&|_| 1.0), identity(&|i| h.data[i].exp()), n),
-    };
-    let flipped = orig
-        .j
-        .data
-        .iter()
-        .zip(&j_b.data)
-        .filter(|(a, b)| a.signum() != b.signum() || (**a == 0.0) != (**b == 0.0))
-        .count();
-    let p = crate::models::rate::RateParams {
-        n,
-        trials: 8,
-        networks: 1,
-        tau: 10.0,
-        dt: 1.0,
-        phi: crate::backend::Phi::Relu,
-        g: 1.0,
-        inputs: m,
-        outputs: k,
-        sigma: 0.0,
-        input: crate::models::rate::Input::Gaussian {
-            mean: 0.0,
-            std: 1.0,
-        },
-    };
-    let monitors = crate::models::rate::Monitors {
-        x: None,
-        y: Some(crate::models::rate::Monitor {
-            every: 1,
-            trials: None,
-        }),
-    };
-    let steps = 200;
-    let mut run = |j: &[f32], w_in: &[f32], w_out: &[f32]| {
-        let w = crate::models::rate::Weights {
-            j: j.to_vec(),
-            w_in: w_in.to_vec(),
-            w_out: w_out.to_vec(),
-        };
-        crate::models::rate::simulate(backend, &p, &w, 1, steps, &monitors, &mut |_| {})
-            .map_err(|(_, e)| e)
-    };
-    let before = run(&orig.j.data, &w_in0, &w_out0)?;
-    let after = run(&j_b.data, &w_in_b, &w_out_b)?;
-    let scale = before
-        .y
-        .iter()
-        .fold(0.0f32, |a, v| a.max(v.abs()))
-        .max(f32::MIN_POSITIVE);
-    let diff = before
-        .y
-        .iter()
-        .zip(&after.y)
-        .fold(0.0f32, |a, (x, y)| a.max((x - y).abs()))
-        / scale;
-    // Both runs round in f32, in different orders; a stable network keeps that near 1e-6.
-    let tolerance = 1e-4;
-    let report = json!({
-        "largest_output_difference_relative": diff,
-        "tolerance": tolerance,
-        "synapses_with_sign_or_zero_changed": flipped,
-        "steps": steps,
-        "trials": p.trials,
-        "inputs": if orig.w_in.is_some() { "W_in from the files, u ~ N(0, 1)" } else { "identity W_in (transformed by h), u ~ N(0, 1)" },
-        "task_preserved": diff <= tolerance && flipped == 0,
-    });
-    if diff > tolerance || flipped > 0 {
-        return Err(DaleError::Input {
-            file: dir.to_path_buf(),
-            array: "J".into(),
-            message: format!("not a task-preserving transformation of {}: outputs differ by {diff:.2e} of max |y| (tolerance {tolerance:.0e}), {flipped} synapses changed sign or zero", weights.display()),
-        });
-    }
     Ok(report)
 }
+

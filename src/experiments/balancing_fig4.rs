@@ -1,9 +1,8 @@
 //! Fig. 4 of paper 001 (Appendix D): networks trained by BPTT on context-dependent integration
 //! (CDI) with an l2 penalty lambda sum J^2; the norm of the neural gradients (costs J^2) along
 //! training against a row-permutation null; then networks trained at one lambda balanced with the
-//! robustness cost (sigma_j^2 measured on held-out trials) and run with hidden noise eps.
-
-use std::path::Path;
+//! robustness cost (sigma_j^2 measured on held-out trials) and run with hidden noise eps. Each
+//! trainer's buffers are freed once it is done, so that memory stays flat from one to the next.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -11,13 +10,14 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::output::write_npys;
-use super::plot::{line_panels, Panel, Series};
+use super::{fits, Experiment, Plot, Report};
 use crate::analysis::balance::{gain_moments, neural_gradients, sensitivity};
-use crate::backend::{Aggregate, Alpha, Backend, Phi};
+use crate::backend::balance::{Aggregate, Alpha};
+use crate::backend::{Backend, BackendInfo, BufferOps, Phi};
 use crate::error::DaleError;
-use crate::models::balancing::{balance, largest_stable_dt, BalanceParams, Method, Networks};
+use crate::models::balancing::{balance, BalanceParams, Method, Networks};
 use crate::models::bptt::{Dynamics, Net, Trainer, Trials};
+use crate::scene::plot::{Panel, Series};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -236,6 +236,8 @@ fn train(
     let loss: Vec<f64> = (0..iterations)
         .map(|i| trainer.loss_from(hist[2 * i]))
         .collect();
+    let net = trainer.weights(be)?;
+    trainer.free(be);
     if let Some(i) = loss.iter().position(|v| !v.is_finite()) {
         return Err(DaleError::Diverged {
             step: i,
@@ -245,7 +247,7 @@ fn train(
         });
     }
     Ok(Trained {
-        net: trainer.weights(be)?,
+        net,
         loss,
         grad_norm: grad_norms,
     })
@@ -272,19 +274,40 @@ fn test_loss(
         1,
     )?;
     t.set_trials(be, trials)?;
-    t.loss(be, eps, 99)
+    let loss = t.loss(be, eps, 99);
+    t.free(be);
+    loss
 }
 
-pub fn run(
-    p: &CdiParams,
-    iterations: usize,
-    seed: u64,
-    backend: &mut dyn Backend,
-    out: &Path,
-    arrays: bool,
-    plots: bool,
-) -> Result<(serde_json::Value, Vec<String>), DaleError> {
+pub struct Fig4 {
+    pub params: CdiParams,
+    /// Training iterations.
+    pub steps: usize,
+    pub seed: u64,
+}
+
+impl Experiment for Fig4 {
+    fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
+        let p = &self.params;
+        let steps_times_n = |trials: usize| p.trial_steps.checked_mul(trials)?.checked_mul(p.n);
+        fits(backend, "params.n", p.n, "J holds n x n values", |n| n.checked_mul(n))?;
+        fits(backend, "params.trials", p.trials, "a trainer records trial_steps x trials x n states", steps_times_n)?;
+        fits(backend, "params.test_trials", p.test_trials, "the held-out run records trial_steps x test_trials x n states", steps_times_n)
+    }
+
+    fn run(&self, backend: &mut dyn Backend, _: &mut dyn FnMut(usize)) -> Result<Report, DaleError> {
+        run(&self.params, self.steps, self.seed, backend)
+    }
+}
+
+/// Relative difference of the test losses at eps = 0 below which the task counts as preserved:
+/// the two runs differ only by f32 roundings of the rescaled weights (~1e-7 each), accumulated
+/// over at most 50 steps, far below 1e-4.
+const TASK_KEPT_TOL: f64 = 1e-4;
+
+fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backend) -> Result<Report, DaleError> {
     let n = p.n;
+    let mut report = Report::default();
     // Fig. 4a: one network per lambda, same initial weights and trial stream.
     let mut trained = Vec::new();
     for &lambda in &p.lambdas {
@@ -305,6 +328,14 @@ pub fn run(
                 grad_norm(n, &permuted)
             })
             .collect();
+        let (first, last) = (
+            t.loss.iter().take(10).sum::<f64>() / t.loss.len().min(10) as f64,
+            t.loss.iter().rev().take(10).sum::<f64>() / t.loss.len().min(10) as f64,
+        );
+        report.check(format!("training_lowered_the_loss_at_lambda_{lambda}"), last < first);
+        if *lambda > 0.0 {
+            report.check(format!("grad_norm_fell_at_lambda_{lambda}"), actual < t.grad_norm[0].1);
+        }
         let mean = null.iter().sum::<f64>() / null.len().max(1) as f64;
         let sd = (null.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / null.len().max(1) as f64)
             .sqrt();
@@ -315,8 +346,8 @@ pub fn run(
             "null_mean": mean,
             "null_sd": sd,
             "z_score": (actual - mean) / sd,
-            "loss_first_10": t.loss.iter().take(10).sum::<f64>() / t.loss.len().min(10) as f64,
-            "loss_last_10": t.loss.iter().rev().take(10).sum::<f64>() / t.loss.len().min(10) as f64,
+            "loss_first_10": first,
+            "loss_last_10": last,
         }));
     }
 
@@ -367,6 +398,7 @@ pub fn run(
         t.set_trials(backend, &held)?;
         t.forward(backend, p.gain_noise, 7);
         let states = t.states(backend)?;
+        t.free(backend);
         let (mu, sigma2) = gain_moments(Phi::Relu, n, &states);
         let sigma2_f32: Vec<f32> = sigma2.iter().map(|v| *v as f32).collect();
         let nets = Networks {
@@ -378,7 +410,7 @@ pub fn run(
             alpha: Alpha::PerColumn { shared: true },
             alpha_values: &sigma2_f32,
         };
-        let dt = 0.5 * largest_stable_dt(&nets, 2.0);
+        let dt = 0.5 * nets.largest_stable_dt(2.0);
         let flow = BalanceParams {
             p: 2.0,
             aggregate: Aggregate::Sum,
@@ -399,13 +431,25 @@ pub fn run(
             let lo = test_loss(backend, p, &original, &test, eps)?;
             let lb = test_loss(backend, p, &balanced_net, &test, eps)?;
             row.push((eps, lo, lb));
+            if eps == 0.0 {
+                report.check(
+                    format!("network_{net_idx}_task_preserved_at_eps_0"),
+                    (lb / lo - 1.0).abs() <= TASK_KEPT_TOL,
+                );
+            }
         }
+        let (cost_before, cost_after) = (balanced.total_cost[0], balanced.total_cost[balanced.total_cost.len() - 1]);
+        let (s_before, s_after) = (sensitivity(&original.j, &mu, &sigma2), sensitivity(&balanced.j, &mu, &sigma2));
+        report.check(format!("network_{net_idx}_balancing_lowered_the_robustness_cost"), cost_after < cost_before);
+        // Prop. 2: with sigma^2 fixed, the sensitivity (eq. 9) is the robustness cost plus terms
+        // the transformation keeps, so it falls with the cost.
+        report.check(format!("network_{net_idx}_sensitivity_fell"), s_after < s_before);
         network_figures.push(json!({
             "network": net_idx,
-            "total_cost_original": balanced.total_cost[0],
-            "total_cost_balanced": balanced.total_cost[balanced.total_cost.len() - 1],
-            "sensitivity_original": sensitivity(&original.j, &mu, &sigma2),
-            "sensitivity_balanced": sensitivity(&balanced.j, &mu, &sigma2),
+            "total_cost_original": cost_before,
+            "total_cost_balanced": cost_after,
+            "sensitivity_original": s_before,
+            "sensitivity_balanced": s_after,
             "silent_neurons": sigma2.iter().filter(|v| **v == 0.0).count(),
             // Noise in x reaches y directly through W_out, which the transformation scales by
             // e^h and the sensitivity S (eq. 9) leaves out (section 3.3).
@@ -421,7 +465,7 @@ pub fn run(
     let mean_ratio: Vec<f64> = (0..p.noise_levels.len())
         .map(|i| ratios.iter().map(|r| r[i].2 / r[i].1).sum::<f64>() / ratios.len() as f64)
         .collect();
-    let summary = json!({
+    report.figures = json!({
         "fig4a": {
             "networks": null_figures,
             "paper": "||g|| is held fixed by gradient descent when lambda = 0 and falls when lambda > 0, well below the row-permutation null",
@@ -434,73 +478,57 @@ pub fn run(
         },
         "iterations": iterations,
     });
-    let mut files = Vec::new();
-    if arrays {
-        let loss: Vec<f32> = trained
+    let loss: Vec<f32> = trained
+        .iter()
+        .flat_map(|t| t.loss.iter().map(|v| *v as f32))
+        .collect();
+    let gn: Vec<f32> = trained
+        .iter()
+        .flat_map(|t| t.grad_norm.iter().map(|(_, v)| *v as f32))
+        .collect();
+    let ratio: Vec<f32> = ratios
+        .iter()
+        .flat_map(|r| r.iter().map(|(_, lo, lb)| (lb / lo) as f32))
+        .collect();
+    report.array("training_loss.npy", vec![trained.len(), iterations], loss);
+    report.array("grad_norm.npy", vec![trained.len(), trained[0].grad_norm.len()], gn);
+    report.array("loss_ratio.npy", vec![ratios.len(), p.noise_levels.len()], ratio);
+    let gn_panel = Panel {
+        title: "Fig. 4a: ||g|| (costs J^2) along training".into(),
+        x_label: "iteration".into(),
+        y_label: "||g||".into(),
+        series: p
+            .lambdas
             .iter()
-            .flat_map(|t| t.loss.iter().map(|v| *v as f32))
-            .collect();
-        let gn: Vec<f32> = trained
+            .zip(&trained)
+            .map(|(l, t)| Series {
+                label: format!("lambda = {l}"),
+                points: t.grad_norm.iter().map(|(i, v)| (*i as f64, *v)).collect(),
+            })
+            .collect(),
+    };
+    let ratio_panel = Panel {
+        title: format!(
+            "Fig. 4b: test loss balanced / original, lambda = {}",
+            p.balance_lambda
+        ),
+        x_label: "hidden noise eps".into(),
+        y_label: "loss ratio".into(),
+        series: ratios
             .iter()
-            .flat_map(|t| t.grad_norm.iter().map(|(_, v)| *v as f32))
-            .collect();
-        let ratio: Vec<f32> = ratios
-            .iter()
-            .flat_map(|r| r.iter().map(|(_, lo, lb)| (lb / lo) as f32))
-            .collect();
-        files.extend(write_npys(
-            out,
-            &[
-                ("training_loss.npy", vec![trained.len(), iterations], &loss),
-                (
-                    "grad_norm.npy",
-                    vec![trained.len(), trained[0].grad_norm.len()],
-                    &gn,
-                ),
-                (
-                    "loss_ratio.npy",
-                    vec![ratios.len(), p.noise_levels.len()],
-                    &ratio,
-                ),
-            ],
-        )?);
-    }
-    if plots {
-        let gn_panel = Panel {
-            title: "Fig. 4a: ||g|| (costs J^2) along training".into(),
-            x_label: "iteration".into(),
-            y_label: "||g||".into(),
-            series: p
-                .lambdas
-                .iter()
-                .zip(&trained)
-                .map(|(l, t)| Series {
-                    label: format!("lambda = {l}"),
-                    points: t.grad_norm.iter().map(|(i, v)| (*i as f64, *v)).collect(),
-                })
-                .collect(),
-        };
-        let ratio_panel = Panel {
-            title: format!(
-                "Fig. 4b: test loss balanced / original, lambda = {}",
-                p.balance_lambda
-            ),
-            x_label: "hidden noise eps".into(),
-            y_label: "loss ratio".into(),
-            series: ratios
-                .iter()
-                .enumerate()
-                .map(|(i, r)| Series {
-                    label: format!("network {i}"),
-                    points: r
-                        .iter()
-                        .map(|(e, lo, lb)| (f64::from(*e), lb / lo))
-                        .collect(),
-                })
-                .collect(),
-        };
-        line_panels(&out.join("balancing_fig4.png"), &[gn_panel, ratio_panel])?;
-        files.push("balancing_fig4.png".into());
-    }
-    Ok((summary, files))
+            .enumerate()
+            .map(|(i, r)| Series {
+                label: format!("network {i}"),
+                points: r
+                    .iter()
+                    .map(|(e, lo, lb)| (f64::from(*e), lb / lo))
+                    .collect(),
+            })
+            .collect(),
+    };
+    report.plots.push(Plot {
+        file: "balancing_fig4.png".into(),
+        panels: vec![gn_panel, ratio_panel],
+    });
+    Ok(report)
 }

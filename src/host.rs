@@ -1,4 +1,5 @@
-//! Host memory for large arrays (weights of N = 16384 take 1 GiB each).
+//! Host memory for large arrays (weights of N = 16384 take 1 GiB each): the CPU backend's
+//! buffers, downloads, and arrays read from files.
 //!
 //! The first write to a fresh page costs a page fault: with 4 KiB pages that is ~0.7 s per GiB on
 //! the 2-core machine BENCHMARKS.md names, more than one balancing pass over the same GiB. So

@@ -3,8 +3,8 @@
 
 use rayon::prelude::*;
 
-use super::BLOCK;
-use crate::backend::{Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights};
+use super::{Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights};
+use crate::backend::cpu::BLOCK;
 
 /// |w|^p with p = 1 and 2 exact and 0^p = 0 for every p > 0, as balance.wgsl computes it.
 pub fn power(a: f32, p: f32) -> f32 {
@@ -79,11 +79,18 @@ fn costs_by(
 /// add their band partials in the same order on every machine (deterministic output).
 const ROW_BAND: usize = 64;
 
-pub(super) fn cost_flows(c0: &[f32], scale: &[f32], flows: &mut [f32], spec: CostFlows) {
+/// `partials` is the op's workspace; its first groups x bands x n values take the column partials.
+pub(super) fn cost_flows(
+    c0: &[f32],
+    scale: &[f32],
+    flows: &mut [f32],
+    partials: &mut [f32],
+    spec: CostFlows,
+) {
     // One copy of the loops per aggregate, so that each inner loop is compiled for its own.
     match spec.aggregate {
-        Aggregate::Sum => cost_flows_by::<false>(c0, scale, flows, spec),
-        Aggregate::Max => cost_flows_by::<true>(c0, scale, flows, spec),
+        Aggregate::Sum => cost_flows_by::<false>(c0, scale, flows, partials, spec),
+        Aggregate::Max => cost_flows_by::<true>(c0, scale, flows, partials, spec),
     }
 }
 
@@ -107,7 +114,13 @@ const FLUSH: usize = 32 * LANES;
 /// Rows summed together, sharing one load and store of each column partial.
 const ROWS: usize = 4;
 
-fn cost_flows_by<const MAX: bool>(c0: &[f32], scale: &[f32], flows: &mut [f32], spec: CostFlows) {
+fn cost_flows_by<const MAX: bool>(
+    c0: &[f32],
+    scale: &[f32],
+    flows: &mut [f32],
+    partial: &mut [f32],
+    spec: CostFlows,
+) {
     let CostFlows { groups, n, .. } = spec;
     if n == 0 {
         return;
@@ -118,7 +131,7 @@ fn cost_flows_by<const MAX: bool>(c0: &[f32], scale: &[f32], flows: &mut [f32], 
     // side of every GPU comparison (whose bands are 32 rows in f32), and a pass reads and writes
     // half the partial bytes it would in f64.
     let mut rows = vec![0.0f64; groups * n];
-    let mut partial = vec![0.0f32; groups * bands * n];
+    let partial = &mut partial[..groups * bands * n];
     rows.par_chunks_mut(n)
         .zip(partial.par_chunks_mut(bands * n))
         .enumerate()
@@ -130,6 +143,7 @@ fn cost_flows_by<const MAX: bool>(c0: &[f32], scale: &[f32], flows: &mut [f32], 
                 .zip(partial_g.par_chunks_mut(n))
                 .enumerate()
                 .for_each(|(band, (row_tot, col))| {
+                    col.fill(0.0);
                     band_totals::<MAX>(c_g, s_g, band * ROW_BAND, row_tot, col)
                 });
         });

@@ -1,0 +1,242 @@
+//! The linear-algebra ops on the CPU. Twins: shaders/linalg.wgsl.
+
+use rayon::prelude::*;
+
+use super::{Axis, Layout, MatmulShape, Reduce, ReduceOp};
+
+/// c (+)= op(a) op(w) for every group, a read from `a_offset` (see `MatmulShape`).
+pub(super) fn matmul(
+    av: &[f32],
+    a_offset: usize,
+    wv: &[f32],
+    out: &mut [f32],
+    shape: MatmulShape,
+    accumulate: bool,
+) {
+    let MatmulShape {
+        groups,
+        rows,
+        inner,
+        cols,
+        shared_w,
+        layout,
+    } = shape;
+    if inner == 0 {
+        // An empty sum: C is zero, or unchanged when accumulating.
+        if !accumulate {
+            out[..shape.c_len()].fill(0.0);
+        }
+    } else if rows * cols > 0 {
+        // One task per (network, block of C's columns), each a single-threaded gemm call:
+        // measured faster than gemm's own threading on every shape we run but the narrowest
+        // (benches/gemm_choice), and it needs no heap beyond gemm's packing buffer.
+        let threads = rayon::current_num_threads();
+        let blocks = threads
+            .div_ceil(groups)
+            .min(cols.div_ceil(MIN_COLS_PER_TASK))
+            .min((rows * inner * cols).div_ceil(MIN_TASK_WORK))
+            .max(1);
+        let per_block = cols.div_ceil(blocks);
+        let c_base = SharedMut(out.as_mut_ptr());
+        (0..groups * blocks).into_par_iter().for_each(|task| {
+            let (g, first_col) = (task / blocks, (task % blocks) * per_block);
+            let width = per_block.min(cols.saturating_sub(first_col));
+            let a_g = &av[a_offset + g * rows * inner..][..rows * inner];
+            let w_g = if shared_w {
+                &wv[..cols * inner]
+            } else {
+                &wv[g * cols * inner..][..cols * inner]
+            };
+            if width == 0 {
+                return;
+            }
+            // Strides (column, row) of A as a [rows, inner] matrix and of W as [inner, cols],
+            // and where this block's first column of W starts.
+            let (a_cs, a_rs) = if layout == Layout::AtB {
+                (rows as isize, 1)
+            } else {
+                (1, inner as isize)
+            };
+            let (w_cs, w_rs, w_first) = if layout == Layout::ABt {
+                (inner as isize, 1, first_col * inner)
+            } else {
+                (1, cols as isize, first_col)
+            };
+            // SAFETY: C row-major [rows, cols] of group g starts at g * rows * cols inside
+            // `out`, which holds groups * rows * cols values (check_range above). This task
+            // writes only the columns first_col..first_col + width of it, which no other task
+            // touches, through row stride `cols`. A and W are read through the strides above,
+            // which stay inside a_g ([rows * inner]) and w_g ([cols * inner]) for every
+            // (row < rows, n < inner, column < first_col + width <= cols).
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    width,
+                    inner,
+                    c_base.at(g * rows * cols + first_col),
+                    1,
+                    cols as isize,
+                    accumulate,
+                    a_g.as_ptr(),
+                    a_cs,
+                    a_rs,
+                    w_g.as_ptr().add(w_first),
+                    w_cs,
+                    w_rs,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+    }
+}
+
+/// dst[i] = scale * reduce(...) over the [rows, cols] matrix `s`.
+pub(super) fn reduce(s: &[f32], dst: &mut [f32], reduce: Reduce) {
+    let Reduce {
+        cols,
+        axis,
+        op,
+        scale,
+        ..
+    } = reduce;
+    let finish = |v: f64| (v * scale as f64) as f32;
+    match (axis, op) {
+        (Axis::Rows, ReduceOp::Sum | ReduceOp::SumSquares) => dst
+            .par_iter_mut()
+            .zip(s.par_chunks(cols.max(1)))
+            .for_each(|(d, row)| {
+                let mut acc = [0.0f64; LANES];
+                add_lanes(&mut acc, row, op == ReduceOp::SumSquares);
+                *d = finish(acc.iter().sum());
+            }),
+        (Axis::Rows, ReduceOp::MaxAbs) => dst
+            .par_iter_mut()
+            .zip(s.par_chunks(cols.max(1)))
+            .for_each(|(d, row)| {
+                let mut acc = [0u32; LANES];
+                max_abs_lanes(&mut acc, row);
+                *d = finish(max_abs_value(&acc));
+            }),
+        // Columns: each task owns COL_BLOCK adjacent columns and walks the rows in memory
+        // order, so the reads stay contiguous instead of striding by `cols`.
+        (Axis::Cols, ReduceOp::Sum | ReduceOp::SumSquares) => dst
+            .par_chunks_mut(COL_BLOCK)
+            .enumerate()
+            .for_each(|(blk, d)| {
+                let mut acc = [0.0f64; COL_BLOCK];
+                let acc = &mut acc[..d.len()];
+                let square = op == ReduceOp::SumSquares;
+                for row in s.chunks(cols.max(1)) {
+                    let part = &row[blk * COL_BLOCK..][..d.len()];
+                    acc.iter_mut().zip(part).for_each(|(a, v)| {
+                        *a += if square {
+                            f64::from(*v) * f64::from(*v)
+                        } else {
+                            f64::from(*v)
+                        }
+                    });
+                }
+                d.iter_mut()
+                    .zip(acc.iter())
+                    .for_each(|(d, a)| *d = finish(*a));
+            }),
+        (Axis::Cols, ReduceOp::MaxAbs) => {
+            dst.par_chunks_mut(COL_BLOCK)
+                .enumerate()
+                .for_each(|(blk, d)| {
+                    let mut acc = [0u32; COL_BLOCK];
+                    let acc = &mut acc[..d.len()];
+                    for row in s.chunks(cols.max(1)) {
+                        let part = &row[blk * COL_BLOCK..][..d.len()];
+                        acc.iter_mut()
+                            .zip(part)
+                            .for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
+                    }
+                    d.iter_mut()
+                        .zip(acc.iter())
+                        .for_each(|(d, a)| *d = finish(max_abs_value(std::slice::from_ref(a))));
+                })
+        }
+    }
+}
+
+/// Fewer columns than this per task would make the product's tasks too thin to pay for
+/// themselves (the readout's [64 x 1000] x [1000 x 2] runs as one task).
+const MIN_COLS_PER_TASK: usize = 64;
+
+/// Multiply-adds below which a product is not split: waking another thread costs about as much
+/// as 2^18 multiply-adds (10-20 us) on one core.
+const MIN_TASK_WORK: usize = 1 << 18;
+
+/// C's storage, shared by the matmul tasks, each of which writes its own columns only.
+struct SharedMut(*mut f32);
+// SAFETY: the tasks that receive it write disjoint elements (see CpuBackend::matmul).
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// # Safety
+    /// `offset` must lie inside the buffer, and no two tasks may write the same element.
+    unsafe fn at(&self, offset: usize) -> *mut f32 {
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// Independent accumulators per row, so that the compiler may keep them in SIMD registers
+/// (a single running sum would force one add after another, in order).
+const LANES: usize = 8;
+
+/// Columns per task in a column reduction.
+const COL_BLOCK: usize = 256;
+
+/// Sums (of squares with `square`) accumulate in f64: the CPU result is the more accurate side of
+/// every GPU comparison.
+fn add_lanes(acc: &mut [f64; LANES], values: &[f32], square: bool) {
+    let term = |v: &f32| {
+        if square {
+            f64::from(*v) * f64::from(*v)
+        } else {
+            f64::from(*v)
+        }
+    };
+    let mut chunks = values.chunks_exact(LANES);
+    for c in &mut chunks {
+        acc.iter_mut().zip(c).for_each(|(a, v)| *a += term(v));
+    }
+    acc.iter_mut()
+        .zip(chunks.remainder())
+        .for_each(|(a, v)| *a += term(v));
+}
+
+/// |v| as bits: for non-negative floats the bit patterns order like the values, and every
+/// NaN or Inf lies at or above 0x7f80_0000, so an integer max finds the largest |v| and any
+/// non-finite value at once, in SIMD (the same bit test as reduce.wgsl).
+fn abs_bits(v: f32) -> u32 {
+    v.to_bits() & 0x7fff_ffff
+}
+
+fn max_abs_lanes(acc: &mut [u32; LANES], values: &[f32]) {
+    let mut chunks = values.chunks_exact(LANES);
+    for c in &mut chunks {
+        acc.iter_mut()
+            .zip(c)
+            .for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
+    }
+    acc.iter_mut()
+        .zip(chunks.remainder())
+        .for_each(|(a, v)| *a = (*a).max(abs_bits(*v)));
+}
+
+/// The largest |v| from lanes of `abs_bits`, with NaN and Inf reported as +Inf.
+fn max_abs_value(lanes: &[u32]) -> f64 {
+    let top = lanes.iter().copied().max().unwrap_or(0);
+    if top >= 0x7f80_0000 {
+        f64::INFINITY
+    } else {
+        f64::from(f32::from_bits(top))
+    }
+}

@@ -1,0 +1,120 @@
+//! Rate dynamics: one forward-Euler step of the rate network (001 eq. 1) with counter-based
+//! Gaussian noise. Kernel: shaders/rate.wgsl; CPU twin: cpu.rs; the noise: noise.rs.
+
+mod cpu;
+pub mod noise;
+
+pub use noise::{fill_gaussian_noise, gaussian_noise};
+
+use super::op::params;
+use super::{check_range, spread, Backend, Binding, Buf, DeviceLimits, Dispatch, Kernel, Op, Phi};
+use crate::backend::cpu::Memory;
+
+const WGSL: (&str, &str) = ("rate.wgsl", include_str!("../../../shaders/rate.wgsl"));
+/// Threads of a 1-D workgroup.
+const WG: usize = 256;
+
+/// One forward-Euler step of tau dx/dt = -x + drive (+ sigma xi), then r = phi(x), over `len`
+/// state values. `drive` already holds J phi(x) + W_in u for this step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EulerStep {
+    pub len: usize,
+    /// dt / tau.
+    pub leak: f32,
+    pub phi: Phi,
+    /// Standard deviation of the noise added to x in one step: sigma sqrt(dt) / tau for white
+    /// noise of amplitude sigma in tau dx/dt. Zero switches noise off.
+    pub noise_std: f32,
+    pub seed: u64,
+    /// Global step index: the noise counter, so that chunking never changes the stream.
+    pub step: u32,
+}
+
+/// The rate-dynamics ops, on any backend.
+pub trait RateOps: Backend {
+    /// x <- x + leak (-x + drive) + noise;  r <- phi(x).
+    fn euler_step(&mut self, x: Buf<f32>, r: Buf<f32>, drive: Buf<f32>, step: EulerStep) {
+        self.run(&EulerStepOp { x, r, drive, step })
+    }
+}
+
+impl<B: Backend + ?Sized> RateOps for B {}
+
+params! {
+    pub struct EulerStepParams {
+        pub len: u32,
+        pub leak: f32,
+        /// 0 linear, 1 relu, 2 tanh.
+        pub phi: u32,
+        pub noise_std: f32,
+        pub seed_lo: u32,
+        pub seed_hi: u32,
+        pub step: u32,
+    }
+}
+
+pub static EULER_STEP: Kernel = Kernel::new::<EulerStepParams>(
+    WGSL,
+    "euler_step",
+    &[
+        Binding::write::<f32>("x"),
+        Binding::write::<f32>("r"),
+        Binding::read::<f32>("drive"),
+    ],
+);
+
+pub static KERNELS: &[&Kernel] = &[&EULER_STEP];
+
+struct EulerStepOp {
+    x: Buf<f32>,
+    r: Buf<f32>,
+    drive: Buf<f32>,
+    step: EulerStep,
+}
+
+impl Op for EulerStepOp {
+    fn name(&self) -> &'static str {
+        "euler_step"
+    }
+
+    fn check(&self) {
+        for b in [self.x, self.r, self.drive] {
+            check_range(b.raw(), 0, self.step.len, "euler_step");
+        }
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let (mut x, mut r) = (mem.take(self.x), mem.take(self.r));
+        let len = self.step.len;
+        cpu::euler_step(
+            &mut x[..len],
+            &mut r[..len],
+            &mem.get(self.drive)[..len],
+            self.step,
+        );
+        mem.put(r);
+        mem.put(x);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        let s = self.step;
+        if s.len == 0 {
+            return Vec::new();
+        }
+        let params = EulerStepParams {
+            len: s.len as u32,
+            leak: s.leak,
+            phi: s.phi.code(),
+            noise_std: s.noise_std,
+            seed_lo: s.seed as u32,
+            seed_hi: (s.seed >> 32) as u32,
+            step: s.step,
+        };
+        vec![Dispatch::new(
+            &EULER_STEP,
+            &[self.x.raw(), self.r.raw(), self.drive.raw()],
+            params,
+            spread(s.len.div_ceil(WG), limits),
+        )]
+    }
+}
