@@ -17,11 +17,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::networks;
+use dale::backend::balance::Aggregate;
 use dale::backend::cpu::CpuBackend;
+use dale::backend::gpu::select::any_gpu;
 use dale::backend::gpu::{GpuBackend, GpuContext};
-use dale::backend::select::any_gpu;
-use dale::backend::{Aggregate, Backend};
-use dale::models::balancing::{balance, largest_stable_dt, BalanceParams, Method, Networks};
+use dale::backend::Backend;
+use dale::models::balancing::{balance, BalanceParams, Method, Networks};
 
 /// A size whose runs are estimated to take longer than this on a backend is skipped there
 /// (a software GPU adapter, ~100x slower than the CPU backend, gets SOFTWARE_BUDGET_S).
@@ -130,7 +131,7 @@ fn main() {
         let nets = Networks::recurrent(groups, n, &j);
         let method = if name == "flow" {
             Method::Flow {
-                dt: 0.5 * largest_stable_dt(&nets, 2.0),
+                dt: 0.5 * nets.largest_stable_dt(2.0),
             }
         } else {
             Method::Solver
@@ -179,7 +180,7 @@ fn main() {
             .expect("solver");
             let solver_s = t.elapsed().as_secs_f64();
             let solver_passes = solved.converged_at.map(|p| p + 1);
-            let dt = 0.5 * largest_stable_dt(&nets, 2.0);
+            let dt = 0.5 * nets.largest_stable_dt(2.0);
             let per_pass = solver_s / solved.iterations.max(1) as f64;
             let cap = 50 * solver_passes.unwrap_or(1000);
             let flow = if per_pass * cap as f64 <= BUDGET_S {

@@ -11,8 +11,8 @@ mod common;
 
 use common::per_step;
 use dale::backend::cpu::CpuBackend;
+use dale::backend::gpu::select::any_gpu;
 use dale::backend::gpu::GpuBackend;
-use dale::backend::select::any_gpu;
 use dale::backend::{Backend, Phi};
 use dale::models::rate::{Input, Monitors, RateParams, Weights};
 

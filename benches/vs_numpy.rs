@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use common::{per_step, TARGET_S};
 use dale::backend::cpu::CpuBackend;
+use dale::backend::gpu::select::any_gpu;
 use dale::backend::gpu::GpuBackend;
-use dale::backend::select::any_gpu;
 use dale::backend::Backend;
 use dale::models::rate::{Monitors, RateParams, Weights};
 use dale::scene::{ModelParams, Scene};

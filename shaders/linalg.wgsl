@@ -14,7 +14,7 @@ struct MatmulParams {
     a_offset: u32,
     w_group_stride: u32,  // 0 when every group shares one W
     accumulate: u32,
-    layout: u32, // 0 ABt, 1 AB, 2 AtB
+    operands: u32, // the layout: 0 ABt, 1 AB, 2 AtB
 }
 
 @group(0) @binding(0) var<uniform> mp: MatmulParams;
@@ -43,13 +43,13 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
             let e = tid + i * 256u;
             var t = e / SLICE;
             var kk = e % SLICE;
-            if (mp.layout == 2u) {
+            if (mp.operands == 2u) {
                 t = e % TILE;
                 kk = e / TILE;
             }
             var av = 0.0;
             if (row0 + t < mp.rows && k0 + kk < mp.inner) {
-                if (mp.layout == 2u) {
+                if (mp.operands == 2u) {
                     av = a[a_base + (k0 + kk) * mp.rows + row0 + t];
                 } else {
                     av = a[a_base + (row0 + t) * mp.inner + k0 + kk];
@@ -58,13 +58,13 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
             a_tile[kk * TILE + t] = av;
             t = e / SLICE;
             kk = e % SLICE;
-            if (mp.layout != 0u) {
+            if (mp.operands != 0u) {
                 t = e % TILE;
                 kk = e / TILE;
             }
             var wv = 0.0;
             if (col0 + t < mp.cols && k0 + kk < mp.inner) {
-                if (mp.layout == 0u) {
+                if (mp.operands == 0u) {
                     wv = w[w_base + (col0 + t) * mp.inner + k0 + kk];
                 } else {
                     wv = w[w_base + (k0 + kk) * mp.cols + col0 + t];

@@ -6,13 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{dale, dale_ok, stderr, temp_path};
-use dale::backend::Backend;
-
-/// The wgpu backend name of the test GPU, for `--backend`; None when skipped.
-fn gpu_kind() -> Option<String> {
-    common::gpu_backend().map(|g| g.info().kind)
-}
+use common::{backend_tests, dale, dale_ok, stderr, temp_path};
 
 fn write_scene(dir: &Path, text: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
@@ -38,13 +32,13 @@ fn npy_shape(path: &Path) -> Vec<u64> {
     npy.shape().to_vec()
 }
 
-#[test]
-fn every_scene_runs_at_smoke_size_on_cpu_and_gpu() {
-    let mut backends = vec!["cpu".to_string()];
-    backends.extend(gpu_kind());
-    for entry in std::fs::read_dir("scenes").unwrap() {
-        let scene = entry.unwrap().path();
-        for backend in &backends {
+backend_tests! {
+    /// Every scene in scenes/ at smoke size: it completes, writes every file it lists, and every
+    /// check its summary carries of the paper's claims holds.
+    fn every_scene_runs_at_smoke_size_and_passes_its_checks(side: &Side) {
+        let backend = side.kind();
+        for entry in std::fs::read_dir("scenes").unwrap() {
+            let scene = entry.unwrap().path();
             let out = temp_path(&format!(
                 "smoke-{}-{backend}",
                 scene.file_stem().unwrap().to_string_lossy()
@@ -56,7 +50,7 @@ fn every_scene_runs_at_smoke_size_on_cpu_and_gpu() {
                 out.to_str().unwrap(),
                 "--smoke",
                 "--backend",
-                backend,
+                &backend,
             ]);
             assert!(
                 o.status.success(),
@@ -64,8 +58,10 @@ fn every_scene_runs_at_smoke_size_on_cpu_and_gpu() {
                 scene.display(),
                 stderr(&o)
             );
-            let manifest: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+            let read = |f: &str| -> serde_json::Value {
+                serde_json::from_slice(&std::fs::read(out.join(f)).unwrap()).unwrap()
+            };
+            let manifest = read("manifest.json");
             assert_eq!(manifest["status"], "completed");
             assert_eq!(manifest["backend"]["kind"], backend.as_str());
             assert_eq!(manifest["smoke"], true);
@@ -91,6 +87,19 @@ fn every_scene_runs_at_smoke_size_on_cpu_and_gpu() {
                 let shape = npy_shape(&out.join("population_rate.npy"));
                 assert_eq!(shape[0], manifest["scene"]["steps"].as_u64().unwrap());
             }
+            let checks = read("summary.json")["checks"].clone();
+            let checks = checks.as_object().unwrap();
+            assert!(!checks.is_empty(), "{}: no checks", scene.display());
+            let failed: Vec<&String> = checks
+                .iter()
+                .filter(|(_, passed)| passed.as_bool() != Some(true))
+                .map(|(name, _)| name)
+                .collect();
+            assert!(
+                failed.is_empty(),
+                "{} on {backend}: checks failed: {failed:?}",
+                scene.display()
+            );
         }
     }
 }
@@ -115,14 +124,13 @@ fn assert_same_outputs(a: &Path, b: &Path) {
     }
 }
 
-#[test]
-fn same_scene_and_seed_give_byte_identical_outputs() {
+backend_tests! {
+    fn same_scene_and_seed_give_byte_identical_outputs(side: &Side) {
     let dir = temp_path("determinism");
     let params = r#"{"n": 150, "trials": 5, "networks": 2, "phi": "tanh", "g": 1.5, "inputs": 2, "outputs": 3, "sigma": 0.3, "input": {"kind": "gaussian", "mean": 0.1, "std": 0.5}}"#;
     let scene = write_scene(&dir, &rate_scene(params, 300));
-    let mut backends = vec!["cpu".to_string()];
-    backends.extend(gpu_kind());
-    for backend in &backends {
+    let backend = side.kind();
+    {
         let (a, b) = (
             dir.join(format!("{backend}-a")),
             dir.join(format!("{backend}-b")),
@@ -135,7 +143,7 @@ fn same_scene_and_seed_give_byte_identical_outputs() {
                 out.to_str().unwrap(),
                 "--quiet",
                 "--backend",
-                backend,
+                &backend,
             ]);
         }
         assert_same_outputs(&a, &b);
@@ -146,6 +154,9 @@ fn same_scene_and_seed_give_byte_identical_outputs() {
         &rate_scene(params, 300).replace("\"seed\": 3", "\"seed\": 4"),
     );
     let c = dir.join("cpu-other");
+    if side.is_gpu() {
+        return; // the CPU side checks that the seed matters
+    }
     assert!(dale(&[
         "run",
         other.to_str().unwrap(),
@@ -160,6 +171,7 @@ fn same_scene_and_seed_give_byte_identical_outputs() {
         std::fs::read(c.join("x.npy")).unwrap(),
         std::fs::read(dir.join("cpu-a").join("x.npy")).unwrap()
     );
+    }
 }
 
 /// Runs a bad scene and returns (exit code, stderr); the out dir must stay empty.
@@ -240,9 +252,31 @@ fn size_beyond_the_limit_is_refused_before_allocation_with_the_largest_that_fits
         err.contains("`params.n` = 5000000000") && err.contains("the largest value that fits is"),
         "{err}"
     );
-    // GPU: the adapter's own buffer limit decides; the message names the largest n that fits.
-    let Some(kind) = gpu_kind() else { return };
-    let max_len = common::gpu_backend().unwrap().info().max_buffer_len;
+}
+
+#[test]
+fn a_balancing_scene_too_large_is_refused_with_its_field_and_the_largest_that_fits() {
+    // Fig. 4's trainer records trial_steps x trials x n states: 10^15 x 64 x 256 values are
+    // beyond the address space; 9 trials (2.3e18 / 2.56e17) would fit.
+    let scene = std::fs::read_to_string("scenes/balancing_fig4.json")
+        .unwrap()
+        .replace("\"trial_steps\": 50", "\"trial_steps\": 1000000000000000");
+    let (code, err) = refused("huge-fig4", &scene, "cpu");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("`params.trials` = 64") && err.contains("the largest value that fits is 9"),
+        "{err}"
+    );
+}
+
+backend_tests! {
+    /// The GPU adapter's own buffer limit decides; the message names the largest n that fits.
+    fn sizes_beyond_the_adapters_buffers_are_refused_with_the_largest_that_fits(side: &Side) {
+    if !side.is_gpu() {
+        return; // the CPU backend's limit is the address space, tested above
+    }
+    let kind = side.kind();
+    let max_len = side.backend().info().max_buffer_len;
     let largest = (max_len as f64).sqrt().floor() as usize;
     let (code, err) = refused(
         "huge-gpu",
@@ -267,14 +301,23 @@ fn size_beyond_the_limit_is_refused_before_allocation_with_the_largest_that_fits
         err.contains("`params.trials`") && err.contains(&format!("is {}", max_len / 1000)),
         "{err}"
     );
+    let ring = std::fs::read_to_string("scenes/balancing_fig4.json")
+        .unwrap()
+        .replace("\"n\": 256", &format!("\"n\": {}", largest + 1));
+    let (_, err) = refused("fig4-gpu", &ring, &kind);
+    assert!(
+        err.contains(&format!("`params.n` = {}", largest + 1))
+            && err.contains(&format!("the largest value that fits is {largest}")),
+        "{err}"
+    );
+    }
 }
 
-#[test]
-fn a_diverging_network_stops_with_the_step_and_keeps_what_was_written() {
+backend_tests! {
+    fn a_diverging_network_stops_with_the_step_and_keeps_what_was_written(side: &Side) {
     // g = 6 with ReLU and positive drive: the rates grow without bound and overflow f32.
-    let mut backends = vec!["cpu".to_string()];
-    backends.extend(gpu_kind());
-    for backend in &backends {
+    let backend = side.kind();
+    {
         let dir = temp_path(&format!("diverge-{backend}"));
         let params = r#"{"n": 64, "trials": 2, "g": 6.0, "inputs": 1, "input": {"kind": "constant", "value": [1.0]}}"#;
         let scene = write_scene(&dir, &rate_scene(params, 5000));
@@ -285,7 +328,7 @@ fn a_diverging_network_stops_with_the_step_and_keeps_what_was_written() {
             "--out",
             out.to_str().unwrap(),
             "--backend",
-            backend,
+            &backend,
         ]);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(3), "{err}");
@@ -313,6 +356,7 @@ fn a_diverging_network_stops_with_the_step_and_keeps_what_was_written() {
             .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
+}
 }
 
 #[test]
@@ -345,7 +389,7 @@ fn devices_lists_adapters_and_says_what_auto_picks() {
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("auto picks:"), "{text}");
-    if let Some(kind) = gpu_kind() {
+    if let Some(kind) = common::gpu_backend().map(|g| dale::backend::Backend::info(&g).kind) {
         assert!(
             text.contains(&format!("({kind}, ")),
             "the test GPU is not listed: {text}"

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use dale::backend::cpu::CpuBackend;
-use dale::backend::{Axis, Backend, EulerStep, MatmulShape, Phi, Reduce, ReduceOp};
+use dale::backend::linalg::{Axis, LinalgOps, MatmulShape, Reduce, ReduceOp};
+use dale::backend::rate::{EulerStep, RateOps};
+use dale::backend::{BufferOps, Phi};
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights, CHUNK_STEPS};
 
 struct Counting;
@@ -142,7 +144,7 @@ fn cpu_step_loop_allocates_only_per_chunk_and_inside_the_gemm_crate() {
         inner,
         cols,
         shared_w: false,
-        layout: dale::backend::Layout::ABt,
+        layout: dale::backend::linalg::Layout::ABt,
     };
     let gemm_per_step = allocations(CALLS, || {
         cpu.matmul(a, 0, j, c, shape(N, N), false);

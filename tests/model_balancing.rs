@@ -1,17 +1,17 @@
 //! Synaptic balancing (paper 001) against the paper's propositions, on the CPU backend (the
-//! reference), and the whole model on the GPU against it.
+//! reference), and the whole model on each backend.
 
 mod common;
 
-use common::{cpu, gpu_backend, normal};
+use common::{backend_tests, cpu, normal};
 use dale::analysis::balance::{
     cost_bounds, gain_moments, laplacian, laplacian_modes, neural_gradients, pseudo_inverse,
     resistance, sensitivity,
 };
-use dale::backend::{Aggregate, Alpha, Phi};
+use dale::backend::balance::{Aggregate, Alpha};
+use dale::backend::Phi;
 use dale::models::balancing::{
-    balance, chunk_iterations, host_costs, largest_stable_dt, BalanceParams, Balanced, Method,
-    Networks,
+    balance, chunk_iterations, BalanceParams, Balanced, Method, Networks,
 };
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights};
 use dale::DaleError;
@@ -30,7 +30,7 @@ fn flow(dt: f32, iterations: usize) -> BalanceParams {
 /// The flow at half its largest stable step for these networks.
 fn stable_flow(j: &[f32], groups: usize, n: usize, iterations: usize) -> BalanceParams {
     flow(
-        0.5 * largest_stable_dt(&Networks::recurrent(groups, n, j), 2.0),
+        0.5 * Networks::recurrent(groups, n, j).largest_stable_dt(2.0),
         iterations,
     )
 }
@@ -180,7 +180,7 @@ fn spectrum_and_cycle_products_preserved_by_flow_solver_and_max_rule() {
         p: 1.0,
         aggregate: Aggregate::Max,
         ..flow(
-            0.5 * largest_stable_dt(&Networks::recurrent(1, n, &j), 1.0),
+            0.5 * Networks::recurrent(1, n, &j).largest_stable_dt(1.0),
             3000,
         )
     };
@@ -257,18 +257,17 @@ fn total_cost_never_increases_and_converges_to_balance() {
                 params.method
             );
             // The balance condition (eq. 21), checked on the returned J itself.
-            let c = host_costs(&Networks::recurrent(groups, n, &b.j), g, 2.0);
+            let c = Networks::recurrent(groups, n, &b.j).costs(g, 2.0);
             let gn: f64 = neural_gradients(n, &c)
                 .iter()
                 .map(|v| v * v)
                 .sum::<f64>()
                 .sqrt();
-            let g0: f64 =
-                neural_gradients(n, &host_costs(&Networks::recurrent(groups, n, &j), g, 2.0))
-                    .iter()
-                    .map(|v| v * v)
-                    .sum::<f64>()
-                    .sqrt();
+            let g0: f64 = neural_gradients(n, &Networks::recurrent(groups, n, &j).costs(g, 2.0))
+                .iter()
+                .map(|v| v * v)
+                .sum::<f64>()
+                .sqrt();
             assert!(
                 gn < 1e-4 * g0,
                 "{:?}: network {g}: ||g|| = {gn:.2e}, ||g0|| = {g0:.2e}",
@@ -396,7 +395,7 @@ fn two_neurons_follow_the_tanh_and_coth_branches() {
         );
         // The end point: both costs at the geometric mean (eq. 29-30).
         let b = run(&j, 1, 2, &solver(1e-7));
-        let c = host_costs(&Networks::recurrent(1, 2, &b.j), 0, 2.0);
+        let c = Networks::recurrent(1, 2, &b.j).costs(0, 2.0);
         assert!(
             (c[1] - chat).abs() < 1e-5 * chat && (c[2] - chat).abs() < 1e-5 * chat,
             "costs {c:?}, c_hat {chat}"
@@ -410,9 +409,10 @@ fn prop_5_bounds_hold() {
     let j = unbalanced(groups, n, 70, 1.0);
     let b = run(&j, groups, n, &solver(1e-7));
     for g in 0..groups {
-        let c0 = host_costs(&Networks::recurrent(groups, n, &j), g, 2.0);
+        let c0 = Networks::recurrent(groups, n, &j).costs(g, 2.0);
         let (lower, upper) = cost_bounds(n, &c0);
-        let c_star = host_costs(&Networks::recurrent(groups, n, &b.j), g, 2.0)
+        let c_star = Networks::recurrent(groups, n, &b.j)
+            .costs(g, 2.0)
             .iter()
             .sum::<f64>();
         assert!(
@@ -457,7 +457,7 @@ fn normal_matrices_are_fixed_points() {
         ("circulant", circulant),
         ("Q D Q^T", qdq),
     ] {
-        let c = host_costs(&Networks::recurrent(1, n, &j), 0, 2.0);
+        let c = Networks::recurrent(1, n, &j).costs(0, 2.0);
         let g = neural_gradients(n, &c);
         let gn = g.iter().map(|v| v * v).sum::<f64>().sqrt();
         let total: f64 = c.iter().sum();
@@ -512,7 +512,7 @@ fn symmetrisable_costs_end_at_geometric_means_and_rank_one_at_sqrt_ab() {
             .map(|(e, c)| (c.sqrt() * if e % 3 == 0 { -1.0 } else { 1.0 }) as f32)
             .collect();
         let b = run(&j, 1, n, &solver(1e-7));
-        let got = host_costs(&Networks::recurrent(1, n, &b.j), 0, 2.0);
+        let got = Networks::recurrent(1, n, &b.j).costs(0, 2.0);
         let err = max_rel(&got, &want);
         assert!(
             err < 1e-5,
@@ -531,7 +531,7 @@ fn max_rule_balances_largest_incoming_and_outgoing_weights() {
     // The generalised Lax rule g_k = max_j |J_kj| - max_i |J_ik| (001 section 6.2, ref. 40).
     let (groups, n) = (2, 30);
     let j = unbalanced(groups, n, 100, 0.5);
-    let dt = 0.5 * largest_stable_dt(&Networks::recurrent(groups, n, &j), 1.0);
+    let dt = 0.5 * Networks::recurrent(groups, n, &j).largest_stable_dt(1.0);
     // g_k is the difference of two single weights, each known to f32 precision through h = O(1),
     // so ||g|| stops falling near 1e-6 of ||g0|| (measured 8.5e-7): 3e-6 is reachable.
     let params = BalanceParams {
@@ -591,14 +591,11 @@ fn robustness_cost_with_per_column_sigma2() {
         ..Networks::recurrent(1, n, &j)
     };
     let b = balance(&mut cpu(), &networks, &solver(1e-7)).unwrap();
-    let c = host_costs(
-        &Networks {
-            j: &b.j,
-            ..networks
-        },
-        0,
-        2.0,
-    );
+    let c = Networks {
+        j: &b.j,
+        ..networks
+    }
+    .costs(0, 2.0);
     let g = neural_gradients(n, &c);
     let total: f64 = c.iter().sum();
     assert!(
@@ -622,7 +619,7 @@ fn heat_equation_and_resistance_near_equilibrium() {
     let (post, pre) = (1usize, 0usize);
     j[post * n + pre] = (1.0 + eta) as f32;
     let b = run(&j, 1, n, &solver(1e-7));
-    let c0 = host_costs(&Networks::recurrent(1, n, &j), 0, 2.0);
+    let c0 = Networks::recurrent(1, n, &j).costs(0, 2.0);
     let l = laplacian(n, &c0);
     let pinv = pseudo_inverse(&l);
     let g0 = neural_gradients(n, &c0);
@@ -643,29 +640,42 @@ fn heat_equation_and_resistance_near_equilibrium() {
     assert!(values[0].abs() < 1e-12 && values[1] > 0.1);
 }
 
-#[test]
-fn model_on_gpu_matches_cpu() {
-    let Some(mut gpu) = gpu_backend() else { return };
-    let (groups, n) = (2, 257);
-    let j = unbalanced(groups, n, 120, 1.0);
-    for params in [stable_flow(&j, groups, n, 300), solver(1e-5)] {
-        let want = balance(&mut cpu(), &Networks::recurrent(groups, n, &j), &params).unwrap();
-        let got = balance(&mut gpu, &Networks::recurrent(groups, n, &j), &params).unwrap();
-        // Each iteration's f32 sums round differently on the two sides, but balancing is a
-        // contraction towards one point, so the differences do not grow: 1e-4 of max |h|.
-        let dh = max_rel(&to_f64(&got.h), &to_f64(&want.h));
-        let dj = max_rel(&to_f64(&got.j), &to_f64(&want.j));
-        assert!(
-            dh < 1e-4 && dj < 1e-4,
-            "{:?}: h differs by {dh:.2e}, J by {dj:.2e}",
-            params.method
-        );
-        let dc = max_rel(&got.total_cost, &want.total_cost);
-        assert!(
-            dc < 1e-5,
-            "{:?}: total cost history differs by {dc:.2e}",
-            params.method
-        );
+backend_tests! {
+    /// The flow and the solver on a batch of two networks: on each backend the total cost falls
+    /// in every network and the solver reaches its tolerance; the GPU's h and J match the CPU's.
+    fn flow_and_solver_on_a_batch(side: &Side) {
+        let (groups, n) = (2, 257);
+        let j = unbalanced(groups, n, 120, 1.0);
+        for params in [stable_flow(&j, groups, n, 300), solver(1e-5)] {
+            let nets = Networks::recurrent(groups, n, &j);
+            let got = balance(side.backend().as_mut(), &nets, &params).unwrap();
+            let cost = &got.total_cost;
+            for g in 0..groups {
+                assert!(cost[cost.len() - groups + g] < 0.9 * cost[g], "{:?}: network {g}", params.method);
+            }
+            if params.method == Method::Solver {
+                assert!(got.converged_at.is_some(), "the solver reached its tolerance");
+            }
+            if !side.is_gpu() {
+                continue;
+            }
+            let want = balance(&mut common::cpu(), &nets, &params).unwrap();
+            // Each iteration's f32 sums round differently on the two sides, but balancing is a
+            // contraction towards one point, so the differences do not grow: 1e-4 of max |h|.
+            let dh = max_rel(&to_f64(&got.h), &to_f64(&want.h));
+            let dj = max_rel(&to_f64(&got.j), &to_f64(&want.j));
+            assert!(
+                dh < 1e-4 && dj < 1e-4,
+                "{:?}: h differs by {dh:.2e}, J by {dj:.2e}",
+                params.method
+            );
+            let dc = max_rel(&got.total_cost, &want.total_cost);
+            assert!(
+                dc < 1e-5,
+                "{:?}: total cost history differs by {dc:.2e}",
+                params.method
+            );
+        }
     }
 }
 

@@ -1,10 +1,10 @@
 //! Training by gradient descent through time (BPTT): the whole gradient against finite
-//! differences of the loss, on the CPU backend and on the GPU.
+//! differences of the loss, on each backend.
 
 mod common;
 
-use common::{cpu, gpu_backend, normal};
-use dale::backend::{Backend, Phi};
+use common::{backend_tests, cpu, normal};
+use dale::backend::{Backend, BufferOps, Phi};
 use dale::models::bptt::{Dynamics, Net, Trainer, Trials};
 
 fn small_net(n: usize, m: usize, k: usize, seed: u64) -> Net {
@@ -95,17 +95,14 @@ fn check_gradient(be: &mut dyn Backend, phi: Phi) {
     }
 }
 
-#[test]
-fn bptt_gradient_matches_finite_differences_on_cpu() {
-    for phi in [Phi::Tanh, Phi::Linear] {
-        check_gradient(&mut cpu(), phi);
+backend_tests! {
+    fn bptt_gradient_matches_finite_differences(side: &Side) {
+        // tanh exercises phi'; linear is cheap enough to add on the CPU only.
+        let phis: &[Phi] = if side.is_gpu() { &[Phi::Tanh] } else { &[Phi::Tanh, Phi::Linear] };
+        for &phi in phis {
+            check_gradient(side.backend().as_mut(), phi);
+        }
     }
-}
-
-#[test]
-fn bptt_gradient_matches_finite_differences_on_gpu() {
-    let Some(mut gpu) = gpu_backend() else { return };
-    check_gradient(&mut gpu, Phi::Tanh);
 }
 
 #[test]

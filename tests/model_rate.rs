@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, cpu, gpu_backend, Tol};
+use common::{assert_close, backend_tests, cpu, Tol};
 use dale::backend::{Backend, Phi};
 use dale::models::rate::{simulate, Input, Monitor, Monitors, RateParams, Trajectory, Weights};
 
@@ -56,15 +56,29 @@ const TRAJECTORY_TOL: Tol = Tol {
     why: "stable network (g = 0.8): rounding differences stay bounded by its memory",
 };
 
-#[test]
-fn gpu_and_cpu_trajectories_agree_over_1000_steps() {
+backend_tests! {
+    /// 1,000 steps of every phi with and without noise: every step recorded, the state moving,
+    /// the readout equal to W_out x at each sample; on the GPU, the trajectories of the CPU.
+    fn trajectories_over_1000_steps(side: &Side) {
     for (phi, sigma) in [(Phi::Relu, 0.0), (Phi::Tanh, 0.5), (Phi::Linear, 0.2)] {
         let p = params(phi, sigma);
-        let Some(mut gpu) = gpu_backend() else { return };
-        let c = run(&mut cpu(), &p, 1000, &every_step());
-        let g = run(&mut gpu, &p, 1000, &every_step());
-        assert_eq!(c.steps_done, 1000);
-        assert_eq!((c.x_steps.len(), c.y_steps.len()), (1000, 1000));
+        let g = run(side.backend().as_mut(), &p, 1000, &every_step());
+        assert_eq!(g.steps_done, 1000);
+        assert_eq!((g.x_steps.len(), g.y_steps.len()), (1000, 1000));
+        // The run must have moved: a trajectory stuck at zero would agree trivially.
+        assert!(g.max_abs_x.iter().cloned().fold(0.0, f32::max) > 0.5);
+        // y = W_out x (eq. 2) at the last sample, from the recorded x of batch entry 0.
+        let w = Weights::random(&p, 11); // as `run` draws them
+        let x_last = &g.x[(g.x_steps.len() - 1) * g.x_trials * p.n..][..p.n];
+        let y_last = &g.y[(g.y_steps.len() - 1) * g.y_trials * p.outputs..][..p.outputs];
+        let want: Vec<f32> = (0..p.outputs)
+            .map(|k| (0..p.n).map(|i| f64::from(w.w_out[k * p.n + i]) * f64::from(x_last[i])).sum::<f64>() as f32)
+            .collect();
+        assert_close(&format!("{phi:?} y = W_out x"), y_last, &want, common::dot_tol(p.n));
+        if !side.is_gpu() {
+            continue;
+        }
+        let c = run(&mut common::cpu(), &p, 1000, &every_step());
         assert_close(&format!("{phi:?} x(t)"), &g.x, &c.x, TRAJECTORY_TOL);
         assert_close(&format!("{phi:?} y(t)"), &g.y, &c.y, TRAJECTORY_TOL);
         assert_close(
@@ -79,13 +93,12 @@ fn gpu_and_cpu_trajectories_agree_over_1000_steps() {
             &c.x_final,
             TRAJECTORY_TOL,
         );
-        // The run must have moved: a trajectory stuck at zero would agree trivially.
-        assert!(c.max_abs_x.iter().cloned().fold(0.0, f32::max) > 0.5);
+    }
     }
 }
 
-#[test]
-fn euler_matches_the_closed_form_of_a_linear_unit() {
+backend_tests! {
+    fn euler_matches_the_closed_form_of_a_linear_unit(side: &Side) {
     // J = 0, one constant input u through W_in: tau dx/dt = -x + w u, so Euler gives
     // x_t = w u (1 - (1 - dt/tau)^t) exactly in real numbers.
     let p = RateParams {
@@ -102,11 +115,8 @@ fn euler_matches_the_closed_form_of_a_linear_unit() {
         input: Input::Constant { value: vec![2.0] },
     };
     let w = Weights::random(&p, 3);
-    let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(cpu())];
-    if let Some(g) = gpu_backend() {
-        backends.push(Box::new(g));
-    }
-    for be in backends.iter_mut() {
+    {
+        let mut be = side.backend();
         let traj = simulate(be.as_mut(), &p, &w, 3, 300, &every_step(), &mut |_| {})
             .map_err(|(_, e)| e)
             .unwrap();
@@ -126,6 +136,7 @@ fn euler_matches_the_closed_form_of_a_linear_unit() {
             }
         }
     }
+}
 }
 
 #[test]

@@ -25,12 +25,20 @@ const PINNED: [(&str, &str, u64); 16] = [
     ("quickstart", "y.npy", 0x5d22194860b42811),
     ("quickstart", "y_times.npy", 0x73b92fc915aee98e),
     ("balancing_fig3", "costs.npy", 0x58462ff8a99fe39e),
-    ("balancing_fig3", "costs_closed_form.npy", 0x34f86a5133ee5f0c),
+    (
+        "balancing_fig3",
+        "costs_closed_form.npy",
+        0x34f86a5133ee5f0c,
+    ),
     ("balancing_fig3", "times.npy", 0x3b59a0d6947799b7),
     ("balancing_fig5", "h.npy", 0x04c11a659fddc21e),
     ("balancing_fig5", "h_modes.npy", 0x03d5be3d05ccb902),
     ("balancing_fig5", "h_modes_eq39.npy", 0x559ba0ab6d3e7cff),
-    ("balancing_fig5", "laplacian_eigenvalues.npy", 0x90f2bcb54f9d0285),
+    (
+        "balancing_fig5",
+        "laplacian_eigenvalues.npy",
+        0x90f2bcb54f9d0285,
+    ),
     ("balancing_fig5", "named_costs.npy", 0xf24fd07332817bbb),
     ("balancing_fig5", "times.npy", 0xb2423cf522cef718),
 ];

@@ -264,4 +264,3 @@ fn strongly_connected(n: usize, positive: impl Fn(usize, usize) -> bool) -> bool
         unreached.is_empty()
     })
 }
-

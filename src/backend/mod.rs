@@ -28,10 +28,15 @@ use crate::error::DaleError;
 
 /// Every kernel, by family: the GPU backend compiles these once when it opens a device.
 pub fn kernels() -> impl Iterator<Item = &'static Kernel> {
-    [linalg::KERNELS, rate::KERNELS, train::KERNELS, balance::KERNELS]
-        .into_iter()
-        .flatten()
-        .copied()
+    [
+        linalg::KERNELS,
+        rate::KERNELS,
+        train::KERNELS,
+        balance::KERNELS,
+    ]
+    .into_iter()
+    .flatten()
+    .copied()
 }
 
 /// The element types a buffer may hold: 4-byte scalars, as WGSL storage arrays take them.
@@ -201,7 +206,14 @@ pub trait Backend {
     /// Reads `out.len()` bytes (whole values) from value `offset`, after everything recorded.
     fn download_raw(&mut self, src: RawBuf, offset: usize, out: &mut [u8])
         -> Result<(), DaleError>;
-    fn copy_raw(&mut self, src: RawBuf, src_offset: usize, dst: RawBuf, dst_offset: usize, len: usize);
+    fn copy_raw(
+        &mut self,
+        src: RawBuf,
+        src_offset: usize,
+        dst: RawBuf,
+        dst_offset: usize,
+        len: usize,
+    );
     /// Gives the buffer back. Ops recorded before still see it; its handle must not be used again.
     fn free_raw(&mut self, buf: RawBuf);
     /// Runs (CPU) or records (GPU) one op, after its bounds check.
@@ -227,22 +239,43 @@ pub trait BufferOps: Backend {
         Ok(buf)
     }
 
-    fn upload<T: Element>(&mut self, dst: Buf<T>, offset: usize, data: &[T]) -> Result<(), DaleError> {
+    fn upload<T: Element>(
+        &mut self,
+        dst: Buf<T>,
+        offset: usize,
+        data: &[T],
+    ) -> Result<(), DaleError> {
         check_range(dst.raw(), offset, data.len(), "upload");
         self.upload_raw(dst.raw(), offset, bytemuck::cast_slice(data))
     }
 
-    fn download<T: Element>(&mut self, src: Buf<T>, offset: usize, len: usize) -> Result<Vec<T>, DaleError> {
+    fn download<T: Element>(
+        &mut self,
+        src: Buf<T>,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<T>, DaleError> {
         check_range(src.raw(), offset, len, "download");
         let mut out = crate::host::zeroed_vec::<T>(len);
         self.download_raw(src.raw(), offset, bytemuck::cast_slice_mut(&mut out))?;
         Ok(out)
     }
 
-    fn copy<T: Element>(&mut self, src: Buf<T>, src_offset: usize, dst: Buf<T>, dst_offset: usize, len: usize) {
+    fn copy<T: Element>(
+        &mut self,
+        src: Buf<T>,
+        src_offset: usize,
+        dst: Buf<T>,
+        dst_offset: usize,
+        len: usize,
+    ) {
         check_range(src.raw(), src_offset, len, "copy");
         check_range(dst.raw(), dst_offset, len, "copy");
-        assert_ne!(src.id, dst.id, "copy: source and destination '{}' are one buffer", dst.label);
+        assert_ne!(
+            src.id, dst.id,
+            "copy: source and destination '{}' are one buffer",
+            dst.label
+        );
         self.copy_raw(src.raw(), src_offset, dst.raw(), dst_offset, len)
     }
 

@@ -153,6 +153,9 @@ pub fn spread(n: usize, limits: &DeviceLimits) -> [u32; 3] {
     let max = limits.max_workgroups_per_dimension as usize;
     let x = n.clamp(1, max);
     let y = n.div_ceil(x).max(1);
-    assert!(y <= max, "{n} workgroups exceed this adapter's {max} x {max}");
+    assert!(
+        y <= max,
+        "{n} workgroups exceed this adapter's {max} x {max}"
+    );
     [x as u32, y as u32, 1]
 }

@@ -120,8 +120,7 @@ pub fn check_balanced(
             w_in: w_in.to_vec(),
             w_out: w_out.to_vec(),
         };
-        simulate(backend, &p, &w, 1, steps, &monitors, &mut |_| {})
-            .map_err(|(_, e)| e)
+        simulate(backend, &p, &w, 1, steps, &monitors, &mut |_| {}).map_err(|(_, e)| e)
     };
     let before = run(&orig.j.data, &w_in0, &w_out0)?;
     let after = run(&j_b.data, &w_in_b, &w_out_b)?;

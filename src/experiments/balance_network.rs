@@ -179,10 +179,20 @@ impl BalanceNetwork {
 
 impl Experiment for BalanceNetwork {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
-        fits(backend, "weights.J", self.inputs.j.shape[0], "J holds N x N values", |n| n.checked_mul(n))
+        fits(
+            backend,
+            "weights.J",
+            self.inputs.j.shape[0],
+            "J holds N x N values",
+            |n| n.checked_mul(n),
+        )
     }
 
-    fn run(&self, backend: &mut dyn Backend, _: &mut dyn FnMut(usize)) -> Result<Report, DaleError> {
+    fn run(
+        &self,
+        backend: &mut dyn Backend,
+        _: &mut dyn FnMut(usize),
+    ) -> Result<Report, DaleError> {
         balance_inputs(backend, &self.inputs, &self.settings)
     }
 }
@@ -450,4 +460,3 @@ fn balance_inputs(
     });
     Ok(report)
 }
-

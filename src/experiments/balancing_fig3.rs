@@ -64,10 +64,20 @@ pub struct Fig3 {
 
 impl Experiment for Fig3 {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
-        fits(backend, "params.pairs", self.params.pairs.len(), "J holds 4 values per pair", |g| g.checked_mul(4))
+        fits(
+            backend,
+            "params.pairs",
+            self.params.pairs.len(),
+            "J holds 4 values per pair",
+            |g| g.checked_mul(4),
+        )
     }
 
-    fn run(&self, backend: &mut dyn Backend, _: &mut dyn FnMut(usize)) -> Result<Report, DaleError> {
+    fn run(
+        &self,
+        backend: &mut dyn Backend,
+        _: &mut dyn FnMut(usize),
+    ) -> Result<Report, DaleError> {
         run(&self.params, self.steps, backend)
     }
 }
@@ -163,8 +173,14 @@ fn run(
         let euler_tol = 2.0 * pf * c12.max(c21) * f64::from(dt);
         let never_increased = total.windows(2).all(|w| w[1] <= w[0] * (1.0 + 1e-6));
         let signs_kept = b.j[g * 4 + 1] > 0.0 && (c21 == 0.0 || b.j[g * 4 + 2] < 0.0);
-        report.check(format!("pair_{g}_follows_eq29_31_within_euler_error"), worst <= euler_tol);
-        report.check(format!("pair_{g}_total_cost_never_increased"), never_increased);
+        report.check(
+            format!("pair_{g}_follows_eq29_31_within_euler_error"),
+            worst <= euler_tol,
+        );
+        report.check(
+            format!("pair_{g}_total_cost_never_increased"),
+            never_increased,
+        );
         report.check(format!("pair_{g}_signs_kept"), signs_kept);
         figures.push(json!({
             "initial_costs": [c12, c21],
@@ -184,7 +200,11 @@ fn run(
     });
     let times32: Vec<f32> = times.iter().map(|t| *t as f32).collect();
     report.array("costs.npy", vec![samples, groups, 2], costs.clone());
-    report.array("costs_closed_form.npy", vec![samples, groups, 2], closed.clone());
+    report.array(
+        "costs_closed_form.npy",
+        vec![samples, groups, 2],
+        closed.clone(),
+    );
     report.array("times.npy", vec![samples], times32);
     let mut panels = Vec::new();
     for (g, pair) in pairs.iter().enumerate() {

@@ -290,12 +290,30 @@ impl Experiment for Fig4 {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
         let p = &self.params;
         let steps_times_n = |trials: usize| p.trial_steps.checked_mul(trials)?.checked_mul(p.n);
-        fits(backend, "params.n", p.n, "J holds n x n values", |n| n.checked_mul(n))?;
-        fits(backend, "params.trials", p.trials, "a trainer records trial_steps x trials x n states", steps_times_n)?;
-        fits(backend, "params.test_trials", p.test_trials, "the held-out run records trial_steps x test_trials x n states", steps_times_n)
+        fits(backend, "params.n", p.n, "J holds n x n values", |n| {
+            n.checked_mul(n)
+        })?;
+        fits(
+            backend,
+            "params.trials",
+            p.trials,
+            "a trainer records trial_steps x trials x n states",
+            steps_times_n,
+        )?;
+        fits(
+            backend,
+            "params.test_trials",
+            p.test_trials,
+            "the held-out run records trial_steps x test_trials x n states",
+            steps_times_n,
+        )
     }
 
-    fn run(&self, backend: &mut dyn Backend, _: &mut dyn FnMut(usize)) -> Result<Report, DaleError> {
+    fn run(
+        &self,
+        backend: &mut dyn Backend,
+        _: &mut dyn FnMut(usize),
+    ) -> Result<Report, DaleError> {
         run(&self.params, self.steps, self.seed, backend)
     }
 }
@@ -305,7 +323,12 @@ impl Experiment for Fig4 {
 /// over at most 50 steps, far below 1e-4.
 const TASK_KEPT_TOL: f64 = 1e-4;
 
-fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backend) -> Result<Report, DaleError> {
+fn run(
+    p: &CdiParams,
+    iterations: usize,
+    seed: u64,
+    backend: &mut dyn Backend,
+) -> Result<Report, DaleError> {
     let n = p.n;
     let mut report = Report::default();
     // Fig. 4a: one network per lambda, same initial weights and trial stream.
@@ -332,9 +355,15 @@ fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backend) -
             t.loss.iter().take(10).sum::<f64>() / t.loss.len().min(10) as f64,
             t.loss.iter().rev().take(10).sum::<f64>() / t.loss.len().min(10) as f64,
         );
-        report.check(format!("training_lowered_the_loss_at_lambda_{lambda}"), last < first);
+        report.check(
+            format!("training_lowered_the_loss_at_lambda_{lambda}"),
+            last < first,
+        );
         if *lambda > 0.0 {
-            report.check(format!("grad_norm_fell_at_lambda_{lambda}"), actual < t.grad_norm[0].1);
+            report.check(
+                format!("grad_norm_fell_at_lambda_{lambda}"),
+                actual < t.grad_norm[0].1,
+            );
         }
         let mean = null.iter().sum::<f64>() / null.len().max(1) as f64;
         let sd = (null.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / null.len().max(1) as f64)
@@ -438,12 +467,24 @@ fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backend) -
                 );
             }
         }
-        let (cost_before, cost_after) = (balanced.total_cost[0], balanced.total_cost[balanced.total_cost.len() - 1]);
-        let (s_before, s_after) = (sensitivity(&original.j, &mu, &sigma2), sensitivity(&balanced.j, &mu, &sigma2));
-        report.check(format!("network_{net_idx}_balancing_lowered_the_robustness_cost"), cost_after < cost_before);
+        let (cost_before, cost_after) = (
+            balanced.total_cost[0],
+            balanced.total_cost[balanced.total_cost.len() - 1],
+        );
+        let (s_before, s_after) = (
+            sensitivity(&original.j, &mu, &sigma2),
+            sensitivity(&balanced.j, &mu, &sigma2),
+        );
+        report.check(
+            format!("network_{net_idx}_balancing_lowered_the_robustness_cost"),
+            cost_after < cost_before,
+        );
         // Prop. 2: with sigma^2 fixed, the sensitivity (eq. 9) is the robustness cost plus terms
         // the transformation keeps, so it falls with the cost.
-        report.check(format!("network_{net_idx}_sensitivity_fell"), s_after < s_before);
+        report.check(
+            format!("network_{net_idx}_sensitivity_fell"),
+            s_after < s_before,
+        );
         network_figures.push(json!({
             "network": net_idx,
             "total_cost_original": cost_before,
@@ -491,8 +532,16 @@ fn run(p: &CdiParams, iterations: usize, seed: u64, backend: &mut dyn Backend) -
         .flat_map(|r| r.iter().map(|(_, lo, lb)| (lb / lo) as f32))
         .collect();
     report.array("training_loss.npy", vec![trained.len(), iterations], loss);
-    report.array("grad_norm.npy", vec![trained.len(), trained[0].grad_norm.len()], gn);
-    report.array("loss_ratio.npy", vec![ratios.len(), p.noise_levels.len()], ratio);
+    report.array(
+        "grad_norm.npy",
+        vec![trained.len(), trained[0].grad_norm.len()],
+        gn,
+    );
+    report.array(
+        "loss_ratio.npy",
+        vec![ratios.len(), p.noise_levels.len()],
+        ratio,
+    );
     let gn_panel = Panel {
         title: "Fig. 4a: ||g|| (costs J^2) along training".into(),
         x_label: "iteration".into(),

@@ -61,15 +61,29 @@ pub struct Fig5 {
 
 impl Experiment for Fig5 {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
-        fits(backend, "params.n", self.params.n, "J holds n x n values", |n| n.checked_mul(n))
+        fits(
+            backend,
+            "params.n",
+            self.params.n,
+            "J holds n x n values",
+            |n| n.checked_mul(n),
+        )
     }
 
-    fn run(&self, backend: &mut dyn Backend, _: &mut dyn FnMut(usize)) -> Result<Report, DaleError> {
+    fn run(
+        &self,
+        backend: &mut dyn Backend,
+        _: &mut dyn FnMut(usize),
+    ) -> Result<Report, DaleError> {
         run(&self.params, self.steps, backend)
     }
 }
 
-fn run(ring: &RingPerturbation, steps: usize, backend: &mut dyn Backend) -> Result<Report, DaleError> {
+fn run(
+    ring: &RingPerturbation,
+    steps: usize,
+    backend: &mut dyn Backend,
+) -> Result<Report, DaleError> {
     let RingPerturbation {
         n,
         potentiated_cost: potentiated,
@@ -161,9 +175,18 @@ fn run(ring: &RingPerturbation, steps: usize, backend: &mut dyn Backend) -> Resu
             .map(|s| times[s])
     };
     let directions = [
-        ("A_and_D_weakened", change(named[0].1) < 0.0 && change(named[3].1) < 0.0),
-        ("B_and_C_strengthened", change(named[1].1) > 0.0 && change(named[2].1) > 0.0),
-        ("E_strengthened_F_weakened", change(named[4].1) > 0.0 && change(named[5].1) < 0.0),
+        (
+            "A_and_D_weakened",
+            change(named[0].1) < 0.0 && change(named[3].1) < 0.0,
+        ),
+        (
+            "B_and_C_strengthened",
+            change(named[1].1) > 0.0 && change(named[2].1) > 0.0,
+        ),
+        (
+            "E_strengthened_F_weakened",
+            change(named[4].1) > 0.0 && change(named[5].1) < 0.0,
+        ),
     ];
     let (near, far) = (half_time(named[1].1), half_time(named[6].1));
     let mut report = Report::default();
@@ -195,10 +218,18 @@ fn run(ring: &RingPerturbation, steps: usize, backend: &mut dyn Backend) -> Resu
     });
     let eigenvalues: Vec<f32> = values.iter().map(|v| *v as f32).collect();
     let times32: Vec<f32> = times.iter().map(|t| *t as f32).collect();
-    report.array("named_costs.npy", vec![samples, named.len()], named_costs.clone());
+    report.array(
+        "named_costs.npy",
+        vec![samples, named.len()],
+        named_costs.clone(),
+    );
     report.array("h.npy", vec![samples, n], b.h_trajectory.clone());
     report.array("h_modes.npy", vec![samples, modes.len()], proj.clone());
-    report.array("h_modes_eq39.npy", vec![samples, modes.len()], approx.clone());
+    report.array(
+        "h_modes_eq39.npy",
+        vec![samples, modes.len()],
+        approx.clone(),
+    );
     report.array("laplacian_eigenvalues.npy", vec![n], eigenvalues);
     report.array("times.npy", vec![samples], times32);
     let costs_panel = Panel {

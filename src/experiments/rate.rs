@@ -13,14 +13,17 @@ use crate::scene::WeightFiles;
 
 pub struct RateRun {
     pub params: RateParams,
-    pub weights: Weights,
+    /// J, W_in, W_out read from files; the others are drawn from the seed when the run starts,
+    /// after its sizes were checked.
+    files: [Option<Vec<f32>>; 3],
     pub seed: u64,
     pub steps: usize,
     pub monitors: Monitors,
 }
 
 impl RateRun {
-    /// Random weights from the seed, with any of J, W_in, W_out that `files` names read instead.
+    /// Random weights from the seed, with any of J, W_in, W_out that `files` names read instead
+    /// (now, so that a bad file is refused before anything is written).
     pub fn new(
         params: RateParams,
         files: &WeightFiles,
@@ -28,10 +31,9 @@ impl RateRun {
         steps: usize,
         monitors: Monitors,
     ) -> Result<Self, DaleError> {
-        let weights = rate_weights(&params, files, seed)?;
         Ok(RateRun {
+            files: weights_from_files(&params, files)?,
             params,
-            weights,
             seed,
             steps,
             monitors,
@@ -51,10 +53,19 @@ impl Experiment for RateRun {
         progress: &mut dyn FnMut(usize),
     ) -> Result<Report, DaleError> {
         let p = &self.params;
+        let mut weights = Weights::random(p, self.seed);
+        for (dst, given) in [&mut weights.j, &mut weights.w_in, &mut weights.w_out]
+            .into_iter()
+            .zip(&self.files)
+        {
+            if let Some(values) = given {
+                dst.clone_from(values);
+            }
+        }
         let (traj, diverged) = match simulate(
             backend,
             p,
-            &self.weights,
+            &weights,
             self.seed,
             self.steps,
             &self.monitors,
@@ -69,7 +80,7 @@ impl Experiment for RateRun {
             diverged,
             ..Report::default()
         };
-        checks(&mut report, p, &self.weights, &traj, self.steps);
+        checks(&mut report, p, &weights, &traj, self.steps);
         arrays(&mut report, &self.monitors, p, &traj);
         report.plots.push(plot(p, &traj));
         Ok(report)
@@ -80,7 +91,10 @@ impl Experiment for RateRun {
 /// rate, a mean of phi(x), within max |x| (|phi(x)| <= |x| for linear, ReLU and tanh); and the
 /// last recorded readout equal to W_out x (eq. 2) computed on the host from the final state.
 fn checks(report: &mut Report, p: &RateParams, w: &Weights, traj: &Trajectory, steps: usize) {
-    report.check("completed_all_steps_with_finite_state", traj.steps_done == steps);
+    report.check(
+        "completed_all_steps_with_finite_state",
+        traj.steps_done == steps,
+    );
     let b = p.batch();
     let rate_bounded = (0..traj.steps_done * b)
         .all(|i| traj.population_rate[i].abs() <= traj.max_abs_x[i] * (1.0 + 1e-6));
@@ -95,7 +109,8 @@ fn checks(report: &mut Report, p: &RateParams, w: &Weights, traj: &Trajectory, s
             for o in 0..k {
                 let want: f64 = (0..n)
                     .map(|i| {
-                        f64::from(w.w_out[(net * k + o) * n + i]) * f64::from(traj.x_final[t * n + i])
+                        f64::from(w.w_out[(net * k + o) * n + i])
+                            * f64::from(traj.x_final[t * n + i])
                     })
                     .sum();
                 worst = worst.max((f64::from(last[t * k + o]) - want).abs());
@@ -116,15 +131,27 @@ fn arrays(report: &mut Report, monitors: &Monitors, p: &RateParams, traj: &Traje
         vec![traj.steps_done, b],
         traj.population_rate.clone(),
     );
-    report.array("max_abs_x.npy", vec![traj.steps_done, b], traj.max_abs_x.clone());
+    report.array(
+        "max_abs_x.npy",
+        vec![traj.steps_done, b],
+        traj.max_abs_x.clone(),
+    );
     if monitors.x.is_some() {
         let times = traj.x_steps.iter().map(|&s| s as f32 * p.dt).collect();
-        report.array("x.npy", vec![traj.x_steps.len(), traj.x_trials, n], traj.x.clone());
+        report.array(
+            "x.npy",
+            vec![traj.x_steps.len(), traj.x_trials, n],
+            traj.x.clone(),
+        );
         report.array("x_times.npy", vec![traj.x_steps.len()], times);
     }
     if monitors.y.is_some() {
         let times = traj.y_steps.iter().map(|&s| s as f32 * p.dt).collect();
-        report.array("y.npy", vec![traj.y_steps.len(), traj.y_trials, k], traj.y.clone());
+        report.array(
+            "y.npy",
+            vec![traj.y_steps.len(), traj.y_trials, k],
+            traj.y.clone(),
+        );
         report.array("y_times.npy", vec![traj.y_steps.len()], times);
     }
     if !traj.x_final.is_empty() {
@@ -221,27 +248,29 @@ fn rate_summary(p: &RateParams, traj: &Trajectory, steps: usize) -> serde_json::
     })
 }
 
-/// The rate network's weights: random (from the seed), with any of J, W_in, W_out the scene names
-/// read from files instead, each [rows, cols] for one network or [networks, rows, cols].
-fn rate_weights(p: &RateParams, files: &WeightFiles, seed: u64) -> Result<Weights, DaleError> {
-    let mut w = Weights::random(p, seed);
-    for (spec, dst, rows, cols, what) in [
-        (&files.J, &mut w.j, p.n, p.n, "[N, N] from params.n"),
+/// J, W_in, W_out as the scene names them in files (each [rows, cols] for one network or
+/// [networks, rows, cols]), read and checked before anything is written; None where the weights
+/// are random.
+fn weights_from_files(
+    p: &RateParams,
+    files: &WeightFiles,
+) -> Result<[Option<Vec<f32>>; 3], DaleError> {
+    let mut out = [None, None, None];
+    for (slot, (spec, rows, cols, what)) in out.iter_mut().zip([
+        (&files.J, p.n, p.n, "[N, N] from params.n"),
         (
             &files.W_in,
-            &mut w.w_in,
             p.n,
             p.inputs,
             "[N, M] from params.n and params.inputs",
         ),
         (
             &files.W_out,
-            &mut w.w_out,
             p.outputs,
             p.n,
             "[K, N] from params.outputs and params.n",
         ),
-    ] {
+    ]) {
         let Some(spec) = spec else { continue };
         let a = read_array(spec)?;
         let fits =
@@ -253,7 +282,7 @@ fn rate_weights(p: &RateParams, files: &WeightFiles, seed: u64) -> Result<Weight
                 message: format!("shape {:?}; expected [{rows}, {cols}] or [{}, {rows}, {cols}] ({what}, params.networks = {})", a.shape, p.networks, p.networks),
             });
         }
-        *dst = a.data;
+        *slot = Some(a.data);
     }
-    Ok(w)
+    Ok(out)
 }

@@ -425,8 +425,16 @@ fn simulate_in(
             y: scope.alloc(backend, "y", b * k)?,
             pop: scope.alloc(backend, "population rate", CHUNK_STEPS * b)?,
             health: scope.alloc(backend, "max |x|", CHUNK_STEPS * b)?,
-            x_mon: scope.alloc(backend, "x monitor", samples_per_chunk(x_every) * x_trials * n)?,
-            y_mon: scope.alloc(backend, "y monitor", samples_per_chunk(y_every) * y_trials * k)?,
+            x_mon: scope.alloc(
+                backend,
+                "x monitor",
+                samples_per_chunk(x_every) * x_trials * n,
+            )?,
+            y_mon: scope.alloc(
+                backend,
+                "y monitor",
+                samples_per_chunk(y_every) * y_trials * k,
+            )?,
         };
         backend.upload(bufs.j, 0, &w.j)?;
         backend.upload(bufs.w_in, 0, &w.w_in)?;

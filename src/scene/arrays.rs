@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use npyz::{DType, Endianness, NpyFile, Order, TypeChar};
 
-use crate::host::zeroed_vec;
 use crate::error::DaleError;
+use crate::host::zeroed_vec;
 
 /// The element type an array came in, so that results go back in the same one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -205,11 +205,10 @@ impl Scene {
             ModelParams::Rate(_) if w.sigma2.is_some() || w.alpha.is_some() => {
                 return Err(DaleError::scene("weights", "sigma2 and alpha are cost weights of the balancing model; the rate model takes J, W_in, W_out"));
             }
-            ModelParams::Balancing(BalancingScene::Network(_)) => {
-                if w.J.is_none() {
-                    return Err(DaleError::scene("weights.J", "missing; the experiment \"network\" balances the J given here (.npy or file.npz:name)"));
-                }
+            ModelParams::Balancing(BalancingScene::Network(_)) if w.J.is_none() => {
+                return Err(DaleError::scene("weights.J", "missing; the experiment \"network\" balances the J given here (.npy or file.npz:name)"));
             }
+            ModelParams::Balancing(BalancingScene::Network(_)) => {}
             ModelParams::Balancing(_) if !w.is_empty() => {
                 return Err(DaleError::scene(
                     "weights",

@@ -104,7 +104,11 @@ pub fn checks_json(report: &Report) -> serde_json::Value {
 
 /// Writes the report's arrays and plots into `out` (each file atomically), as `outputs` allows;
 /// returns the names written.
-pub fn write_report(out: &Path, report: &Report, outputs: &Outputs) -> Result<Vec<String>, DaleError> {
+pub fn write_report(
+    out: &Path,
+    report: &Report,
+    outputs: &Outputs,
+) -> Result<Vec<String>, DaleError> {
     let mut files = Vec::new();
     if outputs.arrays {
         for a in &report.arrays {

@@ -1,19 +1,21 @@
-//! Shared by every test binary: one GPU device per binary, the op comparison helper with named
-//! tolerances, a plain f64 loop oracle that the CPU backend is checked against, and the `dale`
-//! command as a user runs it.
-#![allow(dead_code)]
+//! Shared by every test binary: one GPU device per binary, `backend_tests!` (a test written once,
+//! run once per backend), the op comparison helper with named tolerances, a plain f64 loop oracle
+//! that the CPU backend is checked against, and the `dale` command as a user runs it.
+#![allow(dead_code, unused_macros)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
-use dale::backend::cpu::CpuBackend;
-use dale::backend::gpu::{GpuBackend, GpuContext};
-use dale::backend::select::any_gpu;
-use dale::backend::{
-    Aggregate, Alpha, Axis, Backend, CostFlows, Costs, EulerStep, HStep, HUpdate, Layout,
-    MatmulShape, Reduce, ReduceOp, TaskTransform, Weights,
+use dale::backend::balance::{
+    Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
 };
+use dale::backend::cpu::CpuBackend;
+use dale::backend::gpu::select::any_gpu;
+use dale::backend::gpu::{GpuBackend, GpuContext};
+use dale::backend::linalg::{Axis, Layout, MatmulShape, Reduce, ReduceOp};
+use dale::backend::rate::EulerStep;
+use dale::backend::Backend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -38,6 +40,65 @@ pub fn gpu() -> Option<Arc<GpuContext>> {
 pub fn gpu_backend() -> Option<GpuBackend> {
     gpu().map(GpuBackend::new)
 }
+
+/// The backend a test of `backend_tests!` runs on.
+#[derive(Clone)]
+pub enum Side {
+    /// The CPU backend, held to the f64 oracle (or to the paper's math).
+    Cpu,
+    /// The GPU adapter of this binary, held to the CPU backend.
+    Gpu(Arc<GpuContext>),
+}
+
+impl Side {
+    /// A fresh backend of this side.
+    pub fn backend(&self) -> Box<dyn Backend> {
+        match self {
+            Side::Cpu => Box::new(CpuBackend::new()),
+            Side::Gpu(ctx) => Box::new(GpuBackend::new(ctx.clone())),
+        }
+    }
+
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Side::Gpu(_))
+    }
+
+    /// The `--backend` name of this side.
+    pub fn kind(&self) -> String {
+        self.backend().info().kind
+    }
+}
+
+/// Writes each test once, as `fn name(side: &Side) { ... }`, and yields a module `name` with one
+/// test per backend: `name::cpu` and `name::gpu`. Without a GPU adapter `name::gpu` passes with a
+/// printed reason, so that it shows as its own test; under DALE_REQUIRE_GPU=1 it fails.
+macro_rules! backend_tests {
+    ($(#[doc = $doc:literal])* fn $name:ident($side:ident: &Side) $body:block $($rest:tt)*) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($side: &common::Side) $body
+
+            #[test]
+            fn cpu() {
+                body(&common::Side::Cpu)
+            }
+
+            #[test]
+            fn gpu() {
+                if let Some(ctx) = common::gpu() {
+                    body(&common::Side::Gpu(ctx))
+                }
+            }
+        }
+        backend_tests!($($rest)*);
+    };
+    () => {};
+}
+#[allow(unused_imports)]
+pub(crate) use backend_tests;
 
 /// A tolerance and the numerical reason for it.
 #[derive(Clone, Copy, Debug)]
@@ -90,24 +151,29 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tol) {
     );
 }
 
-/// Runs `op` on the CPU backend and holds it to `oracle` (the f64 loops' result) where one is
-/// given, then runs it on the GPU and holds that to the CPU result, which it returns. Without a
-/// GPU the second half is skipped with a printed reason (a failure under DALE_REQUIRE_GPU=1).
+/// Runs `op` on a fresh backend of `side` and returns its output: on the CPU side held to
+/// `oracle()` (the f64 loops' result) where it gives one, on the GPU side held to the CPU
+/// backend's output for the same op.
 pub fn check_op(
+    side: &Side,
     what: &str,
     tol: Tol,
-    oracle: Option<Vec<f32>>,
+    oracle: impl FnOnce() -> Option<Vec<f32>>,
     op: impl Fn(&mut dyn Backend) -> Vec<f32>,
 ) -> Vec<f32> {
-    let cpu_out = op(&mut CpuBackend::new());
-    if let Some(want) = oracle {
-        assert_close(&format!("{what}: CPU vs oracle"), &cpu_out, &want, tol);
+    let out = op(side.backend().as_mut());
+    match side {
+        Side::Cpu => {
+            if let Some(want) = oracle() {
+                assert_close(&format!("{what}: CPU vs oracle"), &out, &want, tol);
+            }
+        }
+        Side::Gpu(_) => {
+            let cpu_out = op(&mut CpuBackend::new());
+            assert_close(&format!("{what}: GPU vs CPU"), &out, &cpu_out, tol);
+        }
     }
-    if let Some(mut gpu) = gpu_backend() {
-        let gpu_out = op(&mut gpu);
-        assert_close(&format!("{what}: GPU vs CPU"), &gpu_out, &cpu_out, tol);
-    }
-    cpu_out
+    out
 }
 
 /// The `dale` binary with `args`, as a user runs it (DALE_BACKEND unset).
@@ -180,7 +246,7 @@ pub mod oracle {
         c
     }
 
-    /// The noise element `index` in f64: the same integer hash as src/backend/noise.rs (written
+    /// The noise element `index` in f64: the same integer hash as src/backend/rate/noise.rs (written
     /// again here from its definition), Box-Muller on the pair (2k, 2k + 1) in f64.
     pub fn gaussian(seed: u64, step: u32, index: u32) -> f64 {
         let mix = |mut x: u32| {

@@ -3,7 +3,7 @@
 //! shapes dale's models run. Each crate gets the same buffers, all cores, and the same warm-up; the
 //! results are checked against each other so that a wrong stride cannot look fast.
 //! "gemm, dale split" is what dale's CPU backend does: single-threaded gemm calls on column
-//! blocks of C, one rayon task each (src/backend/cpu.rs).
+//! blocks of C, one rayon task each (src/backend/linalg/cpu.rs).
 //!
 //! Run: cargo run --release --manifest-path benches/gemm_choice/Cargo.toml
 

@@ -11,7 +11,10 @@ use super::op::params;
 use super::{check_range, spread, Backend, Binding, Buf, DeviceLimits, Dispatch, Kernel, Op};
 use crate::backend::cpu::Memory;
 
-const WGSL: (&str, &str) = ("balance.wgsl", include_str!("../../../shaders/balance.wgsl"));
+const WGSL: (&str, &str) = (
+    "balance.wgsl",
+    include_str!("../../../shaders/balance.wgsl"),
+);
 /// Threads of a 1-D workgroup.
 const WG: usize = 256;
 /// Rows of c0 one cost_flows_bands workgroup reads.
@@ -181,7 +184,14 @@ pub trait BalanceOps: Backend {
     }
 
     /// One update of h and s = e^(p h), as `HUpdate` describes.
-    fn h_update(&mut self, flows: Buf<f32>, h: Buf<f32>, scale: Buf<f32>, history: Buf<f32>, spec: HUpdate) {
+    fn h_update(
+        &mut self,
+        flows: Buf<f32>,
+        h: Buf<f32>,
+        scale: Buf<f32>,
+        history: Buf<f32>,
+        spec: HUpdate,
+    ) {
         self.run(&HUpdateOp {
             flows,
             h,
@@ -344,7 +354,11 @@ impl Op for CostsOp {
             p: s.p,
         };
         // Alpha::One reads no alpha; w stands in for the binding.
-        let alpha_buf = if s.alpha == Alpha::One { self.w } else { self.alpha };
+        let alpha_buf = if s.alpha == Alpha::One {
+            self.w
+        } else {
+            self.alpha
+        };
         vec![Dispatch::new(
             &COSTS,
             &[self.w.raw(), alpha_buf.raw(), self.c.raw()],
@@ -372,7 +386,12 @@ impl Op for CostFlowsOp {
         check_range(self.c0.raw(), 0, g * n * n, "cost_flows c0");
         check_range(self.scale.raw(), 0, g * n, "cost_flows scale");
         check_range(self.flows.raw(), 0, g * 2 * n, "cost_flows flows");
-        check_range(self.partials.raw(), 0, self.spec.partials_len(), "cost_flows partials");
+        check_range(
+            self.partials.raw(),
+            0,
+            self.spec.partials_len(),
+            "cost_flows partials",
+        );
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
@@ -453,7 +472,12 @@ impl Op for HUpdateOp {
         check_range(self.flows.raw(), 0, g * 2 * n, "h_update flows");
         check_range(self.h.raw(), 0, g * n, "h_update h");
         check_range(self.scale.raw(), 0, g * n, "h_update scale");
-        check_range(self.history.raw(), s.history_offset, 2 * g, "h_update history");
+        check_range(
+            self.history.raw(),
+            s.history_offset,
+            2 * g,
+            "h_update history",
+        );
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
@@ -462,7 +486,13 @@ impl Op for HUpdateOp {
             mem.take(self.scale),
             mem.take(self.history),
         );
-        cpu::h_update(mem.get(self.flows), &mut h, &mut scale, &mut history, self.spec);
+        cpu::h_update(
+            mem.get(self.flows),
+            &mut h,
+            &mut scale,
+            &mut history,
+            self.spec,
+        );
         mem.put(history);
         mem.put(scale);
         mem.put(h);
@@ -486,7 +516,12 @@ impl Op for HUpdateOp {
             history_offset: s.history_offset as u32,
         };
         let bufs = [self.flows, self.h, self.scale, self.history].map(Buf::raw);
-        vec![Dispatch::new(&H_UPDATE, &bufs, params, spread(s.groups, limits))]
+        vec![Dispatch::new(
+            &H_UPDATE,
+            &bufs,
+            params,
+            spread(s.groups, limits),
+        )]
     }
 }
 

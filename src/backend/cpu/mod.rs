@@ -57,7 +57,10 @@ impl Memory {
     /// An output, until `put` returns it; reading it meanwhile through `get` panics.
     pub fn take<T: Element>(&mut self, buf: Buf<T>) -> Taken<T> {
         let words = self.slots[buf.id as usize].take().unwrap_or_else(|| {
-            panic!("buffer '{}' was freed, or is written twice by one op", buf.label)
+            panic!(
+                "buffer '{}' was freed, or is written twice by one op",
+                buf.label
+            )
         });
         Taken {
             words,
@@ -127,13 +130,25 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn download_raw(&mut self, src: RawBuf, offset: usize, out: &mut [u8]) -> Result<(), DaleError> {
+    fn download_raw(
+        &mut self,
+        src: RawBuf,
+        offset: usize,
+        out: &mut [u8],
+    ) -> Result<(), DaleError> {
         let out: &mut [u32] = bytemuck::cast_slice_mut(out);
         out.copy_from_slice(&self.mem.words(src.id, src.label)[offset..offset + out.len()]);
         Ok(())
     }
 
-    fn copy_raw(&mut self, src: RawBuf, src_offset: usize, dst: RawBuf, dst_offset: usize, len: usize) {
+    fn copy_raw(
+        &mut self,
+        src: RawBuf,
+        src_offset: usize,
+        dst: RawBuf,
+        dst_offset: usize,
+        len: usize,
+    ) {
         // Copies move words, whatever the element type.
         let mut out = self.mem.slots[dst.id as usize]
             .take()

@@ -71,8 +71,7 @@ impl Recorder {
 
     /// Drops the bind groups that hold buffer `id`, which is being freed.
     pub fn forget(&mut self, id: u32) {
-        self.bind_groups
-            .retain(|(_, ids), _| !ids.contains(&id));
+        self.bind_groups.retain(|(_, ids), _| !ids.contains(&id));
     }
 
     /// Records one dispatch of kernel `kernel` (its index in the table) over `buffers` (storage

@@ -24,7 +24,10 @@ impl Kernels {
         let mut modules: Vec<(&str, wgpu::ShaderModule)> = Vec::new();
         for kernel in crate::backend::kernels() {
             assert!(
-                !table.kernels.iter().any(|k| k.entry == kernel.entry && k.file == kernel.file),
+                !table
+                    .kernels
+                    .iter()
+                    .any(|k| k.entry == kernel.entry && k.file == kernel.file),
                 "kernel {} of {} is listed twice",
                 kernel.entry,
                 kernel.file

@@ -83,8 +83,16 @@ impl GpuBackend {
                 buf.label, buf.element, binding.name, binding.element
             );
             if binding.access == Access::ReadWrite {
-                let shared = d.buffers.iter().enumerate().any(|(k, b)| k != i && b.id == buf.id);
-                assert!(!shared, "{op}: buffer '{}' is written through {} and bound again", buf.label, binding.name);
+                let shared = d
+                    .buffers
+                    .iter()
+                    .enumerate()
+                    .any(|(k, b)| k != i && b.id == buf.id);
+                assert!(
+                    !shared,
+                    "{op}: buffer '{}' is written through {} and bound again",
+                    buf.label, binding.name
+                );
             }
         }
         if self.recorder.is_full() {
@@ -179,7 +187,12 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn download_raw(&mut self, src: RawBuf, offset: usize, out: &mut [u8]) -> Result<(), DaleError> {
+    fn download_raw(
+        &mut self,
+        src: RawBuf,
+        offset: usize,
+        out: &mut [u8],
+    ) -> Result<(), DaleError> {
         if out.is_empty() {
             return Ok(());
         }
@@ -219,7 +232,14 @@ impl Backend for GpuBackend {
         Ok(())
     }
 
-    fn copy_raw(&mut self, src: RawBuf, src_offset: usize, dst: RawBuf, dst_offset: usize, len: usize) {
+    fn copy_raw(
+        &mut self,
+        src: RawBuf,
+        src_offset: usize,
+        dst: RawBuf,
+        dst_offset: usize,
+        len: usize,
+    ) {
         if len > 0 {
             self.recorder.copy(
                 src.id,

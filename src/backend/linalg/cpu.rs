@@ -63,7 +63,7 @@ pub(super) fn matmul(
                 (1, cols as isize, first_col)
             };
             // SAFETY: C row-major [rows, cols] of group g starts at g * rows * cols inside
-            // `out`, which holds groups * rows * cols values (check_range above). This task
+            // `out`, which holds groups * rows * cols values (the op's check). This task
             // writes only the columns first_col..first_col + width of it, which no other task
             // touches, through row stride `cols`. A and W are read through the strides above,
             // which stay inside a_g ([rows * inner]) and w_g ([cols * inner]) for every
@@ -175,7 +175,7 @@ const MIN_TASK_WORK: usize = 1 << 18;
 
 /// C's storage, shared by the matmul tasks, each of which writes its own columns only.
 struct SharedMut(*mut f32);
-// SAFETY: the tasks that receive it write disjoint elements (see CpuBackend::matmul).
+// SAFETY: the tasks that receive it write disjoint elements (see `matmul`).
 unsafe impl Sync for SharedMut {}
 
 impl SharedMut {
@@ -214,7 +214,7 @@ fn add_lanes(acc: &mut [f64; LANES], values: &[f32], square: bool) {
 
 /// |v| as bits: for non-negative floats the bit patterns order like the values, and every
 /// NaN or Inf lies at or above 0x7f80_0000, so an integer max finds the largest |v| and any
-/// non-finite value at once, in SIMD (the same bit test as reduce.wgsl).
+/// non-finite value at once, in SIMD (the same bit test as linalg.wgsl).
 fn abs_bits(v: f32) -> u32 {
     v.to_bits() & 0x7fff_ffff
 }

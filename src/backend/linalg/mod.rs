@@ -138,8 +138,8 @@ params! {
         /// 0 when every group shares one W.
         pub w_group_stride: u32,
         pub accumulate: u32,
-        /// 0 ABt, 1 AB, 2 AtB.
-        pub layout: u32,
+        /// The layout: 0 ABt, 1 AB, 2 AtB (`layout` is a WGSL keyword).
+        pub operands: u32,
     }
 }
 
@@ -213,9 +213,13 @@ impl Op for Matmul {
             inner: s.inner as u32,
             cols: s.cols as u32,
             a_offset: self.a_offset as u32,
-            w_group_stride: if s.shared_w { 0 } else { (s.cols * s.inner) as u32 },
+            w_group_stride: if s.shared_w {
+                0
+            } else {
+                (s.cols * s.inner) as u32
+            },
             accumulate: self.accumulate as u32,
-            layout: match s.layout {
+            operands: match s.layout {
                 Layout::ABt => 0,
                 Layout::AB => 1,
                 Layout::AtB => 2,

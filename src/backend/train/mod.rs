@@ -61,7 +61,14 @@ pub trait TrainOps: Backend {
     }
 
     /// out = scale (a - b) over the first `len` values.
-    fn scaled_difference(&mut self, a: Buf<f32>, b: Buf<f32>, out: Buf<f32>, len: usize, scale: f32) {
+    fn scaled_difference(
+        &mut self,
+        a: Buf<f32>,
+        b: Buf<f32>,
+        out: Buf<f32>,
+        len: usize,
+        scale: f32,
+    ) {
         self.run(&ScaledDifferenceOp {
             a,
             b,
@@ -151,11 +158,21 @@ impl Op for EulerBackwardOp {
 
     fn check(&self) {
         let s = &self.spec;
-        check_range(self.delta.raw(), s.next, s.len, "euler_backward delta (next)");
+        check_range(
+            self.delta.raw(),
+            s.next,
+            s.len,
+            "euler_backward delta (next)",
+        );
         check_range(self.delta.raw(), s.out, s.len, "euler_backward delta (out)");
         check_range(self.back.raw(), 0, s.len, "euler_backward back");
         check_range(self.x.raw(), s.x, s.len, "euler_backward x");
-        check_range(self.readout.raw(), s.readout, s.len, "euler_backward readout");
+        check_range(
+            self.readout.raw(),
+            s.readout,
+            s.len,
+            "euler_backward readout",
+        );
         assert!(
             s.out + s.len <= s.next || s.next + s.len <= s.out,
             "euler_backward: delta ranges overlap"

@@ -1,0 +1,229 @@
+//! The balancing family of paper 001 (shaders/balance.wgsl, src/backend/balance/): each op on
+//! each backend on awkward sizes (one neuron, N no multiple of the 32-row band or the 256-thread
+//! workgroup, batches, N above 4096), against the f64 formulas (CPU) and the CPU backend (GPU).
+
+mod common;
+
+use common::{assert_close, backend_tests, balance_oracle, check_op, dot_tol, normal, Tol};
+use dale::backend::balance::{
+    Aggregate, Alpha, BalanceOps, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
+};
+use dale::backend::{Backend, BufferOps};
+
+/// The oracle's f64 loops are too slow beyond this N to run on every size.
+const ORACLE_MAX_N: usize = 257;
+
+/// (networks, neurons) for the balancing ops: one neuron, sizes that are no multiple of the
+/// 32-row band or the 256-thread workgroup, a batch, and N above 4096.
+const BALANCE_SIZES: [(usize, usize); 6] =
+    [(1, 1), (1, 63), (3, 63), (1, 257), (2, 257), (1, 4099)];
+
+/// Non-negative costs with zeros (absent synapses) at every 7th place.
+fn sparse_costs(len: usize, seed: u64) -> Vec<f32> {
+    normal(len, seed)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| if i % 7 == 3 { 0.0 } else { v.abs() })
+        .collect()
+}
+
+backend_tests! {
+    fn costs_for_every_kind_of_alpha_and_power(side: &Side) {
+        for (i, &(groups, n)) in BALANCE_SIZES.iter().enumerate() {
+            let w: Vec<f32> = normal(groups * n * n, 300 + i as u64)
+                .iter()
+                .enumerate()
+                .map(|(e, v)| if e % 5 == 0 { 0.0 } else { *v })
+                .collect();
+            let kinds = [
+                Alpha::One,
+                Alpha::PerColumn { shared: true },
+                Alpha::PerColumn { shared: false },
+                Alpha::Full { shared: true },
+                Alpha::Full { shared: false },
+            ];
+            for alpha_kind in kinds {
+                for p in [2.0f32, 1.0, 0.5, 3.0] {
+                    let spec = Costs {
+                        groups,
+                        rows: n,
+                        cols: n,
+                        p,
+                        alpha: alpha_kind,
+                    };
+                    let alpha: Vec<f32> = sparse_costs(spec.alpha_len().max(1), 310 + i as u64);
+                    let run = |be: &mut dyn Backend| {
+                        let wb = be.alloc_from("w", &w).unwrap();
+                        let ab = be.alloc_from("alpha", &alpha).unwrap();
+                        let cb = be.alloc("c", spec.len()).unwrap();
+                        be.costs(wb, ab, cb, spec);
+                        be.download(cb, 0, spec.len()).unwrap()
+                    };
+                    // p = 1, 2 are exact products; other powers go through pow, which WGSL computes
+                    // as exp2(p log2 a) with the log's error amplified by p |log2 a| (< 4 for normal
+                    // samples up to 2^4), and Rust's powf is correctly rounded: 16 eps covers it.
+                    let tol = Tol {
+                        rel: 16.0 * f32::EPSILON as f64,
+                        why: "pow via exp2(p log2 a): error grows with p |log2 a|",
+                    };
+                    let what = format!("costs {spec:?}");
+                    // N = 4099 (16.8M synapses) at one exponent only, the one through pow: the
+                    // others are plain products, and each 4099 case takes lavapipe seconds.
+                    if n < 4099 || p == 0.5 {
+                        let want = || (n <= ORACLE_MAX_N).then(|| balance_oracle::costs(&w, &alpha, spec));
+                        check_op(side, &what, tol, want, run);
+                    }
+                }
+            }
+        }
+    }
+}
+
+backend_tests! {
+    fn cost_flows_sum_and_max_in_one_pass(side: &Side) {
+        for (i, &(groups, n)) in BALANCE_SIZES.iter().enumerate() {
+            let c0 = sparse_costs(groups * n * n, 400 + i as u64);
+            let scale: Vec<f32> = normal(groups * n, 410 + i as u64)
+                .iter()
+                .map(|v| (0.7 * v).exp())
+                .collect();
+            for aggregate in [Aggregate::Sum, Aggregate::Max] {
+                let spec = CostFlows {
+                    groups,
+                    n,
+                    aggregate,
+                };
+                let run = |be: &mut dyn Backend| {
+                    let cb = be.alloc_from("c0", &c0).unwrap();
+                    let sb = be.alloc_from("scale", &scale).unwrap();
+                    let fb = be.alloc("flows", groups * 2 * n).unwrap();
+                    let pb = be.alloc("partials", spec.partials_len()).unwrap();
+                    be.cost_flows(cb, sb, fb, pb, spec);
+                    be.download(fb, 0, groups * 2 * n).unwrap()
+                };
+                let tol = match aggregate {
+                    // Each term is c0 s_j / s_i, rounded in another order on each side.
+                    Aggregate::Sum => dot_tol(n + 2),
+                    // A max is exact; its term and the final division each round once.
+                    Aggregate::Max => Tol {
+                        rel: 4.0 * f32::EPSILON as f64,
+                        why: "max of terms with 2-3 roundings each",
+                    },
+                };
+                let what = format!("cost_flows {spec:?}");
+                let want = || (n <= ORACLE_MAX_N).then(|| balance_oracle::cost_flows(&c0, &scale, spec));
+                check_op(side, &what, tol, want, run);
+            }
+        }
+    }
+}
+
+backend_tests! {
+    fn h_update_flow_and_osborne_steps(side: &Side) {
+        for (i, &(groups, n)) in BALANCE_SIZES.iter().enumerate() {
+            // Incoming and outgoing costs that differ by factors up to e^2 either way, some equal
+            // (no step), as after one pass of cost_flows.
+            let inc: Vec<f32> = normal(groups * n, 500 + i as u64)
+                .iter()
+                .map(|v| v.exp())
+                .collect();
+            let mut flows = vec![0.0f32; groups * 2 * n];
+            for g in 0..groups {
+                for k in 0..n {
+                    flows[g * 2 * n + k] = inc[g * n + k];
+                    flows[g * 2 * n + n + k] = if k % 5 == 0 {
+                        inc[g * n + k]
+                    } else {
+                        inc[(g * n + k + 1) % (groups * n)]
+                    };
+                }
+            }
+            let h0: Vec<f32> = normal(groups * n, 510 + i as u64)
+                .iter()
+                .map(|v| 0.3 * v)
+                .collect();
+            for (step, p) in [
+                (HStep::Flow { dt: 0.05 }, 2.0f32),
+                (HStep::Osborne, 2.0),
+                (HStep::Osborne, 1.0),
+            ] {
+                let spec = HUpdate {
+                    groups,
+                    n,
+                    p,
+                    step,
+                    history_offset: 3,
+                };
+                let run = |be: &mut dyn Backend| {
+                    let fb = be.alloc_from("flows", &flows).unwrap();
+                    let hb = be.alloc_from("h", &h0).unwrap();
+                    let sb = be.alloc("scale", groups * n).unwrap();
+                    let rec = be.alloc("history", 3 + 2 * groups).unwrap();
+                    be.h_update(fb, hb, sb, rec, spec);
+                    let mut out = be.download(hb, 0, groups * n).unwrap();
+                    out.extend(be.download(sb, 0, groups * n).unwrap());
+                    out.extend(be.download(rec, 3, 2 * groups).unwrap());
+                    out
+                };
+                let (want_h, want_s, want_hist) = balance_oracle::h_update(&flows, &h0, spec);
+                let what = format!("h_update {spec:?}");
+                // Each backend against the oracle, part by part: h, s and the history have their
+                // own error scales.
+                let out = run(side.backend().as_mut());
+                let hmax = want_h.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+                // h: one step (the GPU's log is within 2^-21 absolute, WGSL spec) and the mean, an
+                // n-term f32 sum relative to max |h|.
+                let tol_h = Tol {
+                    rel: dot_tol(n).rel + 2f64.powi(-21) / (4.0 * p as f64 * hmax.max(1e-3)),
+                    why: "n-term mean, log within 2^-21",
+                };
+                // s = e^(p h): p times the error of h, relative to the largest s, plus exp's 3 ulp.
+                let tol_s = Tol {
+                    rel: p as f64 * hmax * tol_h.rel + 4.0 * f32::EPSILON as f64,
+                    why: "exp of h with h's error",
+                };
+                let tol_hist = dot_tol(n);
+                let gh = groups * n;
+                assert_close(&format!("{what}: h"), &out[..gh], &want_h, tol_h);
+                assert_close(&format!("{what}: scale"), &out[gh..2 * gh], &want_s, tol_s);
+                assert_close(&format!("{what}: history"), &out[2 * gh..], &want_hist, tol_hist);
+            }
+        }
+    }
+}
+
+backend_tests! {
+    fn task_transform_of_recurrent_input_and_output_weights(side: &Side) {
+        for (i, &(groups, n)) in BALANCE_SIZES.iter().enumerate() {
+            let h: Vec<f32> = normal(groups * n, 600 + i as u64)
+                .iter()
+                .map(|v| 0.5 * v)
+                .collect();
+            let hmax = h.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+            for weights in [
+                Weights::Recurrent,
+                Weights::Input { m: 6 },
+                Weights::Output { k: 3 },
+            ] {
+                let spec = TaskTransform { groups, n, weights };
+                let src = normal(spec.len(), 610 + i as u64);
+                let run = |be: &mut dyn Backend| {
+                    let sb = be.alloc_from("src", &src).unwrap();
+                    let hb = be.alloc_from("h", &h).unwrap();
+                    let db = be.alloc("dst", spec.len()).unwrap();
+                    be.task_transform(sb, hb, db, spec);
+                    be.download(db, 0, spec.len()).unwrap()
+                };
+                // WGSL's exp is within 3 + 2|x| ulp for an argument x, here |x| <= 2 max |h|,
+                // relative to the largest output; plus the product's rounding.
+                let tol = Tol {
+                    rel: (5.0 + 4.0 * hmax) * f32::EPSILON as f64,
+                    why: "exp within 3 + 2|x| ulp",
+                };
+                let what = format!("task_transform {spec:?}");
+                let want = || (n <= ORACLE_MAX_N).then(|| balance_oracle::task_transform(&src, &h, spec));
+                check_op(side, &what, tol, want, run);
+            }
+        }
+    }
+}
