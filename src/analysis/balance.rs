@@ -116,6 +116,16 @@ pub fn neural_gradients(n: usize, c: &[f64]) -> Vec<f64> {
         .collect()
 }
 
+/// Synapses whose sign or zero differs between J and a transformed J: the task-preserving
+/// transformation (eq. 4) scales by positive factors, so a correct one changes none.
+pub fn signs_or_zeros_changed(before: &[f32], after: &[f32]) -> usize {
+    before
+        .iter()
+        .zip(after)
+        .filter(|(a, b)| a.signum() != b.signum() || (**a == 0.0) != (**b == 0.0))
+        .count()
+}
+
 /// Prop. 5: (lower, upper) bounds on the balanced total cost C*:
 /// sum_ij sqrt(c_ij c_ji) <= C* <= C0 - ||g0||^2 / (8 C0).
 pub fn cost_bounds(n: usize, c: &[f64]) -> (f64, f64) {

@@ -327,6 +327,57 @@ impl Scope {
     }
 }
 
+/// A backend's buffers by id: a freed id is taken again by the next allocation (the GPU backend
+/// forgets the freed buffer's bind groups first).
+pub(crate) struct Slots<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slots<T> {
+    pub(crate) fn insert(&mut self, value: T) -> u32 {
+        match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some(value);
+                id
+            }
+            None => {
+                self.slots.push(Some(value));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Drops the value and frees its id.
+    pub(crate) fn remove(&mut self, id: u32) {
+        self.slots[id as usize] = None;
+        self.free.push(id);
+    }
+
+    /// The slot itself: None once removed (or while the CPU backend lends it to an op).
+    pub(crate) fn slot(&mut self, id: u32) -> &mut Option<T> {
+        &mut self.slots[id as usize]
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<&T> {
+        self.slots[id as usize].as_ref()
+    }
+
+    /// Every slot, by id, for recording commands on them.
+    pub(crate) fn all(&self) -> &[Option<T>] {
+        &self.slots
+    }
+}
+
 /// Panics unless `offset..offset + len` lies inside `buf`, naming the op and the buffer.
 pub(crate) fn check_range(buf: RawBuf, offset: usize, len: usize, op: &str) {
     assert!(

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use crate::analysis::balance::signs_or_zeros_changed;
 use crate::backend::{Backend, Phi};
 use crate::error::DaleError;
 use crate::experiments::balance_network::{read_inputs, BalanceNetwork, BalanceSettings};
@@ -83,13 +84,7 @@ pub fn check_balanced(
         }
         None => (identity(&|_| 1.0), identity(&|i| h.data[i].exp()), n),
     };
-    let flipped = orig
-        .j
-        .data
-        .iter()
-        .zip(&j_b.data)
-        .filter(|(a, b)| a.signum() != b.signum() || (**a == 0.0) != (**b == 0.0))
-        .count();
+    let flipped = signs_or_zeros_changed(&orig.j.data, &j_b.data);
     let p = RateParams {
         n,
         trials: 8,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{fits, Experiment, OutputArray, Plot, Report};
-use crate::analysis::balance::geometric_mean_bound;
+use crate::analysis::balance::{geometric_mean_bound, signs_or_zeros_changed};
 use crate::backend::balance::{Aggregate, Alpha};
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
@@ -385,14 +385,10 @@ fn balance_inputs(
             lower_bound * (1.0 - SUM_TOL) <= c_end && c_end <= upper_bound * (1.0 + SUM_TOL),
         );
     }
-    let flipped = inputs
-        .j
-        .data
-        .iter()
-        .zip(&b.j)
-        .filter(|(a, z)| a.signum() != z.signum() || (**a == 0.0) != (**z == 0.0))
-        .count();
-    report.check("signs_and_zeros_of_j_kept", flipped == 0);
+    report.check(
+        "signs_and_zeros_of_j_kept",
+        signs_or_zeros_changed(&inputs.j.data, &b.j) == 0,
+    );
     report.arrays.push(OutputArray {
         name: "J.npy".into(),
         shape: vec![n, n],

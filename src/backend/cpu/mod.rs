@@ -6,7 +6,7 @@
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
-use super::{Backend, BackendInfo, Buf, Element, ElementType, Op, RawBuf};
+use super::{Backend, BackendInfo, Buf, Element, ElementType, Op, RawBuf, Slots};
 use crate::error::DaleError;
 use crate::host::zeroed_vec;
 
@@ -18,8 +18,7 @@ pub const BLOCK: usize = 4096;
 #[derive(Default)]
 pub struct Memory {
     /// None once freed, and while an op holds the buffer it writes (`take`).
-    slots: Vec<Option<Vec<u32>>>,
-    free_ids: Vec<u32>,
+    slots: Slots<Vec<u32>>,
 }
 
 /// A buffer an op writes, taken out of memory so that its inputs can be borrowed beside it.
@@ -44,7 +43,7 @@ impl<T: Element> DerefMut for Taken<T> {
 
 impl Memory {
     fn words(&self, id: u32, label: &str) -> &Vec<u32> {
-        self.slots[id as usize].as_ref().unwrap_or_else(|| {
+        self.slots.get(id).unwrap_or_else(|| {
             panic!("buffer '{label}' was freed, or is read by an op that also writes it")
         })
     }
@@ -56,7 +55,7 @@ impl Memory {
 
     /// An output, until `put` returns it; reading it meanwhile through `get` panics.
     pub fn take<T: Element>(&mut self, buf: Buf<T>) -> Taken<T> {
-        let words = self.slots[buf.id as usize].take().unwrap_or_else(|| {
+        let words = self.slots.slot(buf.id).take().unwrap_or_else(|| {
             panic!(
                 "buffer '{}' was freed, or is written twice by one op",
                 buf.label
@@ -70,7 +69,7 @@ impl Memory {
     }
 
     pub fn put<T>(&mut self, taken: Taken<T>) {
-        self.slots[taken.id as usize] = Some(taken.words);
+        *self.slots.slot(taken.id) = Some(taken.words);
     }
 }
 
@@ -102,17 +101,7 @@ impl Backend for CpuBackend {
         len: usize,
         element: ElementType,
     ) -> Result<RawBuf, DaleError> {
-        let words = Some(zeroed_vec(len));
-        let id = match self.mem.free_ids.pop() {
-            Some(id) => {
-                self.mem.slots[id as usize] = words;
-                id
-            }
-            None => {
-                self.mem.slots.push(words);
-                (self.mem.slots.len() - 1) as u32
-            }
-        };
+        let id = self.mem.slots.insert(zeroed_vec(len));
         Ok(RawBuf {
             id,
             len,
@@ -123,7 +112,10 @@ impl Backend for CpuBackend {
 
     fn upload_raw(&mut self, dst: RawBuf, offset: usize, bytes: &[u8]) -> Result<(), DaleError> {
         let words: &[u32] = bytemuck::cast_slice(bytes);
-        let slot = self.mem.slots[dst.id as usize]
+        let slot = self
+            .mem
+            .slots
+            .slot(dst.id)
             .as_mut()
             .unwrap_or_else(|| panic!("upload: buffer '{}' was freed", dst.label));
         slot[offset..offset + words.len()].copy_from_slice(words);
@@ -150,17 +142,19 @@ impl Backend for CpuBackend {
         len: usize,
     ) {
         // Copies move words, whatever the element type.
-        let mut out = self.mem.slots[dst.id as usize]
+        let mut out = self
+            .mem
+            .slots
+            .slot(dst.id)
             .take()
             .unwrap_or_else(|| panic!("copy: buffer '{}' was freed", dst.label));
         out[dst_offset..dst_offset + len]
             .copy_from_slice(&self.mem.words(src.id, src.label)[src_offset..src_offset + len]);
-        self.mem.slots[dst.id as usize] = Some(out);
+        *self.mem.slots.slot(dst.id) = Some(out);
     }
 
     fn free_raw(&mut self, buf: RawBuf) {
-        self.mem.slots[buf.id as usize] = None;
-        self.mem.free_ids.push(buf.id);
+        self.mem.slots.remove(buf.id);
     }
 
     fn run(&mut self, op: &dyn Op) {

@@ -11,14 +11,13 @@ use std::sync::Arc;
 pub use device::GpuContext;
 use encoder::{Recorder, MAX_BINDINGS};
 
-use super::{Access, Backend, BackendInfo, DeviceLimits, ElementType, Op, RawBuf};
+use super::{Access, Backend, BackendInfo, DeviceLimits, ElementType, Op, RawBuf, Slots};
 use crate::error::DaleError;
 
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
-    /// None once freed; ids are reused after their bind groups are forgotten.
-    buffers: Vec<Option<wgpu::Buffer>>,
-    free_ids: Vec<u32>,
+    /// Ids are reused after their bind groups are forgotten.
+    buffers: Slots<wgpu::Buffer>,
     /// Freed while recorded ops still used them: released after the next submission.
     freed: Vec<u32>,
     recorder: Recorder,
@@ -31,8 +30,7 @@ impl GpuBackend {
         let recorder = Recorder::new(&ctx);
         Self {
             ctx,
-            buffers: Vec::new(),
-            free_ids: Vec::new(),
+            buffers: Slots::default(),
             freed: Vec::new(),
             recorder,
             deferred: None,
@@ -42,7 +40,7 @@ impl GpuBackend {
     /// Submits what was recorded (with `extra` commands at the end), surfacing any earlier error,
     /// then lets go of the buffers freed meanwhile.
     fn submit(&mut self, extra: impl FnOnce(&mut wgpu::CommandEncoder)) -> Result<(), DaleError> {
-        let result = self.recorder.submit(&self.ctx, &self.buffers, extra);
+        let result = self.recorder.submit(&self.ctx, self.buffers.all(), extra);
         self.release();
         if let Some(e) = self.deferred.take() {
             return Err(e);
@@ -53,15 +51,14 @@ impl GpuBackend {
     /// Drops freed buffers (wgpu keeps one alive until submitted work that uses it is done).
     fn release(&mut self) {
         for id in self.freed.drain(..) {
-            self.buffers[id as usize] = None;
             self.recorder.forget(id);
-            self.free_ids.push(id);
+            self.buffers.remove(id);
         }
     }
 
     fn buffer(&self, buf: RawBuf) -> &wgpu::Buffer {
-        self.buffers[buf.id as usize]
-            .as_ref()
+        self.buffers
+            .get(buf.id)
             .unwrap_or_else(|| panic!("buffer '{}' was freed", buf.label))
     }
 
@@ -96,7 +93,7 @@ impl GpuBackend {
             }
         }
         if self.recorder.is_full() {
-            if let Err(e) = self.recorder.submit(&self.ctx, &self.buffers, |_| {}) {
+            if let Err(e) = self.recorder.submit(&self.ctx, self.buffers.all(), |_| {}) {
                 self.deferred.get_or_insert(e);
             }
             self.release();
@@ -108,7 +105,7 @@ impl GpuBackend {
         let index = self.ctx.kernels.index(kernel);
         self.recorder.dispatch(
             &self.ctx,
-            &self.buffers,
+            self.buffers.all(),
             index,
             &ids[..d.buffers.len()],
             &d.params,
@@ -157,16 +154,7 @@ impl Backend for GpuBackend {
                 message: err.to_string(),
             });
         }
-        let id = match self.free_ids.pop() {
-            Some(id) => {
-                self.buffers[id as usize] = Some(buffer);
-                id
-            }
-            None => {
-                self.buffers.push(Some(buffer));
-                (self.buffers.len() - 1) as u32
-            }
-        };
+        let id = self.buffers.insert(buffer);
         Ok(RawBuf {
             id,
             len,
@@ -253,7 +241,7 @@ impl Backend for GpuBackend {
 
     fn free_raw(&mut self, buf: RawBuf) {
         assert!(
-            self.buffers[buf.id as usize].is_some() && !self.freed.contains(&buf.id),
+            self.buffers.get(buf.id).is_some() && !self.freed.contains(&buf.id),
             "buffer '{}' is freed twice",
             buf.label
         );
