@@ -2,6 +2,7 @@
 //! each WGSL file compiled once, one pipeline per entry point with an explicit layout (binding 0:
 //! the op's Params at a dynamic offset; then its storage buffers in order, with their access).
 
+use super::encoder::MAX_BINDINGS;
 use crate::backend::{Access, Kernel};
 use crate::error::DaleError;
 
@@ -31,6 +32,12 @@ impl Kernels {
                 "kernel {} of {} is listed twice",
                 kernel.entry,
                 kernel.file
+            );
+            assert!(
+                kernel.bindings.len() <= MAX_BINDINGS,
+                "kernel {} binds {} buffers; the recorder holds {MAX_BINDINGS}",
+                kernel.entry,
+                kernel.bindings.len()
             );
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             if !modules.iter().any(|(f, _)| *f == kernel.file) {
