@@ -22,7 +22,7 @@ use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::select::any_gpu;
 use dale::backend::gpu::{GpuBackend, GpuContext};
 use dale::backend::Backend;
-use dale::models::balancing::{balance, BalanceParams, Method, Networks};
+use dale::models::balancing::{balance, BalanceParams, Method, Networks, Topology};
 
 /// A size whose runs are estimated to take longer than this on a backend is skipped there
 /// (a software GPU adapter, ~100x slower than the CPU backend, gets SOFTWARE_BUDGET_S).
@@ -37,6 +37,7 @@ fn params(method: Method, iterations: usize, tol: f64) -> BalanceParams {
         max_iterations: iterations,
         tol,
         h_every: 0,
+        topology: Topology::Whole,
     }
 }
 

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use dale::backend::select::{self, BackendChoice};
 use dale::commands::balance::{balance_weights, check_balanced};
 use dale::experiments::balance_network::{BalanceSettings, Cost, Solver};
+use dale::models::balancing::Topology;
 use dale::scene::runner::{run_scene, RunOptions};
 use dale::scene::Scene;
 use dale::DaleError;
@@ -80,6 +81,11 @@ enum Command {
         /// Step budget (passes over J).
         #[arg(long, default_value_t = 20_000)]
         max_iterations: usize,
+        /// components: balance each strongly connected component, hold neurons on no cycle at
+        /// h = 0; whole: the paper's flow on the whole network (no finite balance without strong
+        /// connectivity).
+        #[arg(long, default_value = "components", value_parser = choice::<Topology>(&Topology::NAMES))]
+        topology: Topology,
         #[arg(long, env = "DALE_BACKEND", default_value = "auto", value_parser = choice::<BackendChoice>(&BackendChoice::NAMES))]
         backend: BackendChoice,
     },
@@ -115,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             solver,
             tol,
             max_iterations,
+            topology,
             backend,
         } => {
             let mut opened = select::open(backend)?;
@@ -141,6 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 solver,
                 tol,
                 max_iterations,
+                topology,
             };
             let (summary, files) = balance_weights(
                 opened.backend.as_mut(),

@@ -219,28 +219,70 @@ fn npz_with_input_output_weights_and_robustness_cost_keeps_the_task() {
 }
 
 #[test]
-fn feedforward_network_gets_the_flows_best_point_marked_unbalanced() {
+fn feedforward_network_is_held_by_components_or_gets_the_flows_end_point_as_a_whole() {
     let n = 6;
     let dir = tmp("feedforward");
-    // A chain 0 -> 1 -> ... -> 5: no path back, no finite balance (Prop. B.1).
-    let mut j = vec![0.0f64; n * n];
+    // A chain 0 -> 1 -> ... -> 5, and a reciprocal pair 6 <-> 7 fed by neuron 5: the chain has no
+    // path back, so no finite balance as a whole (Prop. B.1); the pair is a component.
+    let n_all = n + 2;
+    let mut j = vec![0.0f64; n_all * n_all];
     for i in 1..n {
-        j[i * n + i - 1] = 1.0;
+        j[i * n_all + i - 1] = 1.0;
     }
+    j[6 * n_all + 5] = 0.5;
+    j[6 * n_all + 7] = 3.0;
+    j[7 * n_all + 6] = 0.2;
     let file = dir.join("J.npy");
-    write_npy(&file, &[n as u64, n as u64], &j, Order::C);
-    let out = dir.join("out");
-    dale_ok(&[
-        "balance",
-        file.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--max-iterations",
-        "500",
-        "--backend",
-        "cpu",
-    ]);
-    let s = summary(&out);
+    write_npy(&file, &[n_all as u64, n_all as u64], &j, Order::C);
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "balance",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--max-iterations",
+            "500",
+            "--backend",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        dale_ok(&args);
+        summary(out)
+    };
+
+    // By components (the default): the chain is held at h = 0, the pair balanced to
+    // sqrt(3.0 * 0.2) each way (eq. 29-30), the synapse into the pair scaled by e^(h_5 - h_6).
+    let out = dir.join("components");
+    let s = run(&out, &[]);
+    assert_eq!(s["balanced"], true, "{s}");
+    assert_eq!(s["topology"], "components");
+    assert_eq!(s["components"]["balanced_components"], 1);
+    assert_eq!(s["components"]["neurons_held_at_h_0"], n);
+    assert_eq!(s["checks"]["signs_and_zeros_of_j_kept"], true);
+    let (_, _, jb) = read_npy_f64(&out.join("J.npy"));
+    let (_, _, h) = read_npy_f64(&out.join("h.npy"));
+    assert!(h[..n].iter().all(|v| *v == 0.0), "the chain moved: {h:?}");
+    for i in 1..n {
+        assert_eq!(jb[i * n_all + i - 1], 1.0, "the held chain's synapses stay");
+    }
+    let geometric = (3.0f64 * 0.2).sqrt();
+    for (i, k) in [(6, 7), (7, 6)] {
+        let got = jb[i * n_all + k];
+        assert!(
+            (got - geometric).abs() < 1e-5,
+            "J[{i}][{k}] = {got}, want {geometric}"
+        );
+    }
+    let want = 0.5 * (h[5] - h[6]).exp(); // J_ij e^(h_j - h_i), eq. 4
+    assert!(
+        (jb[6 * n_all + 5] - want).abs() < 1e-6,
+        "{} vs {want}",
+        jb[6 * n_all + 5]
+    );
+
+    // The whole network: the flow's end point after its budget, marked as no finite balance.
+    let out = dir.join("whole");
+    let s = run(&out, &["--topology", "whole"]);
     assert_eq!(s["balanced"], false);
     let why = s["no_finite_balance"].as_str().unwrap();
     assert!(

@@ -10,8 +10,9 @@ use dale::analysis::balance::{
 };
 use dale::backend::balance::{Aggregate, Alpha};
 use dale::backend::Phi;
+use dale::models::balancing::Split;
 use dale::models::balancing::{
-    balance, chunk_iterations, BalanceParams, Balanced, Method, Networks,
+    balance, chunk_iterations, BalanceParams, Balanced, Method, Networks, Topology,
 };
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights};
 use dale::DaleError;
@@ -24,6 +25,8 @@ fn flow(dt: f32, iterations: usize) -> BalanceParams {
         max_iterations: iterations,
         tol: 0.0,
         h_every: 0,
+        // The paper\'s flow on the whole network; balancing by components is tested apart.
+        topology: Topology::Whole,
     }
 }
 
@@ -43,6 +46,7 @@ fn solver(tol: f64) -> BalanceParams {
         max_iterations: 20_000,
         tol,
         h_every: 0,
+        topology: Topology::Whole,
     }
 }
 
@@ -541,6 +545,8 @@ fn max_rule_balances_largest_incoming_and_outgoing_weights() {
         max_iterations: 100_000,
         tol: 3e-6,
         h_every: 0,
+        // The paper\'s flow on the whole network; balancing by components is tested apart.
+        topology: Topology::Whole,
     };
     let b = run(&j, groups, n, &params);
     assert!(
@@ -715,4 +721,93 @@ fn sensitivity_from_gain_moments_equals_the_mean_jacobian_norm_and_is_task_invar
         .map(|(e, v)| v * (-h[e % n]).exp())
         .collect();
     assert_eq!(gain_moments(Phi::Relu, n, &scaled), (mu, sigma2));
+}
+
+/// A network that is not strongly connected (Prop. B.1): two rings of four neurons (0-3 and
+/// 4-7), a synapse from the first ring to the second, and neuron 8, which only listens to the
+/// first ring (it lies on no cycle). On the whole network the solver refuses it. By components,
+/// the solver and the flow each balance each ring on its own synapses (incoming = outgoing cost
+/// for every ring neuron), each ring's h sums to 0, neuron 8 is held at h = 0 exactly, and the
+/// synapses between components are scaled by the transformation like any other.
+#[test]
+fn a_network_that_is_not_strongly_connected_is_balanced_by_components() {
+    let n = 9;
+    let draws = normal(64, 140);
+    let mut next = draws.iter().map(|v| v.signum() * (0.3 + v.abs()));
+    let mut j = vec![0.0f32; n * n];
+    for ring in [0usize, 4] {
+        for a in 0..4 {
+            let b = (a + 1) % 4;
+            j[(ring + b) * n + ring + a] = next.next().unwrap();
+            j[(ring + a) * n + ring + b] = next.next().unwrap();
+        }
+    }
+    let (bridge, listen_a, listen_b) = ((5, 1), (8, 2), (8, 0));
+    for (i, k) in [bridge, listen_a, listen_b] {
+        j[i * n + k] = next.next().unwrap();
+    }
+    let nets = Networks::recurrent(1, n, &j);
+    assert!(matches!(
+        balance(&mut cpu(), &nets, &solver(1e-6)),
+        Err(DaleError::NoBalance { network: 0, .. })
+    ));
+    let by_components = |params: BalanceParams| BalanceParams {
+        topology: Topology::Components,
+        ..params
+    };
+    for params in [
+        by_components(solver(1e-7)),
+        by_components(BalanceParams {
+            tol: 1e-6,
+            ..stable_flow(&j, 1, n, 200_000)
+        }),
+    ] {
+        let b = balance(&mut cpu(), &nets, &params).unwrap();
+        let what = format!("{:?}", params.method);
+        assert!(b.converged_at.is_some(), "{what}: did not converge");
+        assert_eq!(
+            b.splits,
+            vec![Split {
+                network: 0,
+                balanced_components: 2,
+                held: vec![8],
+            }],
+            "{what}"
+        );
+        assert_eq!(b.h[8], 0.0, "{what}: the held neuron moved");
+        for ring in [0usize, 4] {
+            let sum: f32 = b.h[ring..ring + 4].iter().sum();
+            assert!(sum.abs() < 1e-5, "{what}: ring {ring} sums h to {sum}");
+            let c = |i: usize, k: usize| f64::from(b.j[i * n + k]).powi(2);
+            let total: f64 = (ring..ring + 4)
+                .flat_map(|i| (ring..ring + 4).map(move |k| (i, k)))
+                .map(|(i, k)| c(i, k))
+                .sum();
+            for k in ring..ring + 4 {
+                let inc: f64 = (ring..ring + 4).filter(|&o| o != k).map(|o| c(k, o)).sum();
+                let out: f64 = (ring..ring + 4).filter(|&o| o != k).map(|o| c(o, k)).sum();
+                // Converged to 1e-6 of the first ||g||, which is below the total cost.
+                assert!(
+                    (inc - out).abs() < 1e-4 * total,
+                    "{what}: neuron {k} has incoming {inc} and outgoing {out}"
+                );
+            }
+        }
+        for (i, k) in [bridge, listen_a, listen_b] {
+            let want = f64::from(j[i * n + k]) * f64::from(b.h[k] - b.h[i]).exp();
+            let got = f64::from(b.j[i * n + k]);
+            assert!(
+                (got - want).abs() <= 1e-5 * want.abs(),
+                "{what}: synapse {k} -> {i} is {got}, pi_h gives {want}"
+            );
+        }
+    }
+    // A strongly connected network is one component: by components it is balanced exactly as a
+    // whole.
+    let connected = unbalanced(2, 40, 141, 1.0);
+    let whole = run(&connected, 2, 40, &solver(1e-6));
+    let parts = run(&connected, 2, 40, &by_components(solver(1e-6)));
+    assert!(parts.splits.is_empty());
+    assert_eq!(whole.h, parts.h);
+    assert_eq!(whole.j, parts.j);
 }

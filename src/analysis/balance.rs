@@ -254,7 +254,7 @@ pub fn why_no_balanced_point(n: usize, positive: impl Fn(usize, usize) -> bool) 
 /// Whether every neuron reaches every other along the edges j -> i where `positive(i, j)`: one
 /// search from neuron 0 along the edges and one against them, each testing only the neurons not
 /// yet reached, so that a dense network costs O(N) tests where Kosaraju's passes cost O(N^2).
-fn strongly_connected(n: usize, positive: impl Fn(usize, usize) -> bool) -> bool {
+pub fn strongly_connected(n: usize, positive: impl Fn(usize, usize) -> bool) -> bool {
     [true, false].into_iter().all(|along| {
         let mut unreached: Vec<usize> = (1..n).collect();
         let mut frontier = vec![0];

@@ -13,7 +13,7 @@ use crate::analysis::balance::{geometric_mean_bound, signs_or_zeros_changed};
 use crate::backend::balance::{Aggregate, Alpha};
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
-use crate::models::balancing::{balance, BalanceParams, Method, Networks};
+use crate::models::balancing::{balance, BalanceParams, Method, Networks, Topology};
 use crate::scene::arrays::{expect_shape, read_array, read_npz, Array};
 use crate::scene::plot::{Panel, Series};
 use crate::scene::WeightFiles;
@@ -84,6 +84,9 @@ pub struct BalanceSettings {
     pub tol: f64,
     #[serde(default = "budget")]
     pub max_iterations: usize,
+    /// By components (default) or the whole network (see `Topology`).
+    #[serde(default)]
+    pub topology: Topology,
 }
 
 fn power() -> Cost {
@@ -349,6 +352,7 @@ fn balance_inputs(
         max_iterations: settings.max_iterations,
         tol: settings.tol,
         h_every: 0,
+        topology: settings.topology,
     };
     let t = Instant::now();
     // Without a finite balanced point the flow runs to its step budget and its end point is
@@ -364,7 +368,11 @@ fn balance_inputs(
             Err(e) => return Err(e),
         },
         Solver::Flow => {
-            let why = nets.why_unbalanceable(0, p);
+            // By components every network has a balanced point on its components.
+            let why = match settings.topology {
+                Topology::Whole => nets.why_unbalanceable(0, p),
+                Topology::Components => None,
+            };
             let method = flow();
             (balance(backend, &nets, &params(method))?, method, why)
         }
@@ -379,7 +387,10 @@ fn balance_inputs(
     // Totals are f32 sums of n^2 terms: 1e-5 relative is above their rounding for N < 10^4.
     const SUM_TOL: f64 = 1e-5;
     report.check("total_cost_did_not_increase", c_end <= c0 * (1.0 + SUM_TOL));
-    if aggregate == Aggregate::Sum && unbalanceable.is_none() && b.converged_at.is_some() {
+    // Prop. 5 bounds the balanced cost of the whole network; a split network lowers the cost
+    // inside its components only.
+    let whole = b.splits.is_empty();
+    if aggregate == Aggregate::Sum && unbalanceable.is_none() && b.converged_at.is_some() && whole {
         report.check(
             "balanced_cost_within_prop5_bounds",
             lower_bound * (1.0 - SUM_TOL) <= c_end && c_end <= upper_bound * (1.0 + SUM_TOL),
@@ -445,6 +456,13 @@ fn balance_inputs(
         "method": match method { Method::Solver => "direct solver (half-step parallel Osborne)".to_string(), Method::Flow { dt } => format!("flow, dt = {dt}") },
         "balanced": unbalanceable.is_none() && b.converged_at.is_some(),
         "no_finite_balance": unbalanceable,
+        "topology": settings.topology,
+        "components": b.splits.first().map(|split| json!({
+            "balanced_components": split.balanced_components,
+            "neurons_held_at_h_0": split.held.len(),
+            "held": split.held,
+            "why": "not strongly connected: these neurons lie on no cycle of the cost graph (no path of synapses leads back to them), so no finite balanced point exists for them (Prop. B.1); they are held at h = 0, each component is balanced on its own synapses, and the costs and ||g|| here count the synapses inside components",
+        })),
         "total_cost": { "before": c0, "after": c_end },
         "prop5_bounds_on_balanced_cost": { "lower": lower_bound, "upper": upper_bound, "apply_to": "power-law costs (sum aggregate)" },
         "grad_norm": { "before": g0, "after": b.grad_norm[b.grad_norm.len() - 1], "tol_relative": settings.tol },

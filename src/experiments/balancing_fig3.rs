@@ -9,7 +9,7 @@ use super::{fits, Experiment, Plot, Report};
 use crate::backend::balance::Aggregate;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
-use crate::models::balancing::{balance, BalanceParams, Method, Networks};
+use crate::models::balancing::{balance, BalanceParams, Method, Networks, Topology};
 use crate::scene::plot::{Panel, Series};
 
 /// Two-neuron networks, each given by its initial costs (c12, c21); c21 = 0 is the single
@@ -110,6 +110,8 @@ fn run(
         max_iterations: steps,
         tol: 0.0,
         h_every: 1,
+        // Fig. 3 shows the flow itself, on the feedforward pair too (eq. 31: no finite balance).
+        topology: Topology::Whole,
     };
     let b = balance(backend, &nets, &params)?;
     let samples = b.h_iterations.len();

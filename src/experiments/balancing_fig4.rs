@@ -15,7 +15,7 @@ use crate::analysis::balance::{gain_moments, neural_gradients, sensitivity};
 use crate::backend::balance::{Aggregate, Alpha};
 use crate::backend::{Backend, BackendInfo, BufferOps, Phi};
 use crate::error::DaleError;
-use crate::models::balancing::{balance, BalanceParams, Method, Networks};
+use crate::models::balancing::{balance, BalanceParams, Method, Networks, Topology};
 use crate::models::bptt::{Dynamics, Net, Trainer, Trials};
 use crate::scene::plot::{Panel, Series};
 
@@ -52,6 +52,12 @@ pub struct CdiParams {
     /// cost nothing, and the flow lets them grow without bound.
     #[serde(default)]
     pub gain_noise: f32,
+    /// "components" (default): balance each strongly connected component of the cost graph and
+    /// hold neurons on no cycle (such as neurons silent on the held-out trials) at h = 0;
+    /// "whole": the paper's flow on the whole network, which has no finite balanced point when
+    /// a neuron is silent.
+    #[serde(default)]
+    pub topology: Topology,
 }
 
 impl CdiParams {
@@ -447,6 +453,7 @@ fn run(
             max_iterations: p.balance_iterations,
             tol: 1e-6,
             h_every: 0,
+            topology: p.topology,
         };
         let balanced = balance(backend, &nets, &flow)?;
         let balanced_net = Net {
@@ -496,6 +503,8 @@ fn run(
             // e^h and the sensitivity S (eq. 9) leaves out (section 3.3).
             "readout_noise_gain_sum_w_out_sq": { "original": sum_sq(&original.w_out), "balanced": sum_sq(&balanced.w_out) },
             "largest_h": balanced.h.iter().fold(f32::MIN, |m, v| m.max(*v)),
+            "topology": p.topology,
+            "neurons_held_at_h_0": balanced.splits.first().map_or(0, |s| s.held.len()),
             "flow_iterations": balanced.iterations,
             "flow_dt": dt,
             "grad_norm_relative_at_end": balanced.grad_norm[balanced.grad_norm.len() - 1] / balanced.grad_norm[0],

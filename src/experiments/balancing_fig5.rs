@@ -13,7 +13,7 @@ use crate::analysis::balance::{
 use crate::backend::balance::Aggregate;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
-use crate::models::balancing::{balance, BalanceParams, Method, Networks};
+use crate::models::balancing::{balance, BalanceParams, Method, Networks, Topology};
 use crate::scene::plot::{Panel, Series};
 
 /// A ring of n neurons, each synapse to and from both neighbours at cost 1 (balanced), then the
@@ -122,6 +122,8 @@ fn run(
         max_iterations: steps,
         tol: 0.0,
         h_every,
+        // The ring is strongly connected: one component, balanced as a whole.
+        topology: Topology::Components,
     };
     let b = balance(backend, &nets, &params)?;
     let samples = b.h_iterations.len();

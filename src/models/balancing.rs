@@ -9,7 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::balance::{largest_stable_dt as stable_dt, why_no_balanced_point};
+use crate::analysis::balance::{
+    largest_stable_dt as stable_dt, strong_components, strongly_connected, why_no_balanced_point,
+};
 use crate::backend::balance::{
     power, Aggregate, Alpha, BalanceOps, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
 };
@@ -41,6 +43,43 @@ pub enum Method {
     Solver,
 }
 
+/// Which neurons balancing moves, by the topology of the cost graph (an edge j -> i where
+/// c_ij > 0). A finite balanced point exists only where every connected component of that graph
+/// is strongly connected (Prop. B.1); elsewhere the flow drives some h without bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topology {
+    /// Each strongly connected component of the cost graph is balanced on its own synapses,
+    /// where Prop. 3 guarantees a finite balanced point, with sum h = 0 in each; neurons on no
+    /// cycle (components of one neuron) are held at h = 0. Synapses between components are left
+    /// out of the cost being lowered and are scaled by the transformation like every synapse. A
+    /// strongly connected network is balanced as a whole, exactly as `Whole` does.
+    #[default]
+    Components,
+    /// The whole network at once, as the paper's flow runs: without a finite balanced point the
+    /// flow runs to its step budget and the direct solver refuses.
+    Whole,
+}
+
+impl Topology {
+    /// As the command line spells them.
+    pub const NAMES: [&'static str; 2] = ["components", "whole"];
+}
+
+impl std::str::FromStr for Topology {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "components" => Ok(Topology::Components),
+            "whole" => Ok(Topology::Whole),
+            _ => Err(format!(
+                "topology `{s}`; allowed: {}",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct BalanceParams {
     /// Exponent of the power-law cost c = alpha |J|^p (eq. 23).
@@ -52,6 +91,7 @@ pub struct BalanceParams {
     pub tol: f64,
     /// Record h every this many iterations (0: never).
     pub h_every: usize,
+    pub topology: Topology,
 }
 
 /// `groups` networks of n neurons, row-major: J [groups, n, n] (J_ij from j to i), W_in
@@ -81,7 +121,7 @@ impl<'a> Networks<'a> {
     }
 
     /// alpha_ij of network g.
-    fn alpha(&self, g: usize, i: usize, j: usize) -> f32 {
+    pub fn alpha(&self, g: usize, i: usize, j: usize) -> f32 {
         let n = self.n;
         match self.alpha {
             Alpha::One => 1.0,
@@ -115,6 +155,33 @@ impl<'a> Networks<'a> {
     pub fn why_unbalanceable(&self, g: usize, p: f32) -> Option<String> {
         why_no_balanced_point(self.n, |i, j| self.cost(g, i, j, p) > 0.0)
     }
+
+    /// The strongly connected component of each neuron of network g, or None when the network
+    /// is strongly connected (one component).
+    pub fn split_components(&self, g: usize, p: f32) -> Option<Vec<usize>> {
+        let positive = |i, j| self.cost(g, i, j, p) > 0.0;
+        (!strongly_connected(self.n, positive)).then(|| strong_components(self.n, positive))
+    }
+}
+
+/// How balancing by components treated one network that is not strongly connected.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Split {
+    pub network: usize,
+    /// Strongly connected components of two or more neurons, each balanced on its own.
+    pub balanced_components: usize,
+    /// Neurons on no cycle of the cost graph, held at h = 0.
+    pub held: Vec<usize>,
+}
+
+/// Per network: whether synapse (i, j) lies inside a component of two or more neurons, the
+/// synapses that balancing by components lowers.
+fn inside_components(comp: &[usize]) -> (Vec<bool>, usize) {
+    let count = comp.iter().max().map_or(0, |m| m + 1);
+    let mut size = vec![0usize; count];
+    comp.iter().for_each(|&c| size[c] += 1);
+    let big = size.iter().filter(|&&s| s >= 2).count();
+    (comp.iter().map(|&c| size[c] >= 2).collect(), big)
 }
 
 #[derive(Clone, Debug, Default)]
@@ -137,6 +204,9 @@ pub struct Balanced {
     pub flows: Vec<f32>,
     /// First iteration at which ||g|| <= tol ||g0|| held in every network, if it did.
     pub converged_at: Option<usize>,
+    /// The networks that balancing by components split, and how (empty when none was split).
+    /// Their costs and ||g|| above count the synapses inside components only.
+    pub splits: Vec<Split>,
 }
 
 /// Balances every network. Errors: a non-finite neural gradient (the run diverged), or the
@@ -180,13 +250,50 @@ fn balance_in(
             if params.aggregate != Aggregate::Sum {
                 return Err(DaleError::scene("method", "the direct solver balances power-law costs (aggregate \"sum\"); use the flow for \"max\""));
             }
-            for g in 0..groups {
-                if let Some(why) = nets.why_unbalanceable(g, p) {
-                    return Err(DaleError::NoBalance { network: g, why });
+            if params.topology == Topology::Whole {
+                for g in 0..groups {
+                    if let Some(why) = nets.why_unbalanceable(g, p) {
+                        return Err(DaleError::NoBalance { network: g, why });
+                    }
                 }
             }
             HStep::Osborne
         }
+    };
+    // Balancing by components lowers the cost of the synapses inside components only: the
+    // others get alpha = 0 in the costs, so neurons on no cycle see no gradient and stay at 0.
+    let components: Vec<Option<Vec<usize>>> = match params.topology {
+        Topology::Whole => vec![None; groups],
+        Topology::Components => (0..groups).map(|g| nets.split_components(g, p)).collect(),
+    };
+    let split = components.iter().any(Option::is_some);
+    let masked_alpha: Vec<f32>;
+    let (costs, alpha_values) = if split {
+        masked_alpha = (0..groups)
+            .flat_map(|g| {
+                let inside = components[g].as_ref().map(|c| inside_components(c).0);
+                let comp = &components[g];
+                (0..n * n).map(move |e| {
+                    let (i, j) = (e / n, e % n);
+                    let keep = match (comp, &inside) {
+                        (Some(c), Some(inside)) => c[i] == c[j] && inside[i],
+                        _ => true,
+                    };
+                    if keep {
+                        nets.alpha(g, i, j)
+                    } else {
+                        0.0
+                    }
+                })
+            })
+            .collect();
+        let full = Costs {
+            alpha: Alpha::Full { shared: false },
+            ..costs
+        };
+        (full, masked_alpha.as_slice())
+    } else {
+        (costs, nets.alpha_values)
     };
     // sum_k c_kk: the self-synapses, which the transformation leaves alone.
     let self_cost: Vec<f64> = (0..groups)
@@ -202,10 +309,10 @@ fn balance_in(
     let alpha = scope.alloc_from(
         backend,
         "alpha",
-        if nets.alpha_values.is_empty() {
+        if alpha_values.is_empty() {
             &[0.0]
         } else {
-            nets.alpha_values
+            alpha_values
         },
     )?;
     let c0 = scope.alloc(backend, "c0", groups * n * n)?;
@@ -301,6 +408,34 @@ fn balance_in(
         out.h_iterations.push(done);
     }
     out.h = backend.download(h, 0, groups * n)?;
+    if split {
+        // Each component to sum h = 0 (the Osborne step recentres the whole network), which
+        // puts the held neurons at exactly 0; then the transformation uses this h.
+        for (g, comp) in components.iter().enumerate() {
+            let Some(comp) = comp else { continue };
+            let (inside, balanced_components) = inside_components(comp);
+            let count = comp.iter().max().map_or(0, |m| m + 1);
+            let (mut sum, mut size) = (vec![0.0f64; count], vec![0usize; count]);
+            let h_g = &mut out.h[g * n..][..n];
+            for (k, &c) in comp.iter().enumerate() {
+                sum[c] += f64::from(h_g[k]);
+                size[c] += 1;
+            }
+            for (k, &c) in comp.iter().enumerate() {
+                h_g[k] = if inside[k] {
+                    (f64::from(h_g[k]) - sum[c] / size[c] as f64) as f32
+                } else {
+                    0.0
+                };
+            }
+            out.splits.push(Split {
+                network: g,
+                balanced_components,
+                held: (0..n).filter(|&k| !inside[k]).collect(),
+            });
+        }
+        backend.upload(h, 0, &out.h)?;
+    }
     // The costs are spent: the balanced J goes into their buffer, saving a [groups, n, n] one.
     let recurrent = TaskTransform {
         groups,
