@@ -4,7 +4,8 @@
 //                       c0_ik / s_i, in one pass over c0 (no transposed copy)
 //   cost_flows_finish:  in_k = row total / s_k, out_k = s_k * sum of the band partials
 //   h_update:           one workgroup per network: h += step, h -= mean(h), s = e^(p h), and
-//                       ||g||^2 and sum_k in_k recorded before the step
+//                       ||g||^2 and sum_k in_k recorded before the step; an anchor neuron is held
+//                       at h = 0, the others recentred among themselves
 //   task_transform:     J -> e^-H J e^H, W_in -> e^-H W_in, W_out -> W_out e^H  (eq. 4)
 // The self-synapse c_kk is left out of in_k and out_k. Twins: src/backend/balance/cpu.rs.
 
@@ -30,6 +31,7 @@ struct HUpdateParams {
     step: u32,         // 0 flow, 1 Osborne
     dt: f32,
     history_offset: u32,
+    anchor: u32,       // the neuron held at h = 0; n or more: none
 }
 
 struct TaskTransformParams {
@@ -197,7 +199,7 @@ fn cost_flows_finish(@builtin(local_invocation_index) t: u32, @builtin(workgroup
 @group(0) @binding(3) var<storage, read_write> update_scale: array<f32>;
 @group(0) @binding(4) var<storage, read_write> update_history: array<f32>;
 
-var<workgroup> sums: array<vec3<f32>, 256>;
+var<workgroup> sums: array<vec4<f32>, 256>;
 
 @compute @workgroup_size(256, 1, 1)
 fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
@@ -207,11 +209,16 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         return; // the whole workgroup leaves together
     }
     let n = hu.n;
-    var acc = vec3<f32>(0.0); // ||g||^2, sum in_k, sum h_k
+    // ||g||^2, sum in_k, sum h_k and sum g_k over the neurons that move (all but the anchor).
+    var acc = vec4<f32>(0.0);
     for (var k = t; k < n; k += WG) {
         let inc = update_flows[g * 2u * n + k];
         let out = update_flows[g * 2u * n + n + k];
         let d = inc - out;
+        if (k == hu.anchor) {
+            acc.y += inc;
+            continue;
+        }
         var step = 0.0;
         if (hu.step == 0u) {
             step = hu.dt * d;
@@ -220,7 +227,7 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         }
         let h = update_h[g * n + k] + step;
         update_h[g * n + k] = h;
-        acc += vec3<f32>(d * d, inc, h);
+        acc += vec4<f32>(d * d, inc, h, d);
     }
     sums[t] = acc;
     workgroupBarrier();
@@ -231,14 +238,24 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         workgroupBarrier();
     }
     let total = sums[0];
-    let mean = total.z / f32(n);
+    let anchored = hu.anchor < n;
+    let moving = select(n, max(n - 1u, 1u), anchored); // the anchor alone divides by nothing
+    let mean = total.z / f32(moving);
     for (var k = t; k < n; k += WG) {
-        let h = update_h[g * n + k] - mean;
+        var h = 0.0;
+        if (k != hu.anchor) {
+            h = update_h[g * n + k] - mean;
+        }
         update_h[g * n + k] = h;
         update_scale[g * n + k] = exp(hu.p * h);
     }
     if (t == 0u) {
-        update_history[hu.history_offset + 2u * g] = total.x;
+        var norm2 = total.x;
+        if (anchored) {
+            // The gradient within the manifold sum h = 0 over the moving neurons.
+            norm2 -= total.w * total.w / f32(moving);
+        }
+        update_history[hu.history_offset + 2u * g] = norm2;
         update_history[hu.history_offset + 2u * g + 1u] = total.y;
     }
 }

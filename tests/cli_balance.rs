@@ -216,6 +216,55 @@ fn npz_with_input_output_weights_and_robustness_cost_keeps_the_task() {
         worst < 1e-5 * total,
         "largest |g_k| {worst:.2e} of C = {total}"
     );
+
+    // The readout-aware cost: balanced with the readout path on sum h = 0 (in f64 from the files
+    // written: the gradient with the readout is constant, a multiplier of the constraint), and
+    // --check confirms the task and the signs.
+    let out = dir.join("readout");
+    dale_ok(&[
+        "balance",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--cost",
+        "readout",
+        "--backend",
+        "cpu",
+    ]);
+    let (_, _, jb) = read_npy_f64(&out.join("J.npy"));
+    let (_, _, wi) = read_npy_f64(&out.join("W_in.npy"));
+    let (_, _, wo) = read_npy_f64(&out.join("W_out.npy"));
+    let c: Vec<f64> = (0..n * n).map(|e| sigma2[e % n] * jb[e] * jb[e]).collect();
+    let readout = |q: usize| (0..k).map(|o| wo[o * n + q].powi(2)).sum::<f64>();
+    let total: f64 = c.iter().sum::<f64>() + (0..n).map(readout).sum::<f64>();
+    let grad: Vec<f64> = (0..n)
+        .map(|q| {
+            let inc: f64 = (0..n).filter(|&o| o != q).map(|o| c[q * n + o]).sum();
+            let out: f64 = (0..n).filter(|&o| o != q).map(|o| c[o * n + q]).sum();
+            inc - out - readout(q)
+        })
+        .collect();
+    let mean = grad.iter().sum::<f64>() / n as f64;
+    let worst = grad.iter().fold(0.0f64, |w, g| w.max((g - mean).abs()));
+    assert!(
+        worst < 1e-5 * total,
+        "readout-aware: largest |g_k - mean g| {worst:.2e} of C = {total}"
+    );
+    let (_, _, h) = read_npy_f64(&out.join("h.npy"));
+    assert!(h.iter().sum::<f64>().abs() < 1e-4, "sum h = 0");
+    for e in 0..n * m {
+        assert!((wi[e] - w_in[e] * (-h[e / m]).exp()).abs() <= 1e-5 * w_in[e].abs().max(1e-3));
+    }
+    let o = dale_ok(&[
+        "balance",
+        "--check",
+        file.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["task_preserved"], true, "{report}");
 }
 
 #[test]

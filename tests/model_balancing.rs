@@ -12,7 +12,8 @@ use dale::backend::balance::{Aggregate, Alpha};
 use dale::backend::Phi;
 use dale::models::balancing::Split;
 use dale::models::balancing::{
-    balance, chunk_iterations, BalanceParams, Balanced, Method, Networks, Topology,
+    balance, balance_with_io_paths, chunk_iterations, BalanceParams, Balanced, Method, Networks,
+    Topology, World,
 };
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights};
 use dale::DaleError;
@@ -810,4 +811,188 @@ fn a_network_that_is_not_strongly_connected_is_balanced_by_components() {
     assert!(parts.splits.is_empty());
     assert_eq!(whole.h, parts.h);
     assert_eq!(whole.j, parts.j);
+}
+
+/// The readout-aware cost, from its formula in f64: the robustness costs sigma_j^2 J_ij^2 of the
+/// synapses (self-synapses, which h leaves alone, left out), the readout path r_j e^(2 h_j) and
+/// the input path q_j e^(-2 h_j); and its neural gradient g_k = in_k - out_k with both paths.
+struct IoCost {
+    n: usize,
+    c: Vec<f64>,
+    r: Vec<f64>,
+    q: Vec<f64>,
+}
+
+impl IoCost {
+    fn total(&self, h: &[f64]) -> f64 {
+        let n = self.n;
+        let mut total = 0.0;
+        for i in 0..n {
+            for k in (0..n).filter(|&k| k != i) {
+                total += self.c[i * n + k] * (2.0 * (h[k] - h[i])).exp();
+            }
+            total += self.r[i] * (2.0 * h[i]).exp() + self.q[i] * (-2.0 * h[i]).exp();
+        }
+        total
+    }
+
+    fn gradient(&self, h: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        (0..n)
+            .map(|k| {
+                let c = |i: usize, j: usize| self.c[i * n + j] * (2.0 * (h[j] - h[i])).exp();
+                let inc: f64 = (0..n).filter(|&o| o != k).map(|o| c(k, o)).sum();
+                let out: f64 = (0..n).filter(|&o| o != k).map(|o| c(o, k)).sum();
+                inc + self.q[k] * (-2.0 * h[k]).exp() - out - self.r[k] * (2.0 * h[k]).exp()
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn readout_aware_cost_is_convex_its_flow_balances_silent_neurons_on_sum_h_0_and_keeps_the_task() {
+    let p: RateParams = serde_json::from_value(serde_json::json!({
+        "n": 30, "trials": 4, "inputs": 3, "outputs": 2, "g": 1.2, "tau": 10.0, "dt": 1.0,
+        "phi": "relu", "input": { "kind": "gaussian", "mean": 0.2, "std": 1.0 }
+    }))
+    .unwrap();
+    let n = p.n;
+    let w = Weights::random(&p, 150);
+    // Gain moments with five silent neurons (sigma^2 = 0: no outgoing robustness cost), which
+    // the robustness cost alone cannot balance.
+    let sigma2: Vec<f32> = normal(n, 151)
+        .iter()
+        .enumerate()
+        .map(|(j, v)| if j % 6 == 1 { 0.0 } else { 0.2 + v.abs() })
+        .collect();
+    let nets = Networks {
+        w_in: Some((3, &w.w_in)),
+        w_out: Some((2, &w.w_out)),
+        alpha: Alpha::PerColumn { shared: true },
+        alpha_values: &sigma2,
+        ..Networks::recurrent(1, n, &w.j)
+    };
+    assert!(
+        nets.split_components(0, 2.0).is_some(),
+        "the robustness cost alone splits it"
+    );
+    for input_path in [false, true] {
+        let what = if input_path {
+            "readout and input"
+        } else {
+            "readout"
+        };
+        let oracle = IoCost {
+            n,
+            c: nets.costs(0, 2.0),
+            r: (0..n)
+                .map(|j| (0..2).map(|k| f64::from(w.w_out[k * n + j]).powi(2)).sum())
+                .collect(),
+            q: (0..n)
+                .map(|i| {
+                    let q: f64 = (0..3).map(|m| f64::from(w.w_in[i * 3 + m]).powi(2)).sum();
+                    if input_path {
+                        q
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        };
+        // Convex along lines: second differences of C(a + t d) are >= 0 (up to f64 rounding).
+        let (a, d) = (to_f64(&normal(n, 152)), to_f64(&normal(n, 153)));
+        let at = |t: f64| -> f64 {
+            let h: Vec<f64> = a.iter().zip(&d).map(|(x, y)| x + t * y).collect();
+            oracle.total(&h)
+        };
+        for step in -10..10 {
+            let t = 0.1 * f64::from(step);
+            let second = at(t - 0.1) - 2.0 * at(t) + at(t + 0.1);
+            assert!(
+                second >= -1e-12 * at(t),
+                "{what}: C is not convex at t = {t}: {second}"
+            );
+        }
+
+        let dt = 0.5
+            * World::new(&nets, input_path)
+                .unwrap()
+                .networks()
+                .largest_stable_dt(2.0);
+        // 1e-5 of the first ||g||: the f32 incoming and outgoing costs put a floor under ||g||,
+        // measured near 2e-7 of its start with the readout and 2e-6 with the input path too.
+        let params = BalanceParams {
+            tol: 1e-5,
+            ..flow(dt, 400_000)
+        };
+        let b = balance_with_io_paths(&mut cpu(), &nets, &params, input_path).unwrap();
+        assert!(
+            b.converged_at.is_some(),
+            "{what}: the flow did not reach its tolerance"
+        );
+        let h = to_f64(&b.h);
+        let sum: f64 = h.iter().sum();
+        assert!(sum.abs() < 1e-4, "{what}: sum h = {sum}");
+        let silent_moved = (0..n).filter(|j| j % 6 == 1).any(|j| h[j].abs() > 0.05);
+        assert!(
+            silent_moved,
+            "{what}: the silent neurons are balanced, not held"
+        );
+        // At the balanced point the formula's gradient is constant (a multiplier of sum h = 0):
+        // its spread is below 1e-5 of the cost (the flow stops at 1e-5 of the first ||g||, and
+        // ||g|| starts below C).
+        let scale = oracle.total(&h);
+        let grad = oracle.gradient(&h);
+        let mean = grad.iter().sum::<f64>() / n as f64;
+        let worst = grad.iter().fold(0.0f64, |m, v| m.max((v - mean).abs()));
+        assert!(
+            worst < 1e-5 * scale,
+            "{what}: |g_k - mean g| up to {worst:.2e} of C = {scale}"
+        );
+        assert!(
+            scale < oracle.total(&vec![0.0; n]),
+            "{what}: balancing lowered the cost"
+        );
+        // A minimum on sum h = 0: moving h_k up and h_l down by the same amount costs more.
+        for k in 0..n {
+            let l = (k + 7) % n;
+            for delta in [-1e-3, 1e-3] {
+                let mut moved = h.clone();
+                moved[k] += delta;
+                moved[l] -= delta;
+                assert!(
+                    oracle.total(&moved) >= scale * (1.0 - 1e-12),
+                    "{what}: a lower cost next to h along ({k}, {l})"
+                );
+            }
+        }
+
+        // The task: the same outputs from the balanced network (Prop. 1).
+        let balanced = Weights {
+            j: b.j.clone(),
+            w_in: b.w_in.clone(),
+            w_out: b.w_out.clone(),
+        };
+        let monitors = Monitors {
+            x: None,
+            y: Some(Monitor {
+                every: 1,
+                trials: None,
+            }),
+        };
+        let before = simulate(&mut cpu(), &p, &w, 3, 200, &monitors, &mut |_| {}).unwrap();
+        let after = simulate(&mut cpu(), &p, &balanced, 3, 200, &monitors, &mut |_| {}).unwrap();
+        // As in task_preserved_outputs_equal_and_states_scaled_by_e_minus_h: f32 sums round
+        // differently in the two networks, near 1e-6 of max |y|.
+        let y_err = max_rel(&to_f64(&after.y), &to_f64(&before.y));
+        assert!(
+            y_err < 1e-5,
+            "{what}: outputs differ by {y_err:.2e} of max |y|"
+        );
+    }
+    // The direct solver does not keep sum h = 0 with the world anchored: it is refused.
+    assert!(matches!(
+        balance_with_io_paths(&mut cpu(), &nets, &solver(1e-6), false),
+        Err(DaleError::Scene { .. })
+    ));
 }

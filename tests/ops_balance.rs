@@ -142,10 +142,12 @@ backend_tests! {
                 .iter()
                 .map(|v| 0.3 * v)
                 .collect();
-            for (step, p) in [
-                (HStep::Flow { dt: 0.05 }, 2.0f32),
-                (HStep::Osborne, 2.0),
-                (HStep::Osborne, 1.0),
+            // The last case holds the last neuron (as the world of the readout-aware cost) at h = 0.
+            for (step, p, anchor) in [
+                (HStep::Flow { dt: 0.05 }, 2.0f32, None),
+                (HStep::Osborne, 2.0, None),
+                (HStep::Osborne, 1.0, None),
+                (HStep::Flow { dt: 0.05 }, 2.0, Some(n - 1)),
             ] {
                 let spec = HUpdate {
                     groups,
@@ -153,6 +155,7 @@ backend_tests! {
                     p,
                     step,
                     history_offset: 3,
+                    anchor,
                 };
                 let run = |be: &mut dyn Backend| {
                     let fb = be.alloc_from("flows", &flows).unwrap();

@@ -251,6 +251,23 @@ pub fn why_no_balanced_point(n: usize, positive: impl Fn(usize, usize) -> bool) 
     None
 }
 
+/// Which neurons have a path of synapses to `target` along the edges j -> i where
+/// `positive(i, j)` (the target itself included).
+pub fn reaches(n: usize, target: usize, positive: impl Fn(usize, usize) -> bool) -> Vec<bool> {
+    let mut reached = vec![false; n];
+    reached[target] = true;
+    let mut frontier = vec![target];
+    while let Some(i) = frontier.pop() {
+        for j in 0..n {
+            if !reached[j] && positive(i, j) {
+                reached[j] = true;
+                frontier.push(j);
+            }
+        }
+    }
+    reached
+}
+
 /// Whether every neuron reaches every other along the edges j -> i where `positive(i, j)`: one
 /// search from neuron 0 along the edges and one against them, each testing only the neurons not
 /// yet reached, so that a dense network costs O(N) tests where Kosaraju's passes cost O(N^2).

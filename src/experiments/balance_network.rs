@@ -13,7 +13,9 @@ use crate::analysis::balance::{geometric_mean_bound, signs_or_zeros_changed};
 use crate::backend::balance::{Aggregate, Alpha};
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
-use crate::models::balancing::{balance, BalanceParams, Method, Networks, Topology};
+use crate::models::balancing::{
+    balance, balance_with_io_paths, BalanceParams, Method, Networks, Topology, World,
+};
 use crate::scene::arrays::{expect_shape, read_array, read_npz, Array};
 use crate::scene::plot::{Panel, Series};
 use crate::scene::WeightFiles;
@@ -27,6 +29,9 @@ pub enum Cost {
     Robustness,
     /// Balance each neuron's largest incoming and outgoing |J| (a Lax rule; runs the flow).
     Maxabs,
+    /// The robustness cost plus the readout path sum_k W_out[k, j]^2 e^(2 h_j), on sum h = 0
+    /// (models::balancing::balance_with_io_paths; runs the flow): needs sigma2, W_in and W_out.
+    Readout,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,7 +43,7 @@ pub enum Solver {
 
 impl Cost {
     /// As the command line spells them.
-    pub const NAMES: [&'static str; 3] = ["power", "robustness", "maxabs"];
+    pub const NAMES: [&'static str; 4] = ["power", "robustness", "maxabs", "readout"];
 }
 
 impl std::str::FromStr for Cost {
@@ -48,6 +53,7 @@ impl std::str::FromStr for Cost {
             "power" => Ok(Cost::Power),
             "robustness" => Ok(Cost::Robustness),
             "maxabs" => Ok(Cost::Maxabs),
+            "readout" => Ok(Cost::Readout),
             _ => Err(format!("cost `{s}`; allowed: {}", Self::NAMES.join(", "))),
         }
     }
@@ -118,13 +124,24 @@ impl BalanceSettings {
                 ),
                 None => (Alpha::One, Vec::new(), self.p, Aggregate::Sum),
             },
-            Cost::Robustness => {
+            Cost::Robustness | Cost::Readout => {
                 let s = inputs.sigma2.as_ref().ok_or_else(|| DaleError::Input {
                     file: inputs.j.file.clone(),
                     array: "sigma2".into(),
                     message: "missing; the robustness cost needs the gain moments sigma2 [N]"
                         .into(),
                 })?;
+                if self.cost == Cost::Readout {
+                    for (given, name) in [(&inputs.w_in, "W_in"), (&inputs.w_out, "W_out")] {
+                        if given.is_none() {
+                            return Err(DaleError::Input {
+                                file: inputs.j.file.clone(),
+                                array: name.into(),
+                                message: "missing; the readout-aware cost needs W_in and W_out (their paths are part of it)".into(),
+                            });
+                        }
+                    }
+                }
                 (
                     Alpha::PerColumn { shared: true },
                     s.data.clone(),
@@ -161,6 +178,9 @@ impl BalanceSettings {
         }
         if self.solver == Some(Solver::Direct) && self.cost == Cost::Maxabs {
             return Err(DaleError::scene(format!("{at}solver"), "direct; --cost maxabs runs with --solver flow (the direct solver is for power-law costs)"));
+        }
+        if self.solver == Some(Solver::Direct) && self.cost == Cost::Readout {
+            return Err(DaleError::scene(format!("{at}solver"), "direct; --cost readout runs with --solver flow (its balanced point lies on sum h = 0, which the direct solver's steps do not keep)"));
         }
         Ok(())
     }
@@ -324,7 +344,7 @@ fn balance_inputs(
     let (alpha, alpha_values, p, aggregate) = settings.costs_of(inputs)?;
     let solver = match (settings.solver, settings.cost) {
         (Some(s), _) => s,
-        (None, Cost::Maxabs) => Solver::Flow,
+        (None, Cost::Maxabs | Cost::Readout) => Solver::Flow,
         (None, _) => Solver::Direct,
     };
     let nets = Networks {
@@ -342,8 +362,18 @@ fn balance_inputs(
         alpha,
         alpha_values: &alpha_values,
     };
+    // The readout-aware cost balances the network with the world node; its stable step, its
+    // topology and its Prop. 5 bounds are that network's.
+    let world = (settings.cost == Cost::Readout)
+        .then(|| World::new(&nets, false))
+        .transpose()?;
+    let graph = world.as_ref().map_or(nets, World::networks);
+    let run = |backend: &mut dyn Backend, params: &BalanceParams| match world {
+        Some(_) => balance_with_io_paths(backend, &nets, params, false),
+        None => balance(backend, &nets, params),
+    };
     let flow = || Method::Flow {
-        dt: 0.5 * nets.largest_stable_dt(p),
+        dt: 0.5 * graph.largest_stable_dt(p),
     };
     let params = |method| BalanceParams {
         p,
@@ -359,25 +389,25 @@ fn balance_inputs(
     // reported as such. Each path checks the cost graph once: the solver refuses such a network
     // itself; the flow would run on, so it is checked here.
     let (b, method, unbalanceable) = match solver {
-        Solver::Direct => match balance(backend, &nets, &params(Method::Solver)) {
+        Solver::Direct => match run(backend, &params(Method::Solver)) {
             Ok(b) => (b, Method::Solver, None),
             Err(DaleError::NoBalance { why, .. }) => {
                 let method = flow();
-                (balance(backend, &nets, &params(method))?, method, Some(why))
+                (run(backend, &params(method))?, method, Some(why))
             }
             Err(e) => return Err(e),
         },
         Solver::Flow => {
             // By components every network has a balanced point on its components.
             let why = match settings.topology {
-                Topology::Whole => nets.why_unbalanceable(0, p),
+                Topology::Whole => graph.why_unbalanceable(0, p),
                 Topology::Components => None,
             };
             let method = flow();
-            (balance(backend, &nets, &params(method))?, method, why)
+            (run(backend, &params(method))?, method, why)
         }
     };
-    let lower_bound = geometric_mean_bound(n, |i, k| nets.cost(0, i, k, p));
+    let lower_bound = geometric_mean_bound(graph.n, |i, k| graph.cost(0, i, k, p));
     let balance_s = t.elapsed().as_secs_f64();
 
     let mut report = Report::default();

@@ -10,7 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::balance::{
-    largest_stable_dt as stable_dt, strong_components, strongly_connected, why_no_balanced_point,
+    largest_stable_dt as stable_dt, reaches, strong_components, strongly_connected,
+    why_no_balanced_point,
 };
 use crate::backend::balance::{
     power, Aggregate, Alpha, BalanceOps, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
@@ -96,6 +97,7 @@ pub struct BalanceParams {
 
 /// `groups` networks of n neurons, row-major: J [groups, n, n] (J_ij from j to i), W_in
 /// [groups, n, m], W_out [groups, k, n], and the cost weights alpha as `alpha` says.
+#[derive(Clone, Copy)]
 pub struct Networks<'a> {
     pub groups: usize,
     pub n: usize,
@@ -217,8 +219,19 @@ pub fn balance(
     nets: &Networks,
     params: &BalanceParams,
 ) -> Result<Balanced, DaleError> {
+    balance_anchored(backend, nets, params, None)
+}
+
+/// `balance`, with neuron `anchor` (if any) held at h = 0 and the others kept at sum h = 0
+/// (`HUpdate::anchor`).
+fn balance_anchored(
+    backend: &mut dyn Backend,
+    nets: &Networks,
+    params: &BalanceParams,
+    anchor: Option<usize>,
+) -> Result<Balanced, DaleError> {
     let mut scope = Scope::new();
-    let result = balance_in(backend, &mut scope, nets, params);
+    let result = balance_in(backend, &mut scope, nets, params, anchor);
     scope.free(backend);
     result
 }
@@ -228,6 +241,7 @@ fn balance_in(
     scope: &mut Scope,
     nets: &Networks,
     params: &BalanceParams,
+    anchor: Option<usize>,
 ) -> Result<Balanced, DaleError> {
     let (groups, n, p) = (nets.groups, nets.n, params.p);
     let costs = Costs {
@@ -353,6 +367,7 @@ fn balance_in(
                     p,
                     step,
                     history_offset: 2 * groups * i,
+                    anchor,
                 },
             );
         }
@@ -394,11 +409,14 @@ fn balance_in(
     out.flows = backend.download(flows, 0, groups * 2 * n)?;
     for g in 0..groups {
         let (inc, outg) = out.flows[g * 2 * n..][..2 * n].split_at(n);
-        let norm2: f64 = inc
-            .iter()
-            .zip(outg)
-            .map(|(a, b)| f64::from(a - b).powi(2))
-            .sum();
+        let moving = (0..n).filter(|&k| Some(k) != anchor);
+        let grad: Vec<f64> = moving.map(|k| f64::from(inc[k] - outg[k])).collect();
+        // With an anchor, the gradient within the manifold sum h = 0 (as h_update records it).
+        let mean = match anchor {
+            Some(_) => grad.iter().sum::<f64>() / grad.len() as f64,
+            None => 0.0,
+        };
+        let norm2: f64 = grad.iter().map(|v| (v - mean).powi(2)).sum();
         out.grad_norm.push(norm2.sqrt());
         out.total_cost
             .push(inc.iter().map(|v| f64::from(*v)).sum::<f64>() + self_cost[g]);
@@ -444,6 +462,19 @@ fn balance_in(
     };
     backend.task_transform(j0, h, c0, recurrent);
     out.j = backend.download(c0, 0, recurrent.len())?;
+    (out.w_in, out.w_out) = transform_io(backend, scope, nets, h)?;
+    Ok(out)
+}
+
+/// W_in -> e^-H W_in and W_out -> W_out e^H (eq. 4) where the networks have them, by h on the
+/// device ([groups, n]); empty where they have none.
+fn transform_io(
+    backend: &mut dyn Backend,
+    scope: &mut Scope,
+    nets: &Networks,
+    h: crate::backend::Buf<f32>,
+) -> Result<(Vec<f32>, Vec<f32>), DaleError> {
+    let (groups, n) = (nets.groups, nets.n);
     let mut transform = |weights, values: &[f32]| -> Result<Vec<f32>, DaleError> {
         let spec = TaskTransform { groups, n, weights };
         let src = scope.alloc_from(backend, "weights to transform", values)?;
@@ -451,11 +482,158 @@ fn balance_in(
         backend.task_transform(src, h, dst, spec);
         backend.download(dst, 0, spec.len())
     };
-    if let Some((m, w)) = nets.w_in {
-        out.w_in = transform(Weights::Input { m }, w)?;
+    let w_in = match nets.w_in {
+        Some((m, w)) => transform(Weights::Input { m }, w)?,
+        None => Vec::new(),
+    };
+    let w_out = match nets.w_out {
+        Some((k, w)) => transform(Weights::Output { k }, w)?,
+        None => Vec::new(),
+    };
+    Ok((w_in, w_out))
+}
+
+/// Balances the robustness cost (eq. 13, or any cost `nets.alpha` gives with p = 2) together with
+/// the readout path that the transformation (eq. 4) rescales, and optionally the input path:
+///   C(h) = sum_ij c_ij e^(2 (h_j - h_i)) + sum_j r_j e^(2 h_j) [+ sum_j q_j e^(-2 h_j)],
+///   r_j = sum_k W_out[k, j]^2 (hidden noise in x_j reaches y through W_out e^H),
+///   q_j = sum_m W_in[j, m]^2 (the input reaches x_j through e^-H W_in),
+/// on the paper's manifold sum h = 0 (eq. 22). The readout term depends on the overall scale of
+/// h, which is why the manifold matters: without it every h falling together would lower C
+/// without bound (activities grow against noise of fixed size). C is the power cost of the
+/// network with one more node, the world (node n, held at h = 0), with a synapse j -> world of
+/// cost r_j (and world -> j of cost q_j); it is convex, and on sum h = 0 it has a unique minimum
+/// when every neuron has a path of synapses to a neuron with a readout (checked here). The
+/// projected flow reaches it:
+///   dh_k/dt = g_k - mean(g),  g_k = in_k [+ q_k e^(-2 h_k)] - out_k - r_k e^(2 h_k),
+/// the neural gradient of eq. 17 on the network with the world. A neuron silent on the trials
+/// that gave sigma^2 (no outgoing robustness cost) is held by its readout.
+///
+/// Runs the flow (`params.method` must be a flow) on that network with the world anchored
+/// (`HUpdate::anchor`), then transforms J, W_in, W_out by h. The returned histories, `flows` and
+/// h samples are those of the network with the world, which is node n.
+pub fn balance_with_io_paths(
+    backend: &mut dyn Backend,
+    nets: &Networks,
+    params: &BalanceParams,
+    input_path: bool,
+) -> Result<Balanced, DaleError> {
+    if params.p != 2.0 {
+        return Err(DaleError::scene(
+            "p",
+            format!(
+                "p = {}; the readout-aware cost is a cost of squared gains, p = 2",
+                params.p
+            ),
+        ));
     }
-    if let Some((k, w)) = nets.w_out {
-        out.w_out = transform(Weights::Output { k }, w)?;
+    if params.method == Method::Solver {
+        return Err(DaleError::scene(
+            "solver",
+            "the readout-aware cost runs the flow: its balanced point lies on sum h = 0, a constraint the Osborne step does not keep",
+        ));
     }
-    Ok(out)
+    let world = World::new(nets, input_path)?;
+    let graph = world.networks();
+    let (groups, n) = (nets.groups, nets.n);
+    for g in 0..groups {
+        let reaches = reaches(graph.n, n, |i, j| graph.cost(g, i, j, params.p) > 0.0);
+        if let Some(k) = (0..n).find(|&k| !reaches[k]) {
+            return Err(DaleError::NoBalance {
+                network: g,
+                why: format!("no path of synapses leads from neuron {k} to a neuron with a nonzero W_out column, so lowering the h of the neurons it reaches lowers the readout-aware cost without bound"),
+            });
+        }
+    }
+    // The world is held at h = 0; the topology is the world's to fix, not the components'.
+    let params = BalanceParams {
+        topology: Topology::Whole,
+        ..params.clone()
+    };
+    let mut out = balance_anchored(backend, &graph, &params, Some(n))?;
+    out.h = out.h.chunks(n + 1).flat_map(|h| h[..n].to_vec()).collect();
+    let mut scope = Scope::new();
+    let result = (|| {
+        let h = scope.alloc_from(backend, "h", &out.h)?;
+        let j0 = scope.alloc_from(backend, "J0", nets.j)?;
+        let spec = TaskTransform {
+            groups,
+            n,
+            weights: Weights::Recurrent,
+        };
+        let dst = scope.alloc(backend, "balanced J", spec.len())?;
+        backend.task_transform(j0, h, dst, spec);
+        out.j = backend.download(dst, 0, spec.len())?;
+        (out.w_in, out.w_out) = transform_io(backend, &mut scope, nets, h)?;
+        Ok(())
+    })();
+    scope.free(backend);
+    result.map(|()| out)
+}
+
+/// The networks with one more node, the world (the inputs and outputs, node n), whose synapses
+/// carry the readout path j -> world (J = sqrt(r_j), alpha 1) and, with `input_path`, the input
+/// path world -> j (J = sqrt(q_j), alpha 1): the network `balance_with_io_paths` balances.
+pub struct World {
+    groups: usize,
+    n: usize,
+    j: Vec<f32>,
+    alpha: Vec<f32>,
+}
+
+impl World {
+    pub fn new(nets: &Networks, input_path: bool) -> Result<Self, DaleError> {
+        let (Some((m, w_in)), Some((k, w_out))) = (nets.w_in, nets.w_out) else {
+            return Err(DaleError::scene(
+                "cost",
+                "the readout-aware cost needs W_in and W_out (their paths are part of it)",
+            ));
+        };
+        let (groups, n) = (nets.groups, nets.n);
+        let world = n;
+        let size = n + 1;
+        let mut j = vec![0.0f32; groups * size * size];
+        let mut alpha = vec![1.0f32; groups * size * size];
+        for g in 0..groups {
+            let (jg, ag) = (
+                &mut j[g * size * size..][..size * size],
+                &mut alpha[g * size * size..][..size * size],
+            );
+            for i in 0..n {
+                for c in 0..n {
+                    jg[i * size + c] = nets.j[g * n * n + i * n + c];
+                    ag[i * size + c] = nets.alpha(g, i, c);
+                }
+                let q: f64 = w_in[g * n * m + i * m..][..m]
+                    .iter()
+                    .map(|v| f64::from(*v).powi(2))
+                    .sum();
+                let r: f64 = (0..k)
+                    .map(|o| f64::from(w_out[g * k * n + o * n + i]).powi(2))
+                    .sum();
+                if input_path {
+                    jg[i * size + world] = q.sqrt() as f32;
+                }
+                jg[world * size + i] = r.sqrt() as f32;
+            }
+        }
+        Ok(World {
+            groups,
+            n: size,
+            j,
+            alpha,
+        })
+    }
+
+    pub fn networks(&self) -> Networks<'_> {
+        Networks {
+            groups: self.groups,
+            n: self.n,
+            j: &self.j,
+            w_in: None,
+            w_out: None,
+            alpha: Alpha::Full { shared: false },
+            alpha_values: &self.alpha,
+        }
+    }
 }

@@ -373,25 +373,32 @@ pub mod balance_oracle {
             vec![0.0f32; 2 * s.groups],
         );
         for g in 0..s.groups {
-            let mut hg: Vec<f64> = (0..n)
-                .map(|k| {
-                    let (inc, out) = (flows[g * 2 * n + k] as f64, flows[g * 2 * n + n + k] as f64);
-                    let step = match s.step {
-                        HStep::Flow { dt } => dt as f64 * (inc - out),
-                        HStep::Osborne if inc == out => 0.0,
-                        HStep::Osborne => (inc / out).ln() / (4.0 * s.p as f64),
-                    };
-                    h0[g * n + k] as f64 + step
-                })
-                .collect();
-            let mean = hg.iter().sum::<f64>() / n as f64;
-            hg.iter_mut().for_each(|v| *v -= mean);
+            // The neurons that move: all but the anchor, which stays at h = 0.
+            let moving: Vec<usize> = (0..n).filter(|&k| Some(k) != s.anchor).collect();
+            let mut hg = vec![0.0f64; n];
+            for &k in &moving {
+                let (inc, out) = (flows[g * 2 * n + k] as f64, flows[g * 2 * n + n + k] as f64);
+                let step = match s.step {
+                    HStep::Flow { dt } => dt as f64 * (inc - out),
+                    HStep::Osborne if inc == out => 0.0,
+                    HStep::Osborne => (inc / out).ln() / (4.0 * s.p as f64),
+                };
+                hg[k] = h0[g * n + k] as f64 + step;
+            }
+            let count = moving.len().max(1) as f64;
+            let mean = moving.iter().map(|&k| hg[k]).sum::<f64>() / count;
+            moving.iter().for_each(|&k| hg[k] -= mean);
             for k in 0..n {
                 h[g * n + k] = hg[k] as f32;
                 scale[g * n + k] = (s.p as f64 * hg[k]).exp() as f32;
             }
             let d = |k: usize| flows[g * 2 * n + k] as f64 - flows[g * 2 * n + n + k] as f64;
-            hist[2 * g] = (0..n).map(|k| d(k) * d(k)).sum::<f64>() as f32;
+            // ||g||^2, or with an anchor that of g projected on sum h = 0: sum (g_k - mean g)^2.
+            let g_mean = match s.anchor {
+                Some(_) => moving.iter().map(|&k| d(k)).sum::<f64>() / count,
+                None => 0.0,
+            };
+            hist[2 * g] = moving.iter().map(|&k| (d(k) - g_mean).powi(2)).sum::<f64>() as f32;
             hist[2 * g + 1] = (0..n).map(|k| flows[g * 2 * n + k] as f64).sum::<f64>() as f32;
         }
         (h, scale, hist)

@@ -300,10 +300,14 @@ pub(super) fn h_update(
         p,
         step,
         history_offset,
+        anchor,
     } = spec;
     if n == 0 {
         return;
     }
+    let anchor = anchor.unwrap_or(usize::MAX);
+    // At least one, so that a network of the anchor alone divides nothing by zero.
+    let moving = if anchor < n { (n - 1).max(1) } else { n };
     let hist = &mut history[history_offset..history_offset + 2 * groups];
     h[..groups * n]
         .par_chunks_mut(n)
@@ -312,11 +316,15 @@ pub(super) fn h_update(
         .enumerate()
         .for_each(|(g, ((h, s), rec))| {
             let (incoming, outgoing) = flows[g * 2 * n..][..2 * n].split_at(n);
-            let (mut norm2, mut total, mut sum_h) = (0.0f64, 0.0f64, 0.0f64);
-            for ((h, &inc), &out) in h.iter_mut().zip(incoming).zip(outgoing) {
+            let (mut norm2, mut total, mut sum_h, mut sum_g) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+            for (k, ((h, &inc), &out)) in h.iter_mut().zip(incoming).zip(outgoing).enumerate() {
                 let d = inc - out;
-                norm2 += f64::from(d) * f64::from(d);
                 total += f64::from(inc);
+                if k == anchor {
+                    continue;
+                }
+                norm2 += f64::from(d) * f64::from(d);
+                sum_g += f64::from(d);
                 *h += match step {
                     HStep::Flow { dt } => dt * d,
                     HStep::Osborne if inc == out => 0.0,
@@ -324,10 +332,18 @@ pub(super) fn h_update(
                 };
                 sum_h += f64::from(*h);
             }
-            let mean = (sum_h / n as f64) as f32;
-            for (h, s) in h.iter_mut().zip(s.iter_mut()) {
-                *h -= mean;
+            let mean = (sum_h / moving as f64) as f32;
+            for (k, (h, s)) in h.iter_mut().zip(s.iter_mut()).enumerate() {
+                if k == anchor {
+                    *h = 0.0;
+                } else {
+                    *h -= mean;
+                }
                 *s = (p * *h).exp();
+            }
+            if anchor < n {
+                // The gradient within the manifold sum h = 0 over the moving neurons.
+                norm2 -= sum_g * sum_g / moving as f64;
             }
             rec[0] = norm2 as f32;
             rec[1] = total as f32;

@@ -112,6 +112,10 @@ pub enum HStep {
 /// to the same manifold point); s = e^(p h). Before the update it records, per network, the
 /// squared norm of the neural gradients g = in - out and the total off-diagonal cost sum_k in_k:
 ///   history[history_offset + 2 g] = ||g||^2,  history[history_offset + 2 g + 1] = sum_k in_k.
+/// With an `anchor`, that neuron is held at h = 0 (it takes no step), the others are recentred
+/// to sum h = 0 among themselves, and ||g||^2 is that of g projected on that manifold,
+/// sum (g_k - mean g)^2 over the others: the projected flow of a cost that an anchored node
+/// (the world of the readout-aware cost) makes depend on the overall scale of h.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HUpdate {
     pub groups: usize,
@@ -119,6 +123,7 @@ pub struct HUpdate {
     pub p: f32,
     pub step: HStep,
     pub history_offset: usize,
+    pub anchor: Option<usize>,
 }
 
 /// Which weights the task-preserving transformation pi_h (001 eq. 4) rescales.
@@ -241,6 +246,8 @@ params! {
         /// The flow's step.
         pub dt: f32,
         pub history_offset: u32,
+        /// The neuron held at h = 0; n or more: none.
+        pub anchor: u32,
     }
 }
 
@@ -478,6 +485,10 @@ impl Op for HUpdateOp {
             2 * g,
             "h_update history",
         );
+        assert!(
+            s.anchor.is_none_or(|a| a < n),
+            "h_update: anchor outside the network"
+        );
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
@@ -514,6 +525,7 @@ impl Op for HUpdateOp {
             step,
             dt,
             history_offset: s.history_offset as u32,
+            anchor: s.anchor.map_or(u32::MAX, |a| a as u32),
         };
         let bufs = [self.flows, self.h, self.scale, self.history].map(Buf::raw);
         vec![Dispatch::new(
