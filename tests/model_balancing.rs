@@ -995,4 +995,27 @@ fn readout_aware_cost_is_convex_its_flow_balances_silent_neurons_on_sum_h_0_and_
         balance_with_io_paths(&mut cpu(), &nets, &solver(1e-6), false),
         Err(DaleError::Scene { .. })
     ));
+    // A silent neuron (no outgoing cost) with no readout either reaches no readout: refused, by
+    // name, since raising its h alone would lower the cost without bound.
+    let mut w_out = w.w_out.clone();
+    w_out[1] = 0.0;
+    w_out[n + 1] = 0.0;
+    let cut = Networks {
+        w_out: Some((2, &w_out)),
+        ..nets
+    };
+    let dt = 0.5
+        * World::new(&cut, false)
+            .unwrap()
+            .networks()
+            .largest_stable_dt(2.0);
+    match balance_with_io_paths(&mut cpu(), &cut, &flow(dt, 10), false) {
+        Err(DaleError::NoBalance { network: 0, why }) => {
+            assert!(
+                why.contains("from neuron 1 to a neuron with a nonzero W_out"),
+                "{why}"
+            )
+        }
+        other => panic!("neuron 1 reaches no readout, got {other:?}"),
+    }
 }

@@ -541,7 +541,7 @@ pub fn balance_with_io_paths(
         if let Some(k) = (0..n).find(|&k| !reaches[k]) {
             return Err(DaleError::NoBalance {
                 network: g,
-                why: format!("no path of synapses leads from neuron {k} to a neuron with a nonzero W_out column, so lowering the h of the neurons it reaches lowers the readout-aware cost without bound"),
+                why: format!("no path of synapses leads from neuron {k} to a neuron with a nonzero W_out column, so raising the h of the neurons it reaches (and lowering the others, on sum h = 0) lowers the readout-aware cost without bound"),
             });
         }
     }
