@@ -410,3 +410,49 @@ fn an_unknown_backend_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
 }
+
+#[test]
+fn fig4_lambda_relative_to_the_summed_loss_is_divided_by_the_errors_summed() {
+    // Appendix D adds lambda sum J^2 to the summed squared error; dale trains on the mean, so
+    // lambda is divided by the T x trials x 2 errors: 10 x 8 x 2 = 160 at smoke size.
+    let dir = temp_path("fig4-summed");
+    let scene = std::fs::read_to_string("scenes/balancing_fig4.json")
+        .unwrap()
+        .replace(
+            "\"balance_iterations\": 5000",
+            "\"balance_iterations\": 5000, \"lambda_relative_to\": \"summed_loss\"",
+        );
+    let path = write_scene(&dir, &scene);
+    let out = dir.join("out");
+    dale_ok(&[
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--smoke",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ]);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let fig4a = &summary["figures"]["fig4a"];
+    assert_eq!(fig4a["lambda_relative_to"], "summed_loss");
+    for net in fig4a["networks"].as_array().unwrap() {
+        let (lambda, applied) = (
+            net["lambda"].as_f64().unwrap(),
+            net["lambda_applied_to_mean_loss"].as_f64().unwrap(),
+        );
+        assert!(
+            (applied - lambda / 160.0).abs() <= 1e-7 * lambda.max(1e-30),
+            "lambda {lambda} applied as {applied}"
+        );
+    }
+    let failed: Vec<_> = summary["checks"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, v)| v.as_bool() != Some(true))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}
