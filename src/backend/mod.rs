@@ -47,16 +47,6 @@ pub enum ElementType {
     U32,
 }
 
-impl ElementType {
-    /// As WGSL writes it.
-    pub fn wgsl(self) -> &'static str {
-        match self {
-            ElementType::F32 => "f32",
-            ElementType::U32 => "u32",
-        }
-    }
-}
-
 /// A type a buffer may hold.
 pub trait Element: bytemuck::Pod + Send + Sync + 'static {
     const TYPE: ElementType;

@@ -388,7 +388,7 @@ fn balance_inputs(
     // Without a finite balanced point the flow runs to its step budget and its end point is
     // reported as such. Each path checks the cost graph once: the solver refuses such a network
     // itself; the flow would run on, so it is checked here.
-    let (b, method, unbalanceable) = match solver {
+    let (mut b, method, unbalanceable) = match solver {
         Solver::Direct => match run(backend, &params(Method::Solver)) {
             Ok(b) => (b, Method::Solver, None),
             Err(DaleError::NoBalance { why, .. }) => {
@@ -430,22 +430,23 @@ fn balance_inputs(
         "signs_and_zeros_of_j_kept",
         signs_or_zeros_changed(&inputs.j.data, &b.j) == 0,
     );
+    // The weights move into the report (J alone is 1 GiB at N = 16384).
     report.arrays.push(OutputArray {
         name: "J.npy".into(),
         shape: vec![n, n],
-        data: b.j.clone(),
+        data: std::mem::take(&mut b.j),
         dtype: inputs.j.dtype,
     });
-    report.array("h.npy", vec![n], b.h.clone());
+    report.array("h.npy", vec![n], std::mem::take(&mut b.h));
     for (given, data, name) in [
-        (&inputs.w_in, &b.w_in, "W_in.npy"),
-        (&inputs.w_out, &b.w_out, "W_out.npy"),
+        (&inputs.w_in, &mut b.w_in, "W_in.npy"),
+        (&inputs.w_out, &mut b.w_out, "W_out.npy"),
     ] {
         if let Some(w) = given {
             report.arrays.push(OutputArray {
                 name: name.into(),
                 shape: w.shape.clone(),
-                data: data.clone(),
+                data: std::mem::take(data),
                 dtype: w.dtype,
             });
         }

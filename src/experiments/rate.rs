@@ -81,8 +81,8 @@ impl Experiment for RateRun {
             ..Report::default()
         };
         checks(&mut report, p, &weights, &traj, self.steps);
-        arrays(&mut report, &self.monitors, p, &traj);
         report.plots.push(plot(p, &traj));
+        arrays(&mut report, &self.monitors, p, traj);
         Ok(report)
     }
 }
@@ -123,39 +123,25 @@ fn checks(report: &mut Report, p: &RateParams, w: &Weights, traj: &Trajectory, s
     }
 }
 
-/// The recorded series as arrays; the batch index is network * trials + trial.
-fn arrays(report: &mut Report, monitors: &Monitors, p: &RateParams, traj: &Trajectory) {
+/// The recorded series as arrays, moved out of the trajectory; the batch index is
+/// network * trials + trial.
+fn arrays(report: &mut Report, monitors: &Monitors, p: &RateParams, traj: Trajectory) {
     let (b, n, k) = (p.batch(), p.n, p.outputs);
-    report.array(
-        "population_rate.npy",
-        vec![traj.steps_done, b],
-        traj.population_rate.clone(),
-    );
-    report.array(
-        "max_abs_x.npy",
-        vec![traj.steps_done, b],
-        traj.max_abs_x.clone(),
-    );
+    let steps = traj.steps_done;
+    report.array("population_rate.npy", vec![steps, b], traj.population_rate);
+    report.array("max_abs_x.npy", vec![steps, b], traj.max_abs_x);
     if monitors.x.is_some() {
         let times = traj.x_steps.iter().map(|&s| s as f32 * p.dt).collect();
-        report.array(
-            "x.npy",
-            vec![traj.x_steps.len(), traj.x_trials, n],
-            traj.x.clone(),
-        );
+        report.array("x.npy", vec![traj.x_steps.len(), traj.x_trials, n], traj.x);
         report.array("x_times.npy", vec![traj.x_steps.len()], times);
     }
     if monitors.y.is_some() {
         let times = traj.y_steps.iter().map(|&s| s as f32 * p.dt).collect();
-        report.array(
-            "y.npy",
-            vec![traj.y_steps.len(), traj.y_trials, k],
-            traj.y.clone(),
-        );
+        report.array("y.npy", vec![traj.y_steps.len(), traj.y_trials, k], traj.y);
         report.array("y_times.npy", vec![traj.y_steps.len()], times);
     }
     if !traj.x_final.is_empty() {
-        report.array("x_final.npy", vec![b, n], traj.x_final.clone());
+        report.array("x_final.npy", vec![b, n], traj.x_final);
     }
 }
 

@@ -16,7 +16,7 @@ use crate::analysis::balance::{
 use crate::backend::balance::{
     power, Aggregate, Alpha, BalanceOps, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
 };
-use crate::backend::{Backend, BufferOps, Scope};
+use crate::backend::{Backend, Buf, BufferOps, Scope};
 use crate::error::DaleError;
 
 /// The most iterations recorded on the device between two readbacks of the history.
@@ -176,14 +176,33 @@ pub struct Split {
     pub held: Vec<usize>,
 }
 
-/// Per network: whether synapse (i, j) lies inside a component of two or more neurons, the
-/// synapses that balancing by components lowers.
-fn inside_components(comp: &[usize]) -> (Vec<bool>, usize) {
-    let count = comp.iter().max().map_or(0, |m| m + 1);
-    let mut size = vec![0usize; count];
-    comp.iter().for_each(|&c| size[c] += 1);
-    let big = size.iter().filter(|&&s| s >= 2).count();
-    (comp.iter().map(|&c| size[c] >= 2).collect(), big)
+/// The strongly connected components of one network that is not strongly connected.
+struct Parts {
+    /// The component of each neuron.
+    comp: Vec<usize>,
+    /// Whether each neuron lies in a component of two or more neurons (on a cycle).
+    inside: Vec<bool>,
+    /// How many such components there are.
+    balanced: usize,
+}
+
+impl Parts {
+    fn new(comp: Vec<usize>) -> Self {
+        let count = comp.iter().max().map_or(0, |m| m + 1);
+        let mut size = vec![0usize; count];
+        comp.iter().for_each(|&c| size[c] += 1);
+        Parts {
+            inside: comp.iter().map(|&c| size[c] >= 2).collect(),
+            balanced: size.iter().filter(|&&s| s >= 2).count(),
+            comp,
+        }
+    }
+
+    /// Whether synapse (i, j) lies inside a component: the synapses balancing by components
+    /// lowers.
+    fn keeps(&self, i: usize, j: usize) -> bool {
+        self.comp[i] == self.comp[j] && self.inside[i]
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -276,24 +295,21 @@ fn balance_in(
     };
     // Balancing by components lowers the cost of the synapses inside components only: the
     // others get alpha = 0 in the costs, so neurons on no cycle see no gradient and stay at 0.
-    let components: Vec<Option<Vec<usize>>> = match params.topology {
-        Topology::Whole => vec![None; groups],
-        Topology::Components => (0..groups).map(|g| nets.split_components(g, p)).collect(),
+    let parts: Vec<Option<Parts>> = match params.topology {
+        Topology::Whole => (0..groups).map(|_| None).collect(),
+        Topology::Components => (0..groups)
+            .map(|g| nets.split_components(g, p).map(Parts::new))
+            .collect(),
     };
-    let split = components.iter().any(Option::is_some);
+    let split = parts.iter().any(Option::is_some);
     let masked_alpha: Vec<f32>;
     let (costs, alpha_values) = if split {
         masked_alpha = (0..groups)
             .flat_map(|g| {
-                let inside = components[g].as_ref().map(|c| inside_components(c).0);
-                let comp = &components[g];
+                let parts = &parts[g];
                 (0..n * n).map(move |e| {
                     let (i, j) = (e / n, e % n);
-                    let keep = match (comp, &inside) {
-                        (Some(c), Some(inside)) => c[i] == c[j] && inside[i],
-                        _ => true,
-                    };
-                    if keep {
+                    if parts.as_ref().is_none_or(|s| s.keeps(i, j)) {
                         nets.alpha(g, i, j)
                     } else {
                         0.0
@@ -429,9 +445,15 @@ fn balance_in(
     if split {
         // Each component to sum h = 0 (the Osborne step recentres the whole network), which
         // puts the held neurons at exactly 0; then the transformation uses this h.
-        for (g, comp) in components.iter().enumerate() {
-            let Some(comp) = comp else { continue };
-            let (inside, balanced_components) = inside_components(comp);
+        for (g, parts) in parts.iter().enumerate() {
+            let Some(Parts {
+                comp,
+                inside,
+                balanced,
+            }) = parts
+            else {
+                continue;
+            };
             let count = comp.iter().max().map_or(0, |m| m + 1);
             let (mut sum, mut size) = (vec![0.0f64; count], vec![0usize; count]);
             let h_g = &mut out.h[g * n..][..n];
@@ -448,33 +470,36 @@ fn balance_in(
             }
             out.splits.push(Split {
                 network: g,
-                balanced_components,
+                balanced_components: *balanced,
                 held: (0..n).filter(|&k| !inside[k]).collect(),
             });
         }
         backend.upload(h, 0, &out.h)?;
     }
     // The costs are spent: the balanced J goes into their buffer, saving a [groups, n, n] one.
+    (out.j, out.w_in, out.w_out) = transformed(backend, scope, nets, h, j0, c0)?;
+    Ok(out)
+}
+
+/// The task-preserving transformation (eq. 4) by h on the device ([groups, n]): J from `j0`
+/// into `j_dst`, and W_in -> e^-H W_in, W_out -> W_out e^H where the networks have them (empty
+/// where they have none).
+fn transformed(
+    backend: &mut dyn Backend,
+    scope: &mut Scope,
+    nets: &Networks,
+    h: Buf<f32>,
+    j0: Buf<f32>,
+    j_dst: Buf<f32>,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), DaleError> {
+    let (groups, n) = (nets.groups, nets.n);
     let recurrent = TaskTransform {
         groups,
         n,
         weights: Weights::Recurrent,
     };
-    backend.task_transform(j0, h, c0, recurrent);
-    out.j = backend.download(c0, 0, recurrent.len())?;
-    (out.w_in, out.w_out) = transform_io(backend, scope, nets, h)?;
-    Ok(out)
-}
-
-/// W_in -> e^-H W_in and W_out -> W_out e^H (eq. 4) where the networks have them, by h on the
-/// device ([groups, n]); empty where they have none.
-fn transform_io(
-    backend: &mut dyn Backend,
-    scope: &mut Scope,
-    nets: &Networks,
-    h: crate::backend::Buf<f32>,
-) -> Result<(Vec<f32>, Vec<f32>), DaleError> {
-    let (groups, n) = (nets.groups, nets.n);
+    backend.task_transform(j0, h, j_dst, recurrent);
+    let j = backend.download(j_dst, 0, recurrent.len())?;
     let mut transform = |weights, values: &[f32]| -> Result<Vec<f32>, DaleError> {
         let spec = TaskTransform { groups, n, weights };
         let src = scope.alloc_from(backend, "weights to transform", values)?;
@@ -490,7 +515,7 @@ fn transform_io(
         Some((k, w)) => transform(Weights::Output { k }, w)?,
         None => Vec::new(),
     };
-    Ok((w_in, w_out))
+    Ok((j, w_in, w_out))
 }
 
 /// Balances the robustness cost (eq. 13, or any cost `nets.alpha` gives with p = 2) together with
@@ -556,15 +581,8 @@ pub fn balance_with_io_paths(
     let result = (|| {
         let h = scope.alloc_from(backend, "h", &out.h)?;
         let j0 = scope.alloc_from(backend, "J0", nets.j)?;
-        let spec = TaskTransform {
-            groups,
-            n,
-            weights: Weights::Recurrent,
-        };
-        let dst = scope.alloc(backend, "balanced J", spec.len())?;
-        backend.task_transform(j0, h, dst, spec);
-        out.j = backend.download(dst, 0, spec.len())?;
-        (out.w_in, out.w_out) = transform_io(backend, &mut scope, nets, h)?;
+        let dst = scope.alloc(backend, "balanced J", groups * n * n)?;
+        (out.j, out.w_in, out.w_out) = transformed(backend, &mut scope, nets, h, j0, dst)?;
         Ok(())
     })();
     scope.free(backend);
