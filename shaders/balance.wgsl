@@ -201,6 +201,24 @@ fn cost_flows_finish(@builtin(local_invocation_index) t: u32, @builtin(workgroup
 
 var<workgroup> sums: array<vec4<f32>, 256>;
 
+// Y = e^(p delta) for the step delta along h_k alone that solves in e^(-p delta) -
+// out e^(p delta) = nu: the positive root of out Y^2 + nu Y - in = 0, in the form that does not
+// cancel; 1 where no finite step exists. Twin: osborne_on_constraint in src/backend/balance/cpu.rs.
+fn osborne_on_constraint(inc: f32, out: f32, nu: f32) -> f32 {
+    let s = sqrt(nu * nu + 4.0 * inc * out);
+    var y = 0.0;
+    if (nu >= 0.0) {
+        y = 2.0 * inc / (nu + s);
+    } else {
+        y = (s - nu) / (2.0 * out);
+    }
+    // NaN fails y > 0; 3.4e38 is the largest f32.
+    if (y > 0.0 && y <= 3.4e38) {
+        return y;
+    }
+    return 1.0;
+}
+
 @compute @workgroup_size(256, 1, 1)
 fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
             @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -209,6 +227,29 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         return; // the whole workgroup leaves together
     }
     let n = hu.n;
+    let anchored = hu.anchor < n;
+    let moving = select(n, max(n - 1u, 1u), anchored); // the anchor alone divides by nothing
+    // With an anchor, the Osborne step solves g_k = nu, the mean neural gradient of the moving
+    // neurons: the multiplier of the constraint sum h = 0.
+    var nu = 0.0;
+    if (anchored && hu.step == 1u) {
+        var part = 0.0;
+        for (var k = t; k < n; k += WG) {
+            if (k != hu.anchor) {
+                part += update_flows[g * 2u * n + k] - update_flows[g * 2u * n + n + k];
+            }
+        }
+        sums[t] = vec4<f32>(part, 0.0, 0.0, 0.0);
+        workgroupBarrier();
+        for (var half = WG / 2u; half > 0u; half >>= 1u) {
+            if (t < half) {
+                sums[t] += sums[t + half];
+            }
+            workgroupBarrier();
+        }
+        nu = sums[0].x / f32(moving);
+        workgroupBarrier();
+    }
     // ||g||^2, sum in_k, sum h_k and sum g_k over the neurons that move (all but the anchor).
     var acc = vec4<f32>(0.0);
     for (var k = t; k < n; k += WG) {
@@ -222,6 +263,8 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         var step = 0.0;
         if (hu.step == 0u) {
             step = hu.dt * d;
+        } else if (nu != 0.0) {
+            step = log(osborne_on_constraint(inc, out, nu)) / (2.0 * hu.p); // half of delta
         } else if (inc != out) {
             step = log(inc / out) / (4.0 * hu.p);
         }
@@ -238,8 +281,6 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         workgroupBarrier();
     }
     let total = sums[0];
-    let anchored = hu.anchor < n;
-    let moving = select(n, max(n - 1u, 1u), anchored); // the anchor alone divides by nothing
     let mean = total.z / f32(moving);
     for (var k = t; k < n; k += WG) {
         var h = 0.0;

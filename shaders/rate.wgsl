@@ -1,5 +1,6 @@
 // One forward-Euler step of the rate network (001 eq. 1), elementwise over the [batch, N] state:
-//   x <- x + (dt/tau) (-x + drive) + noise_std * xi,   r <- phi(x)
+//   x <- x + (dt/tau) (-x + drive) + noise_std * xi,   r <- phi(x)          (noise on the state)
+//   x <- x + (dt/tau) (-x + drive),   r <- phi(x) + noise_std * xi            (noise on the rates)
 // where drive = J phi(x) + W_in u was formed by matmul. xi is N(0, 1) from a counter-based hash
 // keyed by (seed, step, index): the same hash as src/backend/rate/noise.rs, Box-Muller on the pair
 // (2k, 2k + 1), cos for the even element and sin for the odd one.
@@ -13,6 +14,7 @@ struct EulerStepParams {
     seed_lo: u32,
     seed_hi: u32,
     step: u32,
+    noise_on: u32,   // 0 state, 1 rates
 }
 
 @group(0) @binding(0) var<uniform> p: EulerStepParams;
@@ -58,9 +60,14 @@ fn euler_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         return;
     }
     var v = x[i] + p.leak * (drive[i] - x[i]);
+    var noise = 0.0;
     if (p.noise_std != 0.0) {
-        v += p.noise_std * gaussian_noise(i);
+        noise = p.noise_std * gaussian_noise(i);
+    }
+    if (p.noise_on == 0u) {
+        v += noise;
+        noise = 0.0;
     }
     x[i] = v;
-    r[i] = phi(v);
+    r[i] = phi(v) + noise;
 }

@@ -416,13 +416,8 @@ fn fig4_lambda_relative_to_the_summed_loss_is_divided_by_the_errors_summed() {
     // Appendix D adds lambda sum J^2 to the summed squared error; dale trains on the mean, so
     // lambda is divided by the T x trials x 2 errors: 10 x 8 x 2 = 160 at smoke size.
     let dir = temp_path("fig4-summed");
-    let scene = std::fs::read_to_string("scenes/balancing_fig4.json")
-        .unwrap()
-        .replace(
-            "\"balance_iterations\": 5000",
-            "\"balance_iterations\": 5000, \"lambda_relative_to\": \"summed_loss\"",
-        );
-    let path = write_scene(&dir, &scene);
+    let scene = std::fs::read_to_string("scenes/balancing_fig4_summed_loss.json").unwrap();
+let path = write_scene(&dir, &scene);
     let out = dir.join("out");
     dale_ok(&[
         "run",
@@ -455,4 +450,121 @@ fn fig4_lambda_relative_to_the_summed_loss_is_divided_by_the_errors_summed() {
         .filter(|(_, v)| v.as_bool() != Some(true))
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
+}
+
+#[test]
+fn fig4b_runs_its_variants_side_by_side_and_states_per_variant_whether_the_paper_direction_holds() {
+    let dir = temp_path("fig4-variants");
+    let out = dir.join("out");
+    dale_ok(&[
+        "run",
+        "scenes/balancing_fig4.json",
+        "--out",
+        out.to_str().unwrap(),
+        "--smoke",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ]);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let scene: serde_json::Value =
+        serde_json::from_slice(&std::fs::read("scenes/balancing_fig4.json").unwrap()).unwrap();
+    let fig4b = &summary["figures"]["fig4b"];
+    let variants = fig4b["variants"].as_array().unwrap();
+    let asked = scene["params"]["variants"].as_array().unwrap();
+    assert_eq!(variants.len(), asked.len());
+    let networks = fig4b["networks"].as_u64().unwrap() as usize;
+    let eps: Vec<f64> = scene["params"]["noise_levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        npy_shape(&out.join("loss_ratio.npy")),
+        [variants.len() as u64, networks as u64, eps.len() as u64]
+    );
+    let bytes = std::fs::read(out.join("loss_ratio.npy")).unwrap();
+    let ratios: Vec<f32> = npyz::NpyFile::new(&bytes[..])
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    for (v, (variant, asked)) in variants.iter().zip(asked).enumerate() {
+        assert_eq!(variant["label"], asked["label"]);
+        let nets = variant["networks"].as_array().unwrap();
+        assert_eq!(nets.len(), networks);
+        // The mean over the networks, from each network's own losses.
+        let mut reproduced = true;
+        for (e, &eps) in eps.iter().enumerate() {
+            let per_net: Vec<f64> = nets
+                .iter()
+                .map(|n| {
+                    let row = &n["losses"][e];
+                    row["balanced"].as_f64().unwrap() / row["original"].as_f64().unwrap()
+                })
+                .collect();
+            for (k, r) in per_net.iter().enumerate() {
+                let file = f64::from(ratios[(v * networks + k) * eps.len() + e]);
+                assert!((file - r).abs() <= 1e-6 * r, "{}: npy {file} vs {r}", asked["label"]);
+            }
+            let mean = per_net.iter().sum::<f64>() / networks as f64;
+            let row = &variant["loss_ratio_balanced_over_original"][e];
+            assert!((row["mean"].as_f64().unwrap() - mean).abs() <= 1e-12 * mean);
+            assert!(row["min"].as_f64().unwrap() <= mean && mean <= row["max"].as_f64().unwrap());
+            assert_eq!(
+                row["networks_below_1"].as_u64().unwrap() as usize,
+                per_net.iter().filter(|r| **r < 1.0).count()
+            );
+            if eps == 0.0 {
+                assert!((mean - 1.0).abs() <= 1e-4, "{}: task kept at eps 0", asked["label"]);
+            } else {
+                reproduced &= mean < 1.0;
+            }
+        }
+        assert_eq!(variant["paper_direction_reproduced"], reproduced, "{}", asked["label"]);
+    }
+    // What dale claims, checked per variant and network: the task kept, the cost lowered, and
+    // ||g|| converged where a finite balanced point exists (not for the whole network).
+    let checks = summary["checks"].as_object().unwrap();
+    for k in 0..networks {
+        for claim in ["task_preserved_at_eps_0", "balancing_lowered_its_cost"] {
+            assert_eq!(checks[&format!("paper_eq_13_whole_network_network_{k}_{claim}")], true);
+        }
+        assert_eq!(checks[&format!("eq_13_by_components_network_{k}_grad_norm_converged")], true);
+        assert_eq!(checks[&format!("readout_aware_network_{k}_grad_norm_converged")], true);
+        assert!(!checks.contains_key(&format!("paper_eq_13_whole_network_network_{k}_grad_norm_converged")));
+    }
+}
+
+#[test]
+fn fig4b_variants_that_cannot_be_run_are_refused_by_index_and_field() {
+    let scene = std::fs::read_to_string("scenes/balancing_fig4.json").unwrap();
+    let with_variants = |variants: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(&scene).unwrap();
+        v["params"]["variants"] = serde_json::from_str(variants).unwrap();
+        v.to_string()
+    };
+    for (variants, field, allowed) in [
+        (
+            r#"[{"label": "a"}, {"label": "b", "cost": "readout", "topology": "whole"}]"#,
+            "`params.variants[1].topology`",
+            "no topology with a readout-aware cost",
+        ),
+        (
+            r#"[{"label": "by components"}, {"label": "By components!"}]"#,
+            "`params.variants[1].label`",
+            "a name unlike the others'",
+        ),
+        (r#"[]"#, "`params.variants`", "a non-empty list"),
+        (
+            r#"[{"label": "a", "gain_noise": -1}]"#,
+            "`params.variants[0].gain_noise`",
+            "a finite value >= 0",
+        ),
+    ] {
+        let (code, err) = refused("fig4-bad-variant", &with_variants(variants), "cpu");
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(field) && err.contains(allowed), "{variants}: {err}");
+    }
 }

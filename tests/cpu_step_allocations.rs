@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use dale::backend::cpu::CpuBackend;
 use dale::backend::linalg::{Axis, LinalgOps, MatmulShape, Reduce, ReduceOp};
-use dale::backend::rate::{EulerStep, RateOps};
+use dale::backend::rate::{EulerStep, NoiseOn, RateOps};
 use dale::backend::{BufferOps, Phi};
 use dale::models::rate::{simulate, Monitor, Monitors, RateParams, Weights, CHUNK_STEPS};
 
@@ -72,6 +72,7 @@ fn cpu_elementwise_and_reduction_ops_do_not_allocate() {
         noise_std: 0.1,
         seed: 7,
         step: 3,
+        noise_on: NoiseOn::Rates,
     };
     let mut count = |what: &str, op: &mut dyn FnMut(&mut CpuBackend)| {
         let n = allocations(CALLS, || op(&mut cpu));

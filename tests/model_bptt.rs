@@ -5,7 +5,7 @@ mod common;
 
 use common::{backend_tests, cpu, normal};
 use dale::backend::{Backend, BufferOps, Phi};
-use dale::models::bptt::{Dynamics, Net, Trainer, Trials};
+use dale::models::bptt::{Dynamics, HiddenNoise, Net, Trainer, Trials};
 
 fn small_net(n: usize, m: usize, k: usize, seed: u64) -> Net {
     let scale = |v: Vec<f32>, s: f32| v.into_iter().map(|x| x * s).collect();
@@ -39,7 +39,7 @@ fn check_gradient(be: &mut dyn Backend, phi: Phi) {
     let loss_at = |be: &mut dyn Backend, w: &Net| {
         let mut t = Trainer::new(be, w, dynamics, b, steps, 1).unwrap();
         t.set_trials(be, &trials).unwrap();
-        t.loss(be, 0.0, 0).unwrap()
+        t.loss(be, HiddenNoise::NONE, 0).unwrap()
     };
     for dir in 0..4u64 {
         let (vj, vi, vo) = (
@@ -141,7 +141,7 @@ fn training_lowers_the_loss_and_l2_shrinks_j() {
         .unwrap();
         t.set_trials(be, &trials).unwrap();
         for i in 0..300 {
-            t.forward(be, 0.0, 0);
+            t.forward(be, HiddenNoise::NONE, 0);
             t.backward(be, 2 * i);
             t.step(be, 0.01, lambda);
         }

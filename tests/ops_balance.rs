@@ -142,12 +142,14 @@ backend_tests! {
                 .iter()
                 .map(|v| 0.3 * v)
                 .collect();
-            // The last case holds the last neuron (as the world of the readout-aware cost) at h = 0.
+            // The last cases hold the last neuron (as the world of the readout-aware cost) at
+            // h = 0; Osborne then solves g_k = nu, the multiplier of sum h = 0.
             for (step, p, anchor) in [
                 (HStep::Flow { dt: 0.05 }, 2.0f32, None),
                 (HStep::Osborne, 2.0, None),
                 (HStep::Osborne, 1.0, None),
                 (HStep::Flow { dt: 0.05 }, 2.0, Some(n - 1)),
+                (HStep::Osborne, 2.0, Some(n - 1)),
             ] {
                 let spec = HUpdate {
                     groups,

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{backend_tests, check_op, normal, oracle, Tol};
-use dale::backend::rate::{fill_gaussian_noise, gaussian_noise, EulerStep, RateOps};
+use dale::backend::rate::{fill_gaussian_noise, gaussian_noise, EulerStep, NoiseOn, RateOps};
 use dale::backend::{Backend, BufferOps, Phi};
 
 const NS: [usize; 4] = [1, 63, 257, 4099];
@@ -34,7 +34,7 @@ backend_tests! {
         for (i, &n) in NS.iter().enumerate() {
             for &b in &BS {
                 for phi in [Phi::Linear, Phi::Relu, Phi::Tanh] {
-                    for noise_std in [0.0, 0.3] {
+                    for (noise_std, noise_on) in [(0.0, NoiseOn::State), (0.3, NoiseOn::State), (0.3, NoiseOn::Rates)] {
                         let len = b * n;
                         let s = EulerStep {
                             len,
@@ -43,10 +43,11 @@ backend_tests! {
                             noise_std,
                             seed: 0xdead_beef_0000_0001 + i as u64,
                             step: 17,
+                            noise_on,
                         };
                         let x0 = normal(len, 1 + i as u64);
                         let drive = normal(len, 2 + i as u64);
-                        let what = format!("euler_step N {n} B {b} {phi:?} noise {noise_std}");
+                        let what = format!("euler_step N {n} B {b} {phi:?} noise {noise_std} on {noise_on:?}");
                         let (xo, ro) = oracle::euler(&x0, &drive, s);
                         check_op(side, &what, EULER_TOL, || Some([xo, ro].concat()), |be| {
                             run_euler(be, &x0, &drive, s)
@@ -142,6 +143,7 @@ backend_tests! {
                         noise_std: 0.0,
                         seed: 0,
                         step: t,
+                        noise_on: NoiseOn::State,
                     },
                 );
             }

@@ -455,6 +455,7 @@ fn balance_inputs(
     let series = |label: &str, v: &[f64]| Series {
         label: label.into(),
         points: iters.iter().zip(v).map(|(i, y)| (*i, *y)).collect(),
+        band: Vec::new(),
     };
     report.plots.push(Plot {
         file: "balance.png".into(),
@@ -464,6 +465,7 @@ fn balance_inputs(
                 x_label: "iteration (pass over J)".into(),
                 y_label: "C".into(),
                 series: vec![series("C", &b.total_cost)],
+                log_y: false,
             },
             Panel {
                 title: "log10 ||g|| per iteration".into(),
@@ -476,6 +478,7 @@ fn balance_inputs(
                         .map(|v| v.max(1e-300).log10())
                         .collect::<Vec<_>>(),
                 )],
+                log_y: false,
             },
         ],
     });

@@ -215,6 +215,7 @@ fn run(
             points: (0..samples)
                 .map(|s| (times[s], f64::from(data[(s * groups + g) * 2 + side])))
                 .collect(),
+            band: Vec::new(),
         };
         panels.push(Panel {
             title: format!(
@@ -229,6 +230,7 @@ fn run(
                 series("c12 (eq. 29 / 31)", &closed, 0),
                 series("c21 (eq. 29 / 31)", &closed, 1),
             ],
+            log_y: false,
         });
     }
     report.plots.push(Plot {

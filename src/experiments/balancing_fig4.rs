@@ -16,9 +16,10 @@ use crate::backend::balance::{Aggregate, Alpha};
 use crate::backend::{Backend, BackendInfo, BufferOps, Phi};
 use crate::error::DaleError;
 use crate::models::balancing::{
-    balance, balance_with_io_paths, BalanceParams, Method, Networks, Topology, World,
+    balance, balance_with_io_paths, BalanceParams, Balanced, Method, Networks, Topology, World,
 };
-use crate::models::bptt::{Dynamics, Net, Trainer, Trials};
+use crate::models::bptt::{Dynamics, HiddenNoise, Net, Trainer, Trials};
+use crate::backend::rate::NoiseOn;
 use crate::scene::plot::{Panel, Series};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -46,25 +47,20 @@ pub struct CdiParams {
     pub record_every: usize,
     /// Row permutations of C for the null distribution of ||g||.
     pub permutations: usize,
-    /// Flow iterations of the balancing (Appendix D takes the end of a numerical solution of the
-    /// flow; neurons silent on the held-out trials have sigma^2 = 0 and no finite balance).
+    /// Flow iterations of each balancing (Appendix D takes the end of a numerical solution of
+    /// the flow).
     pub balance_iterations: usize,
-    /// Hidden noise during the held-out run that measures sigma^2 (0: noiseless, as Appendix D
-    /// reads). With 0, neurons the task never drives get sigma^2 = 0: their outgoing synapses
-    /// cost nothing, and the flow lets them grow without bound.
+    /// Where the hidden noise eps of Fig. 4b enters: "state" (default; added to x each step, so
+    /// that it also reaches the readout y = W_out x directly) or "rates" (added to r = phi(x),
+    /// reaching the other neurons through J and the readout only through them). Appendix D says
+    /// "injected into the recurrent neural dynamics".
     #[serde(default)]
-    pub gain_noise: f32,
-    /// "components" (default): balance each strongly connected component of the cost graph and
-    /// hold neurons on no cycle (such as neurons silent on the held-out trials) at h = 0;
-    /// "whole": the paper's flow on the whole network, which has no finite balanced point when
-    /// a neuron is silent.
-    #[serde(default)]
-    pub topology: Topology,
-    /// "robustness" (default): the paper's cost, eq. 13; "readout": eq. 13 plus the readout path
-    /// that the transformation rescales, on sum h = 0; "readout_and_input": the input path too
-    /// (models::balancing::balance_with_io_paths).
-    #[serde(default)]
-    pub cost: RobustnessCost,
+    pub hidden_noise_on: NoiseOn,
+    /// The balancings of Fig. 4b, run side by side on every network (default: the paper's cost
+    /// on the whole network, the same by strongly connected components, and the readout-aware
+    /// cost).
+    #[serde(default = "Variant::defaults")]
+    pub variants: Vec<Variant>,
     /// What the penalty lambda sum J^2 is added to: "mean_loss" (default; the loss dale trains,
     /// the mean squared error), or "summed_loss", the sum of squared errors that Appendix D
     /// writes, so that lambda is divided by the T x trials x 2 errors summed. The learning rate
@@ -101,6 +97,56 @@ pub enum RobustnessCost {
     Robustness,
     Readout,
     ReadoutAndInput,
+}
+
+/// One balancing of Fig. 4b, with the choices Appendix D leaves open.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variant {
+    /// Its name in the summary and the plot.
+    pub label: String,
+    /// "robustness" (default): the paper's cost, eq. 13; "readout": eq. 13 plus the readout
+    /// path that the transformation rescales, on sum h = 0; "readout_and_input": the input path
+    /// too (models::balancing::balance_with_io_paths).
+    #[serde(default)]
+    pub cost: RobustnessCost,
+    /// For the robustness cost: "components" (default), each strongly connected component of
+    /// the cost graph balanced on its own and neurons on no cycle (such as neurons silent on the
+    /// held-out trials) held at h = 0; "whole", the paper's flow on the whole network, which has
+    /// no finite balanced point when a neuron is silent. The readout-aware costs balance the
+    /// network with the world node, which every neuron reaches, so they take no topology.
+    #[serde(default)]
+    pub topology: Option<Topology>,
+    /// Hidden noise during the held-out run that measures sigma^2 (0: noiseless, as Appendix D
+    /// reads). With 0, neurons the task never drives get sigma^2 = 0 and their outgoing
+    /// synapses cost nothing.
+    #[serde(default)]
+    pub gain_noise: f32,
+}
+
+impl Variant {
+    fn defaults() -> Vec<Variant> {
+        let robustness = |label: &str, topology| Variant {
+            label: label.into(),
+            cost: RobustnessCost::Robustness,
+            topology: Some(topology),
+            gain_noise: 0.0,
+        };
+        vec![
+            robustness("paper: eq. 13, whole network", Topology::Whole),
+            robustness("eq. 13 by components", Topology::Components),
+            Variant {
+                label: "readout-aware".into(),
+                cost: RobustnessCost::Readout,
+                topology: None,
+                gain_noise: 0.0,
+            },
+        ]
+    }
+
+    fn topology(&self) -> Topology {
+        self.topology.unwrap_or_default()
+    }
 }
 
 impl CdiParams {
@@ -143,6 +189,32 @@ impl CdiParams {
                     f,
                     format!("{list:?}"),
                     "a non-empty list of finite values >= 0",
+                );
+            }
+        }
+        if self.variants.is_empty() {
+            return err("variants", "[]".into(), "a non-empty list of balancings");
+        }
+        for (i, v) in self.variants.iter().enumerate() {
+            let field = |f: &str| format!("variants[{i}].{f}");
+            if v.label.trim().is_empty() || slug(&v.label).is_empty() {
+                return err(&field("label"), format!("{:?}", v.label), "a name with a letter or digit");
+            }
+            if let Some(other) = self.variants[..i].iter().find(|o| slug(&o.label) == slug(&v.label)) {
+                return err(
+                    &field("label"),
+                    format!("{:?}", v.label),
+                    &format!("a name unlike the others' (it reads as {:?}, the check names' key)", other.label),
+                );
+            }
+            if !(v.gain_noise >= 0.0 && v.gain_noise.is_finite()) {
+                return err(&field("gain_noise"), v.gain_noise.to_string(), "a finite value >= 0");
+            }
+            if v.cost != RobustnessCost::Robustness && v.topology.is_some() {
+                return err(
+                    &field("topology"),
+                    format!("{:?} with cost {:?}", v.topology(), v.cost),
+                    "no topology with a readout-aware cost (its network with the world node is balanced whole)",
                 );
             }
         }
@@ -273,7 +345,7 @@ fn train(
                 targets: &z,
             },
         )?;
-        trainer.forward(be, 0.0, 0);
+        trainer.forward(be, HiddenNoise::NONE, 0);
         trainer.backward(be, 2 * it);
         trainer.step(be, p.learning_rate, p.lambda_applied(lambda));
         if (it + 1) % p.record_every == 0 || it + 1 == iterations {
@@ -323,7 +395,14 @@ fn test_loss(
         1,
     )?;
     t.set_trials(be, trials)?;
-    let loss = t.loss(be, eps, 99);
+    let loss = t.loss(
+        be,
+        HiddenNoise {
+            std: eps,
+            on: p.hidden_noise_on,
+        },
+        99,
+    );
     t.free(be);
     loss
 }
@@ -371,6 +450,13 @@ impl Experiment for Fig4 {
 /// the two runs differ only by f32 roundings of the rescaled weights (~1e-7 each), accumulated
 /// over at most 50 steps, far below 1e-4.
 const TASK_KEPT_TOL: f64 = 1e-4;
+
+/// The flow stops when ||g|| falls to this fraction of its start.
+const BALANCE_TOL: f64 = 1e-6;
+
+/// ||g|| at the end of the flow, relative to its start, below which it counts as converged:
+/// MEASURE
+const CONVERGED_TOL: f64 = 1e-4;
 
 fn run(
     p: &CdiParams,
@@ -441,7 +527,8 @@ fn run(
         }));
     }
 
-    // Fig. 4b: networks trained at balance_lambda, balanced with the robustness cost.
+    // Fig. 4b: networks trained at balance_lambda, each balanced by every variant and run with
+    // the same hidden noise draws as the original.
     let mut test_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x4b4b);
     let (held_u, held_z) = cdi_trials(&mut test_rng, p.test_trials, p.trial_steps, p.input_noise);
     let held = Trials {
@@ -457,8 +544,11 @@ fn run(
         inputs: &test_u,
         targets: &test_z,
     };
-    let mut ratios = Vec::new();
-    let mut network_figures = Vec::new();
+    let (variants, eps_count) = (p.variants.len(), p.noise_levels.len());
+    // [networks, eps] and [variants, networks, eps].
+    let mut original_loss = Vec::new();
+    let mut ratio = vec![0.0f64; variants * p.networks * eps_count];
+    let mut variant_networks: Vec<Vec<serde_json::Value>> = vec![Vec::new(); variants];
     for net_idx in 0..p.networks {
         let original = match p.lambdas.iter().position(|l| *l == p.balance_lambda) {
             Some(i) if net_idx == 0 => trained[i].net.clone(),
@@ -473,119 +563,115 @@ fn run(
                 .net
             }
         };
-        // sigma_j^2 = <phi'(x_j)^2> over the held-out trials' states.
-        let mut t = Trainer::new(
-            backend,
-            &original,
-            Dynamics {
-                leak: p.leak,
-                phi: Phi::Relu,
-            },
-            held.trials,
-            held.steps,
-            1,
-        )?;
-        t.set_trials(backend, &held)?;
-        t.forward(backend, p.gain_noise, 7);
-        let states = t.states(backend)?;
-        t.free(backend);
-        let (mu, sigma2) = gain_moments(Phi::Relu, n, &states);
-        let sigma2_f32: Vec<f32> = sigma2.iter().map(|v| *v as f32).collect();
-        let nets = Networks {
-            groups: 1,
-            n,
-            j: &original.j,
-            w_in: Some((6, &original.w_in)),
-            w_out: Some((2, &original.w_out)),
-            alpha: Alpha::PerColumn { shared: true },
-            alpha_values: &sigma2_f32,
-        };
-        // Half the largest stable step of the network balanced: with the readout-aware costs,
-        // that of the network with the world node.
-        let input = p.cost == RobustnessCost::ReadoutAndInput;
-        let dt = 0.5
-            * match p.cost {
-                RobustnessCost::Robustness => nets.largest_stable_dt(2.0),
-                _ => World::new(&nets, input)?.networks().largest_stable_dt(2.0),
-            };
-        let flow = BalanceParams {
-            p: 2.0,
-            aggregate: Aggregate::Sum,
-            method: Method::Flow { dt },
-            max_iterations: p.balance_iterations,
-            tol: 1e-6,
-            h_every: 0,
-            topology: p.topology,
-        };
-        let balanced = match p.cost {
-            RobustnessCost::Robustness => balance(backend, &nets, &flow)?,
-            RobustnessCost::Readout | RobustnessCost::ReadoutAndInput => {
-                balance_with_io_paths(backend, &nets, &flow, input)?
+        let losses: Vec<f64> = p
+            .noise_levels
+            .iter()
+            .map(|&eps| test_loss(backend, p, &original, &test, eps))
+            .collect::<Result<_, _>>()?;
+        // Gain moments per gain_noise asked for, measured once each.
+        let mut gains: Vec<(f32, Vec<f64>, Vec<f64>)> = Vec::new();
+        for (v_idx, v) in p.variants.iter().enumerate() {
+            if !gains.iter().any(|(g, _, _)| *g == v.gain_noise) {
+                let (mu, sigma2) = measured_gains(backend, p, &original, &held, v.gain_noise)?;
+                gains.push((v.gain_noise, mu, sigma2));
             }
-        };
-        let balanced_net = Net {
-            j: balanced.j.clone(),
-            w_in: balanced.w_in.clone(),
-            w_out: balanced.w_out.clone(),
-            ..original.clone()
-        };
-        let mut row = Vec::new();
-        for &eps in &p.noise_levels {
-            let lo = test_loss(backend, p, &original, &test, eps)?;
-            let lb = test_loss(backend, p, &balanced_net, &test, eps)?;
-            row.push((eps, lo, lb));
-            if eps == 0.0 {
+            let (_, mu, sigma2) = gains
+                .iter()
+                .find(|(g, _, _)| *g == v.gain_noise)
+                .expect("measured above");
+            let balanced = balance_variant(backend, p, v, &original, sigma2)?;
+            let balanced_net = Net {
+                j: balanced.j.clone(),
+                w_in: balanced.w_in.clone(),
+                w_out: balanced.w_out.clone(),
+                ..original.clone()
+            };
+            let slug = format!("{}_network_{net_idx}", slug(&v.label));
+            let mut rows = Vec::new();
+            for (e, (&eps, &lo)) in p.noise_levels.iter().zip(&losses).enumerate() {
+                let lb = test_loss(backend, p, &balanced_net, &test, eps)?;
+                ratio[(v_idx * p.networks + net_idx) * eps_count + e] = lb / lo;
+                rows.push(json!({ "eps": eps, "original": lo, "balanced": lb, "ratio": lb / lo }));
+                if eps == 0.0 {
+                    report.check(
+                        format!("{slug}_task_preserved_at_eps_0"),
+                        (lb / lo - 1.0).abs() <= TASK_KEPT_TOL,
+                    );
+                }
+            }
+            let last = |v: &[f64]| v[v.len() - 1];
+            let (cost_before, cost_after) = (balanced.total_cost[0], last(&balanced.total_cost));
+            let grad_norm_end = last(&balanced.grad_norm) / balanced.grad_norm[0];
+            report.check(
+                format!("{slug}_balancing_lowered_its_cost"),
+                cost_after < cost_before,
+            );
+            // Where a finite balanced point exists (within each component, or with the world
+            // node, which every neuron reaches), the flow reaches it.
+            if v.cost != RobustnessCost::Robustness || v.topology() == Topology::Components {
                 report.check(
-                    format!("network_{net_idx}_task_preserved_at_eps_0"),
-                    (lb / lo - 1.0).abs() <= TASK_KEPT_TOL,
+                    format!("{slug}_grad_norm_converged"),
+                    grad_norm_end <= CONVERGED_TOL,
                 );
             }
-        }
-        let (cost_before, cost_after) = (
-            balanced.total_cost[0],
-            balanced.total_cost[balanced.total_cost.len() - 1],
-        );
-        let (s_before, s_after) = (
-            sensitivity(&original.j, &mu, &sigma2),
-            sensitivity(&balanced.j, &mu, &sigma2),
-        );
-        report.check(
-            format!("network_{net_idx}_balancing_lowered_its_cost"),
-            cost_after < cost_before,
-        );
-        // Prop. 2: with sigma^2 fixed, the sensitivity (eq. 9) is the robustness cost plus terms
-        // the transformation keeps, so it falls with that cost. The readout-aware costs trade it
-        // against the readout's gain, so it may rise with them.
-        if p.cost == RobustnessCost::Robustness {
-            report.check(
-                format!("network_{net_idx}_sensitivity_fell"),
-                s_after < s_before,
+            let (s_before, s_after) = (
+                sensitivity(&original.j, mu, sigma2),
+                sensitivity(&balanced.j, mu, sigma2),
             );
+            // Prop. 2: with sigma^2 fixed, the sensitivity (eq. 9) is the robustness cost of the
+            // whole network plus terms the transformation keeps, so it falls with that cost. By
+            // components, the synapses between components may cost more; the readout-aware
+            // costs trade it against the readout's gain.
+            if v.cost == RobustnessCost::Robustness && v.topology() == Topology::Whole {
+                report.check(format!("{slug}_sensitivity_fell"), s_after < s_before);
+            }
+            variant_networks[v_idx].push(json!({
+                "network": net_idx,
+                "total_cost_original": cost_before,
+                "total_cost_balanced": cost_after,
+                "sensitivity_original": s_before,
+                "sensitivity_balanced": s_after,
+                "silent_neurons": sigma2.iter().filter(|v| **v == 0.0).count(),
+                // Noise in x reaches y directly through W_out, which the transformation scales
+                // by e^h and the sensitivity S (eq. 9) leaves out (section 3.3).
+                "readout_noise_gain_sum_w_out_sq": { "original": sum_sq(&original.w_out), "balanced": sum_sq(&balanced.w_out) },
+                "largest_h": balanced.h.iter().fold(f32::MIN, |m, v| m.max(*v)),
+                "neurons_held_at_h_0": balanced.splits.first().map_or(0, |s| s.held.len()),
+                "flow_iterations": balanced.iterations,
+                "grad_norm_relative_at_end": grad_norm_end,
+                "losses": rows,
+            }));
         }
-        network_figures.push(json!({
-            "network": net_idx,
-            "total_cost_original": cost_before,
-            "total_cost_balanced": cost_after,
-            "sensitivity_original": s_before,
-            "sensitivity_balanced": s_after,
-            "silent_neurons": sigma2.iter().filter(|v| **v == 0.0).count(),
-            // Noise in x reaches y directly through W_out, which the transformation scales by
-            // e^h and the sensitivity S (eq. 9) leaves out (section 3.3).
-            "readout_noise_gain_sum_w_out_sq": { "original": sum_sq(&original.w_out), "balanced": sum_sq(&balanced.w_out) },
-            "largest_h": balanced.h.iter().fold(f32::MIN, |m, v| m.max(*v)),
-            "topology": p.topology,
-            "cost": p.cost,
-            "neurons_held_at_h_0": balanced.splits.first().map_or(0, |s| s.held.len()),
-            "flow_iterations": balanced.iterations,
-            "flow_dt": dt,
-            "grad_norm_relative_at_end": balanced.grad_norm[balanced.grad_norm.len() - 1] / balanced.grad_norm[0],
-            "losses": row.iter().map(|(e, lo, lb)| json!({ "eps": e, "original": lo, "balanced": lb, "ratio": lb / lo })).collect::<Vec<_>>(),
-        }));
-        ratios.push(row);
+        original_loss.extend(losses.iter().map(|v| *v as f32));
     }
-    let mean_ratio: Vec<f64> = (0..p.noise_levels.len())
-        .map(|i| ratios.iter().map(|r| r[i].2 / r[i].1).sum::<f64>() / ratios.len() as f64)
-        .collect();
+
+    let spread = |v_idx: usize, e: usize| -> Spread {
+        Spread::of(
+            (0..p.networks).map(|k| ratio[(v_idx * p.networks + k) * eps_count + e]),
+        )
+    };
+    let mut variant_figures = Vec::new();
+    for (v_idx, (v, networks)) in p.variants.iter().zip(variant_networks).enumerate() {
+        let by_eps: Vec<Spread> = (0..eps_count).map(|e| spread(v_idx, e)).collect();
+        // A finding, not a check: it holds or fails with the variant (README, Fig. 4b).
+        let reproduced = p
+            .noise_levels
+            .iter()
+            .zip(&by_eps)
+            .filter(|(e, _)| **e > 0.0)
+            .all(|(_, s)| s.mean < 1.0);
+        variant_figures.push(json!({
+            "label": v.label,
+            "cost": v.cost,
+            "topology": v.cost.eq(&RobustnessCost::Robustness).then(|| v.topology()),
+            "gain_noise": v.gain_noise,
+            "loss_ratio_balanced_over_original": p.noise_levels.iter().zip(&by_eps).map(|(e, s)| json!({
+                "eps": e, "mean": s.mean, "sd": s.sd, "min": s.min, "max": s.max, "networks_below_1": s.below_1,
+            })).collect::<Vec<_>>(),
+            "paper_direction_reproduced": reproduced,
+            "networks": networks,
+        }));
+    }
     report.figures = json!({
         "fig4a": {
             "networks": null_figures,
@@ -597,13 +683,11 @@ fn run(
         },
         "fig4b": {
             "lambda": p.balance_lambda,
-            "networks": network_figures,
-            "mean_loss_ratio_balanced_over_original": p.noise_levels.iter().zip(&mean_ratio).map(|(e, r)| json!({ "eps": e, "measured": r })).collect::<Vec<_>>(),
+            "networks": p.networks,
+            "hidden_noise_on": p.hidden_noise_on,
+            "variants": variant_figures,
             "paper": "ratio 1 at eps = 0 (task preserved), falling below 1 as eps grows",
-            "cost": p.cost,
-            "topology": p.topology,
-            // A finding, not a check: it holds or fails with the cost chosen (README, Fig. 4b).
-            "paper_direction_reproduced": p.noise_levels.iter().zip(&mean_ratio).filter(|(e, _)| **e > 0.0).all(|(_, r)| *r < 1.0),
+            "paper_direction": "the mean ratio over the networks below 1 at every eps > 0",
         },
         "iterations": iterations,
     });
@@ -615,10 +699,6 @@ fn run(
         .iter()
         .flat_map(|t| t.grad_norm.iter().map(|(_, v)| *v as f32))
         .collect();
-    let ratio: Vec<f32> = ratios
-        .iter()
-        .flat_map(|r| r.iter().map(|(_, lo, lb)| (lb / lo) as f32))
-        .collect();
     report.array("training_loss.npy", vec![trained.len(), iterations], loss);
     report.array(
         "grad_norm.npy",
@@ -626,9 +706,14 @@ fn run(
         gn,
     );
     report.array(
+        "test_loss_original.npy",
+        vec![p.networks, eps_count],
+        original_loss,
+    );
+    report.array(
         "loss_ratio.npy",
-        vec![ratios.len(), p.noise_levels.len()],
-        ratio,
+        vec![variants, p.networks, eps_count],
+        ratio.iter().map(|v| *v as f32).collect(),
     );
     let gn_panel = Panel {
         title: "Fig. 4a: ||g|| (costs J^2) along training".into(),
@@ -641,31 +726,151 @@ fn run(
             .map(|(l, t)| Series {
                 label: format!("lambda = {l}"),
                 points: t.grad_norm.iter().map(|(i, v)| (*i as f64, *v)).collect(),
+                band: Vec::new(),
             })
             .collect(),
+        log_y: false,
     };
     let ratio_panel = Panel {
         title: format!(
-            "Fig. 4b: test loss balanced / original, lambda = {}",
-            p.balance_lambda
+            "Fig. 4b: test loss balanced / original, lambda = {}, {} networks (mean, min to max)",
+            p.balance_lambda, p.networks
         ),
         x_label: "hidden noise eps".into(),
         y_label: "loss ratio".into(),
-        series: ratios
+        series: p
+            .variants
             .iter()
             .enumerate()
-            .map(|(i, r)| Series {
-                label: format!("network {i}"),
-                points: r
+            .map(|(v_idx, v)| {
+                let by_eps: Vec<(f64, Spread)> = p
+                    .noise_levels
                     .iter()
-                    .map(|(e, lo, lb)| (f64::from(*e), lb / lo))
-                    .collect(),
+                    .enumerate()
+                    .map(|(e, eps)| (f64::from(*eps), spread(v_idx, e)))
+                    .collect();
+                Series {
+                    label: v.label.clone(),
+                    points: by_eps.iter().map(|(x, s)| (*x, s.mean)).collect(),
+                    band: by_eps.iter().map(|(x, s)| (*x, s.min, s.max)).collect(),
+                }
             })
+            .chain(std::iter::once(Series {
+                label: "1: no change".into(),
+                points: p.noise_levels.iter().map(|e| (f64::from(*e), 1.0)).collect(),
+                band: Vec::new(),
+            }))
             .collect(),
+        log_y: true,
     };
     report.plots.push(Plot {
         file: "balancing_fig4.png".into(),
         panels: vec![gn_panel, ratio_panel],
     });
     Ok(report)
+}
+
+/// The gain moments mu_j, sigma_j^2 = <phi'(x_j)^2> over the held-out trials' states, run with
+/// hidden noise `gain_noise`.
+fn measured_gains(
+    backend: &mut dyn Backend,
+    p: &CdiParams,
+    net: &Net,
+    held: &Trials,
+    gain_noise: f32,
+) -> Result<(Vec<f64>, Vec<f64>), DaleError> {
+    let mut t = Trainer::new(
+        backend,
+        net,
+        Dynamics {
+            leak: p.leak,
+            phi: Phi::Relu,
+        },
+        held.trials,
+        held.steps,
+        1,
+    )?;
+    t.set_trials(backend, held)?;
+    t.forward(backend, HiddenNoise::on_state(gain_noise), 7);
+    let states = t.states(backend);
+    t.free(backend);
+    Ok(gain_moments(Phi::Relu, p.n, &states?))
+}
+
+/// `net` balanced by variant `v` with gains sigma^2, by the flow with half its largest stable
+/// step (with the readout-aware costs, that of the network with the world node).
+fn balance_variant(
+    backend: &mut dyn Backend,
+    p: &CdiParams,
+    v: &Variant,
+    net: &Net,
+    sigma2: &[f64],
+) -> Result<Balanced, DaleError> {
+    let sigma2: Vec<f32> = sigma2.iter().map(|v| *v as f32).collect();
+    let nets = Networks {
+        groups: 1,
+        n: p.n,
+        j: &net.j,
+        w_in: Some((6, &net.w_in)),
+        w_out: Some((2, &net.w_out)),
+        alpha: Alpha::PerColumn { shared: true },
+        alpha_values: &sigma2,
+    };
+    let input = v.cost == RobustnessCost::ReadoutAndInput;
+    let dt = 0.5
+        * match v.cost {
+            RobustnessCost::Robustness => nets.largest_stable_dt(2.0),
+            _ => World::new(&nets, input)?.networks().largest_stable_dt(2.0),
+        };
+    let flow = BalanceParams {
+        p: 2.0,
+        aggregate: Aggregate::Sum,
+        method: Method::Flow { dt },
+        max_iterations: p.balance_iterations,
+        tol: BALANCE_TOL,
+        h_every: 0,
+        topology: v.topology(),
+    };
+    match v.cost {
+        RobustnessCost::Robustness => balance(backend, &nets, &flow),
+        RobustnessCost::Readout | RobustnessCost::ReadoutAndInput => {
+            balance_with_io_paths(backend, &nets, &flow, input)
+        }
+    }
+}
+
+/// Mean, standard deviation, extremes and count below 1 of the ratios over the networks.
+struct Spread {
+    mean: f64,
+    sd: f64,
+    min: f64,
+    max: f64,
+    below_1: usize,
+}
+
+impl Spread {
+    fn of(values: impl Iterator<Item = f64> + Clone) -> Self {
+        let count = values.clone().count().max(1) as f64;
+        let mean = values.clone().sum::<f64>() / count;
+        Spread {
+            mean,
+            sd: (values.clone().map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt(),
+            min: values.clone().fold(f64::INFINITY, f64::min),
+            max: values.clone().fold(f64::NEG_INFINITY, f64::max),
+            below_1: values.filter(|v| *v < 1.0).count(),
+        }
+    }
+}
+
+/// A label as a check-name fragment: lower case, runs of other characters as one '_'.
+fn slug(label: &str) -> String {
+    let mut out = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
 }

@@ -246,8 +246,10 @@ fn run(
                 points: (0..samples)
                     .map(|s| (times[s], f64::from(named_costs[s * named.len() + c])))
                     .collect(),
+                band: Vec::new(),
             })
             .collect(),
+        log_y: false,
     };
     let mut mode_series = Vec::new();
     for (c, mode) in modes.iter().enumerate() {
@@ -259,10 +261,12 @@ fn run(
         mode_series.push(Series {
             label: format!("v{} . h (flow)", mode + 1),
             points: pick(&proj),
+            band: Vec::new(),
         });
         mode_series.push(Series {
             label: format!("v{} . h (eq. 39)", mode + 1),
             points: pick(&approx),
+            band: Vec::new(),
         });
     }
     let modes_panel = Panel {
@@ -270,6 +274,7 @@ fn run(
         x_label: "t".into(),
         y_label: "projection".into(),
         series: mode_series,
+        log_y: false,
     };
     report.plots.push(Plot {
         file: "balancing_fig5.png".into(),

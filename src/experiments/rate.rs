@@ -168,8 +168,10 @@ fn plot(p: &RateParams, traj: &Trajectory) -> Plot {
                             )
                         })
                         .collect(),
+                    band: Vec::new(),
                 })
                 .collect(),
+            log_y: false,
         });
     }
     let shown = b.min(8);
@@ -188,8 +190,10 @@ fn plot(p: &RateParams, traj: &Trajectory) -> Plot {
                         )
                     })
                     .collect(),
+                band: Vec::new(),
             })
             .collect(),
+        log_y: false,
     });
     Plot {
         file: "rate.png".into(),

@@ -283,7 +283,9 @@ fn balance_in(
             if params.aggregate != Aggregate::Sum {
                 return Err(DaleError::scene("method", "the direct solver balances power-law costs (aggregate \"sum\"); use the flow for \"max\""));
             }
-            if params.topology == Topology::Whole {
+            // An anchored network has a finite balanced point on sum h = 0 when every neuron
+            // reaches the anchor (checked by balance_with_io_paths), strongly connected or not.
+            if params.topology == Topology::Whole && anchor.is_none() {
                 for g in 0..groups {
                     if let Some(why) = nets.why_unbalanceable(g, p) {
                         return Err(DaleError::NoBalance { network: g, why });
@@ -534,8 +536,9 @@ fn transformed(
 /// the neural gradient of eq. 17 on the network with the world. A neuron silent on the trials
 /// that gave sigma^2 (no outgoing robustness cost) is held by its readout.
 ///
-/// Runs the flow (`params.method` must be a flow) on that network with the world anchored
-/// (`HUpdate::anchor`), then transforms J, W_in, W_out by h. The returned histories, `flows` and
+/// Runs the flow, or the direct solver (Osborne steps that solve g_k = nu, the multiplier of
+/// sum h = 0), on that network with the world anchored (`HUpdate::anchor`), then transforms J,
+/// W_in, W_out by h. The returned histories, `flows` and
 /// h samples are those of the network with the world, which is node n.
 pub fn balance_with_io_paths(
     backend: &mut dyn Backend,
@@ -550,12 +553,6 @@ pub fn balance_with_io_paths(
                 "p = {}; the readout-aware cost is a cost of squared gains, p = 2",
                 params.p
             ),
-        ));
-    }
-    if params.method == Method::Solver {
-        return Err(DaleError::scene(
-            "solver",
-            "the readout-aware cost runs the flow: its balanced point lies on sum h = 0, a constraint the Osborne step does not keep",
         ));
     }
     let world = World::new(nets, input_path)?;

@@ -11,10 +11,28 @@
 //! first iterations, so the error is the mean, as PyTorch's MSELoss computes it.)
 
 use crate::backend::linalg::{Axis, Layout, LinalgOps, MatmulShape, Reduce, ReduceOp};
-use crate::backend::rate::{EulerStep, RateOps};
+use crate::backend::rate::{EulerStep, NoiseOn, RateOps};
 use crate::backend::train::{EulerBackward, SgdStep, TrainOps};
 use crate::backend::{Backend, Buf, BufferOps, Phi, Scope};
 use crate::error::DaleError;
+
+/// Hidden noise of standard deviation `std` per step, on the state or on the rates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HiddenNoise {
+    pub std: f32,
+    pub on: NoiseOn,
+}
+
+impl HiddenNoise {
+    pub const NONE: HiddenNoise = HiddenNoise::on_state(0.0);
+
+    pub const fn on_state(std: f32) -> Self {
+        HiddenNoise {
+            std,
+            on: NoiseOn::State,
+        }
+    }
+}
 
 /// One network's weights: J [n, n], W_in [n, m], W_out [k, n], row-major.
 #[derive(Clone, Debug)]
@@ -155,8 +173,8 @@ impl Trainer {
     }
 
     /// Runs the T steps from x_0 = 0, recording x_1..x_T, r_0..r_{T-1} and y_1..y_T. Noise of
-    /// standard deviation `noise_std` per step enters the hidden dynamics (0 for training).
-    pub fn forward(&mut self, be: &mut dyn Backend, noise_std: f32, seed: u64) {
+    /// `noise` enters the hidden dynamics (none for training).
+    pub fn forward(&mut self, be: &mut dyn Backend, noise: HiddenNoise, seed: u64) {
         let (n, m, k, b) = (self.net.n, self.net.m, self.net.k, self.trials);
         let state = b * n;
         be.copy(self.zeros, 0, self.x, 0, state);
@@ -183,7 +201,8 @@ impl Trainer {
                 len: state,
                 leak: self.dynamics.leak,
                 phi: self.dynamics.phi,
-                noise_std,
+                noise_std: noise.std,
+                noise_on: noise.on,
                 seed,
                 step: t as u32,
             };
@@ -333,14 +352,14 @@ impl Trainer {
         f64::from(recorded) * (self.steps * self.trials * self.net.k) as f64 / 4.0
     }
 
-    /// The loss of the current weights on the trials set last, with hidden noise `noise_std`.
+    /// The loss of the current weights on the trials set last, with hidden `noise`.
     pub fn loss(
         &mut self,
         be: &mut dyn Backend,
-        noise_std: f32,
+        noise: HiddenNoise,
         seed: u64,
     ) -> Result<f64, DaleError> {
-        self.forward(be, noise_std, seed);
+        self.forward(be, noise, seed);
         self.errors(be, 0);
         let v = be.download(self.history, 0, 1)?;
         Ok(self.loss_from(v[0]))
@@ -362,7 +381,7 @@ impl Trainer {
 
     /// The loss and its full gradients (factors included) at the current weights.
     pub fn gradients(&mut self, be: &mut dyn Backend) -> Result<Gradients, DaleError> {
-        self.forward(be, 0.0, 0);
+        self.forward(be, HiddenNoise::NONE, 0);
         self.backward(be, 0);
         let a = self.dynamics.leak;
         let scaled = |v: Vec<f32>| v.into_iter().map(|g| g * a).collect();

@@ -10,7 +10,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::linalg::{Axis, Layout, LinalgOps, MatmulShape, Reduce, ReduceOp};
-use crate::backend::rate::{gaussian_noise, EulerStep, RateOps};
+use crate::backend::rate::{gaussian_noise, EulerStep, NoiseOn, RateOps};
 use crate::backend::{Backend, Buf, BufferOps, Phi, Scope};
 use crate::error::DaleError;
 
@@ -522,6 +522,7 @@ fn simulate_in(
                         noise_std,
                         seed,
                         step: t as u32,
+                        noise_on: NoiseOn::State,
                     },
                 );
                 backend.reduce(bufs.r, bufs.pop, s * b, per_trial(ReduceOp::Sum));

@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::output::write_atomic;
@@ -11,6 +13,8 @@ use crate::error::DaleError;
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// A shaded band (x, low, high) behind the line, in its colour: a spread over runs.
+    pub band: Vec<(f64, f64, f64)>,
 }
 
 pub struct Panel {
@@ -18,6 +22,8 @@ pub struct Panel {
     pub x_label: String,
     pub y_label: String,
     pub series: Vec<Series>,
+    /// A logarithmic y axis (for ratios spanning decades); values <= 0 are left out.
+    pub log_y: bool,
 }
 
 const WIDTH: u32 = 1000;
@@ -48,54 +54,45 @@ pub fn line_panels(path: &Path, panels: &[Panel]) -> Result<(), DaleError> {
         let areas = root.split_evenly((panels.len().max(1), 1));
         for (panel, area) in panels.iter().zip(areas.iter()) {
             let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+            let band_edges = panel
+                .series
+                .iter()
+                .flat_map(|s| s.band.iter().flat_map(|(x, lo, hi)| [(*x, *lo), (*x, *hi)]));
             for (x, y) in panel
                 .series
                 .iter()
-                .flat_map(|s| s.points.iter())
-                .filter(|(x, y)| x.is_finite() && y.is_finite())
+                .flat_map(|s| s.points.iter().copied())
+                .chain(band_edges)
+                .filter(|(x, y)| x.is_finite() && y.is_finite() && (!panel.log_y || *y > 0.0))
             {
-                x0 = x0.min(*x);
-                x1 = x1.max(*x);
-                y0 = y0.min(*y);
-                y1 = y1.max(*y);
+                x0 = x0.min(x);
+                x1 = x1.max(x);
+                y0 = y0.min(y);
+                y1 = y1.max(y);
             }
             if x0 > x1 {
-                (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+                (x0, x1, y0, y1) = (0.0, 1.0, 0.1, 1.0);
             }
-            let pad = ((y1 - y0) * 0.05).max(1e-6);
-            let mut chart = ChartBuilder::on(area)
-                .caption(&panel.title, ("sans-serif", 20))
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(64)
-                .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))
-                .map_err(|e| draw_err(e.to_string()))?;
-            chart
-                .configure_mesh()
-                .x_desc(panel.x_label.as_str())
-                .y_desc(panel.y_label.as_str())
-                .label_style(("sans-serif", 14))
-                .draw()
-                .map_err(|e| draw_err(e.to_string()))?;
-            for (i, s) in panel.series.iter().enumerate() {
-                let color = Palette99::pick(i).to_rgba();
-                chart
-                    .draw_series(LineSeries::new(
-                        s.points.iter().copied(),
-                        color.stroke_width(1),
-                    ))
-                    .map_err(|e| draw_err(e.to_string()))?
-                    .label(s.label.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
-            }
-            if panel.series.len() <= 8 && panel.series.iter().any(|s| !s.label.is_empty()) {
-                chart
-                    .configure_series_labels()
-                    .background_style(WHITE.mix(0.8))
-                    .border_style(BLACK)
-                    .label_font(("sans-serif", 13))
-                    .draw()
+            let builder = || {
+                let mut b = ChartBuilder::on(area);
+                b.caption(&panel.title, ("sans-serif", 20))
+                    .margin(12)
+                    .x_label_area_size(36)
+                    .y_label_area_size(64);
+                b
+            };
+            let x_range = x0..x1.max(x0 + 1e-9);
+            if panel.log_y {
+                let chart = builder()
+                    .build_cartesian_2d(x_range, (y0 / 1.1..y1 * 1.1).log_scale())
                     .map_err(|e| draw_err(e.to_string()))?;
+                draw_series(chart, panel).map_err(draw_err)?;
+            } else {
+                let pad = ((y1 - y0) * 0.05).max(1e-6);
+                let chart = builder()
+                    .build_cartesian_2d(x_range, (y0 - pad)..(y1 + pad))
+                    .map_err(|e| draw_err(e.to_string()))?;
+                draw_series(chart, panel).map_err(draw_err)?;
             }
         }
         root.present().map_err(|e| draw_err(e.to_string()))?;
@@ -113,4 +110,53 @@ pub fn line_panels(path: &Path, panels: &[Panel]) -> Result<(), DaleError> {
             .map_err(|e| draw_err(e.to_string()))?;
     }
     write_atomic(path, &png)
+}
+
+/// The mesh, each series' band and line, and the legend of one panel.
+fn draw_series<'a, Y>(
+    mut chart: ChartContext<'a, BitMapBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    panel: &Panel,
+) -> Result<(), String>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let e = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(panel.x_label.as_str())
+        .y_desc(panel.y_label.as_str())
+        .label_style(("sans-serif", 14));
+    if panel.log_y {
+        // Light lines bunch up below each decade on a log axis.
+        mesh.light_line_style(TRANSPARENT);
+    }
+    mesh.draw().map_err(e)?;
+    for (i, s) in panel.series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        if !s.band.is_empty() {
+            let outline: Vec<(f64, f64)> = s
+                .band
+                .iter()
+                .map(|(x, _, hi)| (*x, *hi))
+                .chain(s.band.iter().rev().map(|(x, lo, _)| (*x, *lo)))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.2).filled())))
+                .map_err(e)?;
+        }
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(1)))
+            .map_err(e)?
+            .label(s.label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+    }
+    if panel.series.len() <= 8 && panel.series.iter().any(|s| !s.label.is_empty()) {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw()
+            .map_err(e)?;
+    }
+    Ok(())
 }

@@ -280,12 +280,15 @@ pub mod oracle {
             } else {
                 0.0
             };
-            let v = x[i] as f64 + s.leak as f64 * (-(x[i] as f64) + drive[i] as f64) + noise;
+            let on_rates = s.noise_on == dale::backend::rate::NoiseOn::Rates;
+            let v = x[i] as f64
+                + s.leak as f64 * (-(x[i] as f64) + drive[i] as f64)
+                + if on_rates { 0.0 } else { noise };
             let r = match s.phi {
                 dale::backend::Phi::Linear => v,
                 dale::backend::Phi::Relu => v.max(0.0),
                 dale::backend::Phi::Tanh => v.tanh(),
-            };
+            } + if on_rates { noise } else { 0.0 };
             xs.push(v as f32);
             rs.push(r as f32);
         }
@@ -376,29 +379,40 @@ pub mod balance_oracle {
             // The neurons that move: all but the anchor, which stays at h = 0.
             let moving: Vec<usize> = (0..n).filter(|&k| Some(k) != s.anchor).collect();
             let mut hg = vec![0.0f64; n];
+            let count = moving.len().max(1) as f64;
+            let d = |k: usize| flows[g * 2 * n + k] as f64 - flows[g * 2 * n + n + k] as f64;
+            // With an anchor, Osborne solves g_k = nu, the mean g of the moving neurons: along
+            // h_k, in e^(-p delta) - out e^(p delta) = nu, a quadratic in Y = e^(p delta) whose
+            // positive root is taken here in its textbook form; the step is half of delta.
+            let nu = match s.anchor {
+                Some(_) => moving.iter().map(|&k| d(k)).sum::<f64>() / count,
+                None => 0.0,
+            };
             for &k in &moving {
                 let (inc, out) = (flows[g * 2 * n + k] as f64, flows[g * 2 * n + n + k] as f64);
                 let step = match s.step {
                     HStep::Flow { dt } => dt as f64 * (inc - out),
+                    HStep::Osborne if nu != 0.0 => {
+                        let y = if out > 0.0 {
+                            (-nu + (nu * nu + 4.0 * inc * out).sqrt()) / (2.0 * out)
+                        } else {
+                            inc / nu
+                        };
+                        if y > 0.0 { y.ln() / (2.0 * s.p as f64) } else { 0.0 }
+                    }
                     HStep::Osborne if inc == out => 0.0,
                     HStep::Osborne => (inc / out).ln() / (4.0 * s.p as f64),
                 };
                 hg[k] = h0[g * n + k] as f64 + step;
             }
-            let count = moving.len().max(1) as f64;
             let mean = moving.iter().map(|&k| hg[k]).sum::<f64>() / count;
             moving.iter().for_each(|&k| hg[k] -= mean);
             for k in 0..n {
                 h[g * n + k] = hg[k] as f32;
                 scale[g * n + k] = (s.p as f64 * hg[k]).exp() as f32;
             }
-            let d = |k: usize| flows[g * 2 * n + k] as f64 - flows[g * 2 * n + n + k] as f64;
             // ||g||^2, or with an anchor that of g projected on sum h = 0: sum (g_k - mean g)^2.
-            let g_mean = match s.anchor {
-                Some(_) => moving.iter().map(|&k| d(k)).sum::<f64>() / count,
-                None => 0.0,
-            };
-            hist[2 * g] = moving.iter().map(|&k| (d(k) - g_mean).powi(2)).sum::<f64>() as f32;
+            hist[2 * g] = moving.iter().map(|&k| (d(k) - nu).powi(2)).sum::<f64>() as f32;
             hist[2 * g + 1] = (0..n).map(|k| flows[g * 2 * n + k] as f64).sum::<f64>() as f32;
         }
         (h, scale, hist)

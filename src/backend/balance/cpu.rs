@@ -316,6 +316,15 @@ pub(super) fn h_update(
         .enumerate()
         .for_each(|(g, ((h, s), rec))| {
             let (incoming, outgoing) = flows[g * 2 * n..][..2 * n].split_at(n);
+            let multiplier = if anchor < n && step == HStep::Osborne {
+                let sum: f64 = (0..n)
+                    .filter(|&k| k != anchor)
+                    .map(|k| f64::from(incoming[k] - outgoing[k]))
+                    .sum();
+                (sum / moving as f64) as f32
+            } else {
+                0.0
+            };
             let (mut norm2, mut total, mut sum_h, mut sum_g) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
             for (k, ((h, &inc), &out)) in h.iter_mut().zip(incoming).zip(outgoing).enumerate() {
                 let d = inc - out;
@@ -327,6 +336,9 @@ pub(super) fn h_update(
                 sum_g += f64::from(d);
                 *h += match step {
                     HStep::Flow { dt } => dt * d,
+                    HStep::Osborne if multiplier != 0.0 => {
+                        osborne_on_constraint(inc, out, multiplier).ln() / (2.0 * p) // half of delta
+                    }
                     HStep::Osborne if inc == out => 0.0,
                     HStep::Osborne => (inc / out).ln() / (4.0 * p),
                 };
@@ -348,6 +360,24 @@ pub(super) fn h_update(
             rec[0] = norm2 as f32;
             rec[1] = total as f32;
         });
+}
+
+/// Y = e^(p delta) for the step delta along h_k alone that solves in e^(-p delta) -
+/// out e^(p delta) = nu, the neural gradient equal to the multiplier nu of the constraint
+/// sum h = 0: the positive root of out Y^2 + nu Y - in = 0, in the form that does not cancel.
+/// 1 (no step) where no finite step exists. As balance.wgsl computes it.
+fn osborne_on_constraint(inc: f32, out: f32, nu: f32) -> f32 {
+    let s = (nu * nu + 4.0 * inc * out).sqrt();
+    let y = if nu >= 0.0 {
+        2.0 * inc / (nu + s)
+    } else {
+        (s - nu) / (2.0 * out)
+    };
+    if y > 0.0 && y.is_finite() {
+        y
+    } else {
+        1.0
+    }
 }
 
 pub(super) fn task_transform(src: &[f32], h: &[f32], dst: &mut [f32], spec: TaskTransform) {

@@ -104,6 +104,10 @@ pub enum HStep {
     /// depends on two coordinates, so by convexity the half step of all k at once lowers the total
     /// cost by at least half the sum of the single-coordinate decreases: it never increases and
     /// stops only at g = 0. A full parallel step can oscillate (two neurons: it swaps h1 and h2).
+    /// With an anchor, the balanced point on sum h = 0 has every moving neuron's g_k equal to the
+    /// multiplier nu of that constraint; the step then solves g_k = nu along h_k instead, with nu
+    /// the mean g of the moving neurons before the step (the two agree when nu = 0), and the
+    /// recentring restores sum h = 0.
     Osborne,
 }
 

@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::noise::fill_gaussian_noise;
-use super::EulerStep;
+use super::{EulerStep, NoiseOn};
 use crate::backend::cpu::BLOCK;
 use crate::backend::Phi;
 
@@ -18,12 +18,15 @@ pub(super) fn euler_step(xs: &mut [f32], rs: &mut [f32], d: &[f32], step: EulerS
             for (xi, di) in xb.iter_mut().zip(db) {
                 *xi += step.leak * (*di - *xi);
             }
+            let mut noise = [0.0f32; BLOCK];
+            let noise = &mut noise[..xb.len()];
             if step.noise_std != 0.0 {
-                let mut noise = [0.0f32; BLOCK];
-                let noise = &mut noise[..xb.len()];
                 fill_gaussian_noise(step.seed, step.step, (block * BLOCK) as u32, noise);
-                for (xi, zi) in xb.iter_mut().zip(noise.iter()) {
-                    *xi += step.noise_std * zi;
+                noise.iter_mut().for_each(|z| *z *= step.noise_std);
+                if step.noise_on == NoiseOn::State {
+                    for (xi, zi) in xb.iter_mut().zip(noise.iter()) {
+                        *xi += *zi;
+                    }
                 }
             }
             match step.phi {
@@ -36,6 +39,11 @@ pub(super) fn euler_step(xs: &mut [f32], rs: &mut [f32], d: &[f32], step: EulerS
                     .iter_mut()
                     .zip(xb.iter())
                     .for_each(|(ri, xi)| *ri = xi.tanh()),
+            }
+            if step.noise_std != 0.0 && step.noise_on == NoiseOn::Rates {
+                for (ri, zi) in rb.iter_mut().zip(noise.iter()) {
+                    *ri += *zi;
+                }
             }
         });
 }

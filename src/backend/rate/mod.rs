@@ -28,11 +28,24 @@ pub struct EulerStep {
     pub seed: u64,
     /// Global step index: the noise counter, so that chunking never changes the stream.
     pub step: u32,
+    pub noise_on: NoiseOn,
+}
+
+/// Where hidden noise enters: the state x (the default; it then reaches the rates through phi
+/// and the readout y = W_out x directly), or the rates r = phi(x) + noise, which reach the other
+/// neurons through J and the readout only through them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseOn {
+    #[default]
+    State,
+    Rates,
 }
 
 /// The rate-dynamics ops, on any backend.
 pub trait RateOps: Backend {
-    /// x <- x + leak (-x + drive) + noise;  r <- phi(x).
+    /// x <- x + leak (-x + drive) + noise;  r <- phi(x)  (noise on the state), or
+    /// x <- x + leak (-x + drive);  r <- phi(x) + noise  (noise on the rates).
     fn euler_step(&mut self, x: Buf<f32>, r: Buf<f32>, drive: Buf<f32>, step: EulerStep) {
         self.run(&EulerStepOp { x, r, drive, step })
     }
@@ -50,6 +63,8 @@ params! {
         pub seed_lo: u32,
         pub seed_hi: u32,
         pub step: u32,
+        /// 0 state, 1 rates.
+        pub noise_on: u32,
     }
 }
 
@@ -109,6 +124,10 @@ impl Op for EulerStepOp {
             seed_lo: s.seed as u32,
             seed_hi: (s.seed >> 32) as u32,
             step: s.step,
+            noise_on: match s.noise_on {
+                NoiseOn::State => 0,
+                NoiseOn::Rates => 1,
+            },
         };
         vec![Dispatch::new(
             &EULER_STEP,
