@@ -850,7 +850,8 @@ impl IoCost {
 }
 
 #[test]
-fn readout_aware_cost_is_convex_its_flow_balances_silent_neurons_on_sum_h_0_and_keeps_the_task() {
+fn readout_aware_cost_is_convex_its_flow_and_solver_balance_silent_neurons_on_sum_h_0_and_keep_the_task(
+) {
     let p: RateParams = serde_json::from_value(serde_json::json!({
         "n": 30, "trials": 4, "inputs": 3, "outputs": 2, "g": 1.2, "tau": 10.0, "dt": 1.0,
         "phi": "relu", "input": { "kind": "gaussian", "mean": 0.2, "std": 1.0 }
@@ -921,80 +922,84 @@ fn readout_aware_cost_is_convex_its_flow_balances_silent_neurons_on_sum_h_0_and_
                 .largest_stable_dt(2.0);
         // 1e-5 of the first ||g||: the f32 incoming and outgoing costs put a floor under ||g||,
         // measured near 2e-7 of its start with the readout and 2e-6 with the input path too.
-        let params = BalanceParams {
-            tol: 1e-5,
-            ..flow(dt, 400_000)
-        };
-        let b = balance_with_io_paths(&mut cpu(), &nets, &params, input_path).unwrap();
-        assert!(
-            b.converged_at.is_some(),
-            "{what}: the flow did not reach its tolerance"
-        );
-        let h = to_f64(&b.h);
-        let sum: f64 = h.iter().sum();
-        assert!(sum.abs() < 1e-4, "{what}: sum h = {sum}");
-        let silent_moved = (0..n).filter(|j| j % 6 == 1).any(|j| h[j].abs() > 0.05);
-        assert!(
-            silent_moved,
-            "{what}: the silent neurons are balanced, not held"
-        );
-        // At the balanced point the formula's gradient is constant (a multiplier of sum h = 0):
-        // its spread is below 1e-5 of the cost (the flow stops at 1e-5 of the first ||g||, and
-        // ||g|| starts below C).
-        let scale = oracle.total(&h);
-        let grad = oracle.gradient(&h);
-        let mean = grad.iter().sum::<f64>() / n as f64;
-        let worst = grad.iter().fold(0.0f64, |m, v| m.max((v - mean).abs()));
-        assert!(
-            worst < 1e-5 * scale,
-            "{what}: |g_k - mean g| up to {worst:.2e} of C = {scale}"
-        );
-        assert!(
-            scale < oracle.total(&vec![0.0; n]),
-            "{what}: balancing lowered the cost"
-        );
-        // A minimum on sum h = 0: moving h_k up and h_l down by the same amount costs more.
-        for k in 0..n {
-            let l = (k + 7) % n;
-            for delta in [-1e-3, 1e-3] {
-                let mut moved = h.clone();
-                moved[k] += delta;
-                moved[l] -= delta;
-                assert!(
-                    oracle.total(&moved) >= scale * (1.0 - 1e-12),
-                    "{what}: a lower cost next to h along ({k}, {l})"
-                );
+        // Measured: the flow reaches it in 328 and 653 steps, the solver (Osborne steps on
+        // g_k = nu) in 24 and 22.
+        for params in [
+            BalanceParams {
+                tol: 1e-5,
+                ..flow(dt, 400_000)
+            },
+            solver(1e-5),
+        ] {
+            let what = format!("{what}, {:?}", params.method);
+            let b = balance_with_io_paths(&mut cpu(), &nets, &params, input_path).unwrap();
+            assert!(
+                b.converged_at.is_some(),
+                "{what}: did not reach its tolerance in {} iterations",
+                params.max_iterations
+            );
+            let h = to_f64(&b.h);
+            let sum: f64 = h.iter().sum();
+            assert!(sum.abs() < 1e-4, "{what}: sum h = {sum}");
+            let silent_moved = (0..n).filter(|j| j % 6 == 1).any(|j| h[j].abs() > 0.05);
+            assert!(
+                silent_moved,
+                "{what}: the silent neurons are balanced, not held"
+            );
+            // At the balanced point the formula's gradient is constant (a multiplier of sum h = 0):
+            // its spread is below 1e-5 of the cost (the flow stops at 1e-5 of the first ||g||, and
+            // ||g|| starts below C).
+            let scale = oracle.total(&h);
+            let grad = oracle.gradient(&h);
+            let mean = grad.iter().sum::<f64>() / n as f64;
+            let worst = grad.iter().fold(0.0f64, |m, v| m.max((v - mean).abs()));
+            assert!(
+                worst < 1e-5 * scale,
+                "{what}: |g_k - mean g| up to {worst:.2e} of C = {scale}"
+            );
+            assert!(
+                scale < oracle.total(&vec![0.0; n]),
+                "{what}: balancing lowered the cost"
+            );
+            // A minimum on sum h = 0: moving h_k up and h_l down by the same amount costs more.
+            for k in 0..n {
+                let l = (k + 7) % n;
+                for delta in [-1e-3, 1e-3] {
+                    let mut moved = h.clone();
+                    moved[k] += delta;
+                    moved[l] -= delta;
+                    assert!(
+                        oracle.total(&moved) >= scale * (1.0 - 1e-12),
+                        "{what}: a lower cost next to h along ({k}, {l})"
+                    );
+                }
             }
-        }
 
-        // The task: the same outputs from the balanced network (Prop. 1).
-        let balanced = Weights {
-            j: b.j.clone(),
-            w_in: b.w_in.clone(),
-            w_out: b.w_out.clone(),
-        };
-        let monitors = Monitors {
-            x: None,
-            y: Some(Monitor {
-                every: 1,
-                trials: None,
-            }),
-        };
-        let before = simulate(&mut cpu(), &p, &w, 3, 200, &monitors, &mut |_| {}).unwrap();
-        let after = simulate(&mut cpu(), &p, &balanced, 3, 200, &monitors, &mut |_| {}).unwrap();
-        // As in task_preserved_outputs_equal_and_states_scaled_by_e_minus_h: f32 sums round
-        // differently in the two networks, near 1e-6 of max |y|.
-        let y_err = max_rel(&to_f64(&after.y), &to_f64(&before.y));
-        assert!(
-            y_err < 1e-5,
-            "{what}: outputs differ by {y_err:.2e} of max |y|"
-        );
+            // The task: the same outputs from the balanced network (Prop. 1).
+            let balanced = Weights {
+                j: b.j.clone(),
+                w_in: b.w_in.clone(),
+                w_out: b.w_out.clone(),
+            };
+            let monitors = Monitors {
+                x: None,
+                y: Some(Monitor {
+                    every: 1,
+                    trials: None,
+                }),
+            };
+            let before = simulate(&mut cpu(), &p, &w, 3, 200, &monitors, &mut |_| {}).unwrap();
+            let after =
+                simulate(&mut cpu(), &p, &balanced, 3, 200, &monitors, &mut |_| {}).unwrap();
+            // As in task_preserved_outputs_equal_and_states_scaled_by_e_minus_h: f32 sums round
+            // differently in the two networks, near 1e-6 of max |y|.
+            let y_err = max_rel(&to_f64(&after.y), &to_f64(&before.y));
+            assert!(
+                y_err < 1e-5,
+                "{what}: outputs differ by {y_err:.2e} of max |y|"
+            );
+        }
     }
-    // The direct solver does not keep sum h = 0 with the world anchored: it is refused.
-    assert!(matches!(
-        balance_with_io_paths(&mut cpu(), &nets, &solver(1e-6), false),
-        Err(DaleError::Scene { .. })
-    ));
     // A silent neuron (no outgoing cost) with no readout either reaches no readout: refused, by
     // name, since raising its h alone would lower the cost without bound.
     let mut w_out = w.w_out.clone();

@@ -179,9 +179,6 @@ impl BalanceSettings {
         if self.solver == Some(Solver::Direct) && self.cost == Cost::Maxabs {
             return Err(DaleError::scene(format!("{at}solver"), "direct; --cost maxabs runs with --solver flow (the direct solver is for power-law costs)"));
         }
-        if self.solver == Some(Solver::Direct) && self.cost == Cost::Readout {
-            return Err(DaleError::scene(format!("{at}solver"), "direct; --cost readout runs with --solver flow (its balanced point lies on sum h = 0, which the direct solver's steps do not keep)"));
-        }
         Ok(())
     }
 }
@@ -344,7 +341,7 @@ fn balance_inputs(
     let (alpha, alpha_values, p, aggregate) = settings.costs_of(inputs)?;
     let solver = match (settings.solver, settings.cost) {
         (Some(s), _) => s,
-        (None, Cost::Maxabs | Cost::Readout) => Solver::Flow,
+        (None, Cost::Maxabs) => Solver::Flow,
         (None, _) => Solver::Direct,
     };
     let nets = Networks {

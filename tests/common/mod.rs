@@ -398,7 +398,11 @@ pub mod balance_oracle {
                         } else {
                             inc / nu
                         };
-                        if y > 0.0 { y.ln() / (2.0 * s.p as f64) } else { 0.0 }
+                        if y > 0.0 {
+                            y.ln() / (2.0 * s.p as f64)
+                        } else {
+                            0.0
+                        }
                     }
                     HStep::Osborne if inc == out => 0.0,
                     HStep::Osborne => (inc / out).ln() / (4.0 * s.p as f64),
