@@ -229,10 +229,11 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
     let n = hu.n;
     let anchored = hu.anchor < n;
     let moving = select(n, max(n - 1u, 1u), anchored); // the anchor alone divides by nothing
-    // With an anchor, the Osborne step solves g_k = nu, the mean neural gradient of the moving
-    // neurons: the multiplier of the constraint sum h = 0.
+    // With an anchor: nu, the mean neural gradient of the moving neurons (the multiplier of the
+    // constraint sum h = 0), which the Osborne step solves g_k = nu for and ||g|| is measured
+    // from (sum (g_k - nu)^2, which does not cancel as sum g_k^2 - (sum g_k)^2 / n would).
     var nu = 0.0;
-    if (anchored && hu.step == 1u) {
+    if (anchored) {
         var part = 0.0;
         for (var k = t; k < n; k += WG) {
             if (k != hu.anchor) {
@@ -250,7 +251,7 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         nu = sums[0].x / f32(moving);
         workgroupBarrier();
     }
-    // ||g||^2, sum in_k, sum h_k and sum g_k over the neurons that move (all but the anchor).
+    // ||g||^2 (about nu), sum in_k and sum h_k over the neurons that move (all but the anchor).
     var acc = vec4<f32>(0.0);
     for (var k = t; k < n; k += WG) {
         let inc = update_flows[g * 2u * n + k];
@@ -263,14 +264,14 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         var step = 0.0;
         if (hu.step == 0u) {
             step = hu.dt * d;
-        } else if (nu != 0.0) {
+        } else if (nu != 0.0) { // Osborne with an anchor
             step = log(osborne_on_constraint(inc, out, nu)) / (2.0 * hu.p); // half of delta
         } else if (inc != out) {
             step = log(inc / out) / (4.0 * hu.p);
         }
         let h = update_h[g * n + k] + step;
         update_h[g * n + k] = h;
-        acc += vec4<f32>(d * d, inc, h, d);
+        acc += vec4<f32>((d - nu) * (d - nu), inc, h, 0.0);
     }
     sums[t] = acc;
     workgroupBarrier();
@@ -291,12 +292,7 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         update_scale[g * n + k] = exp(hu.p * h);
     }
     if (t == 0u) {
-        var norm2 = total.x;
-        if (anchored) {
-            // The gradient within the manifold sum h = 0 over the moving neurons.
-            norm2 -= total.w * total.w / f32(moving);
-        }
-        update_history[hu.history_offset + 2u * g] = norm2;
+        update_history[hu.history_offset + 2u * g] = total.x;
         update_history[hu.history_offset + 2u * g + 1u] = total.y;
     }
 }

@@ -316,7 +316,9 @@ pub(super) fn h_update(
         .enumerate()
         .for_each(|(g, ((h, s), rec))| {
             let (incoming, outgoing) = flows[g * 2 * n..][..2 * n].split_at(n);
-            let multiplier = if anchor < n && step == HStep::Osborne {
+            // With an anchor: nu, the mean g of the moving neurons (the multiplier of sum h = 0),
+            // which the Osborne step solves for and ||g|| is measured from.
+            let multiplier = if anchor < n {
                 let sum: f64 = (0..n)
                     .filter(|&k| k != anchor)
                     .map(|k| f64::from(incoming[k] - outgoing[k]))
@@ -325,15 +327,14 @@ pub(super) fn h_update(
             } else {
                 0.0
             };
-            let (mut norm2, mut total, mut sum_h, mut sum_g) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+            let (mut norm2, mut total, mut sum_h) = (0.0f64, 0.0f64, 0.0f64);
             for (k, ((h, &inc), &out)) in h.iter_mut().zip(incoming).zip(outgoing).enumerate() {
                 let d = inc - out;
                 total += f64::from(inc);
                 if k == anchor {
                     continue;
                 }
-                norm2 += f64::from(d) * f64::from(d);
-                sum_g += f64::from(d);
+                norm2 += (f64::from(d) - f64::from(multiplier)).powi(2);
                 *h += match step {
                     HStep::Flow { dt } => dt * d,
                     HStep::Osborne if multiplier != 0.0 => {
@@ -352,10 +353,6 @@ pub(super) fn h_update(
                     *h -= mean;
                 }
                 *s = (p * *h).exp();
-            }
-            if anchor < n {
-                // The gradient within the manifold sum h = 0 over the moving neurons.
-                norm2 -= sum_g * sum_g / moving as f64;
             }
             rec[0] = norm2 as f32;
             rec[1] = total as f32;
