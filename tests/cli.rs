@@ -411,17 +411,13 @@ fn an_unknown_backend_is_a_usage_error() {
     assert!(stderr(&o).contains("possible values"), "{}", stderr(&o));
 }
 
-#[test]
-fn fig4_lambda_relative_to_the_summed_loss_is_divided_by_the_errors_summed() {
-    // Appendix D adds lambda sum J^2 to the summed squared error; dale trains on the mean, so
-    // lambda is divided by the T x trials x 2 errors: 10 x 8 x 2 = 160 at smoke size.
-    let dir = temp_path("fig4-summed");
-    let scene = std::fs::read_to_string("scenes/balancing_fig4_summed_loss.json").unwrap();
-    let path = write_scene(&dir, &scene);
-    let out = dir.join("out");
+/// Runs `scene` at smoke size on the CPU backend into a fresh directory named after `name`;
+/// returns that directory and the summary it wrote.
+fn smoke_on_cpu(scene: &str, name: &str) -> (PathBuf, serde_json::Value) {
+    let out = temp_path(name).join("out");
     dale_ok(&[
         "run",
-        path.to_str().unwrap(),
+        scene,
         "--out",
         out.to_str().unwrap(),
         "--smoke",
@@ -429,8 +425,16 @@ fn fig4_lambda_relative_to_the_summed_loss_is_divided_by_the_errors_summed() {
         "cpu",
         "--quiet",
     ]);
-    let summary: serde_json::Value =
+    let summary =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    (out, summary)
+}
+
+#[test]
+fn fig4_lambda_relative_to_the_summed_loss_is_divided_by_the_errors_summed() {
+    // Appendix D adds lambda sum J^2 to the summed squared error; dale trains on the mean, so
+    // lambda is divided by the T x trials x 2 errors: 10 x 8 x 2 = 160 at smoke size.
+    let (_, summary) = smoke_on_cpu("scenes/balancing_fig4_summed_loss.json", "fig4-summed");
     let fig4a = &summary["figures"]["fig4a"];
     assert_eq!(fig4a["lambda_relative_to"], "summed_loss");
     for net in fig4a["networks"].as_array().unwrap() {
@@ -454,20 +458,7 @@ fn fig4_lambda_relative_to_the_summed_loss_is_divided_by_the_errors_summed() {
 
 #[test]
 fn fig4b_runs_its_variants_side_by_side_and_states_per_variant_whether_the_paper_direction_holds() {
-    let dir = temp_path("fig4-variants");
-    let out = dir.join("out");
-    dale_ok(&[
-        "run",
-        "scenes/balancing_fig4.json",
-        "--out",
-        out.to_str().unwrap(),
-        "--smoke",
-        "--backend",
-        "cpu",
-        "--quiet",
-    ]);
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let (out, summary) = smoke_on_cpu("scenes/balancing_fig4.json", "fig4-variants");
     let scene: serde_json::Value =
         serde_json::from_slice(&std::fs::read("scenes/balancing_fig4.json").unwrap()).unwrap();
     let fig4b = &summary["figures"]["fig4b"];

@@ -13,13 +13,13 @@ use serde_json::json;
 use super::{fits, Experiment, Plot, Report};
 use crate::analysis::balance::{gain_moments, neural_gradients, sensitivity};
 use crate::backend::balance::{Aggregate, Alpha};
+use crate::backend::rate::NoiseOn;
 use crate::backend::{Backend, BackendInfo, BufferOps, Phi};
 use crate::error::DaleError;
 use crate::models::balancing::{
     balance, balance_with_io_paths, BalanceParams, Balanced, Method, Networks, Topology,
 };
 use crate::models::bptt::{Dynamics, HiddenNoise, Net, Trainer, Trials};
-use crate::backend::rate::NoiseOn;
 use crate::scene::plot::{Panel, Series};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -80,6 +80,14 @@ pub enum LambdaScale {
 }
 
 impl CdiParams {
+    /// The networks of Appendix D: ReLU, dt / tau = leak.
+    fn dynamics(&self) -> Dynamics {
+        Dynamics {
+            leak: self.leak,
+            phi: Phi::Relu,
+        }
+    }
+
     /// The penalty applied to the mean-squared-error loss for `lambda` as given.
     fn lambda_applied(&self, lambda: f32) -> f32 {
         match self.lambda_relative_to {
@@ -199,17 +207,31 @@ impl CdiParams {
         for (i, v) in self.variants.iter().enumerate() {
             let field = |f: &str| format!("variants[{i}].{f}");
             if v.label.trim().is_empty() || slug(&v.label).is_empty() {
-                return err(&field("label"), format!("{:?}", v.label), "a name with a letter or digit");
-            }
-            if let Some(other) = self.variants[..i].iter().find(|o| slug(&o.label) == slug(&v.label)) {
                 return err(
                     &field("label"),
                     format!("{:?}", v.label),
-                    &format!("a name unlike the others' (it reads as {:?}, the check names' key)", other.label),
+                    "a name with a letter or digit",
+                );
+            }
+            if let Some(other) = self.variants[..i]
+                .iter()
+                .find(|o| slug(&o.label) == slug(&v.label))
+            {
+                return err(
+                    &field("label"),
+                    format!("{:?}", v.label),
+                    &format!(
+                        "a name unlike the others' (it reads as {:?}, the check names' key)",
+                        other.label
+                    ),
                 );
             }
             if !(v.gain_noise >= 0.0 && v.gain_noise.is_finite()) {
-                return err(&field("gain_noise"), v.gain_noise.to_string(), "a finite value >= 0");
+                return err(
+                    &field("gain_noise"),
+                    v.gain_noise.to_string(),
+                    "a finite value >= 0",
+                );
             }
             if v.cost != RobustnessCost::Robustness && v.topology.is_some() {
                 return err(
@@ -328,10 +350,7 @@ fn train(
     seed: u64,
 ) -> Result<Trained, DaleError> {
     let net = initial_net(p.n, seed);
-    let dynamics = Dynamics {
-        leak: p.leak,
-        phi: Phi::Relu,
-    };
+    let dynamics = p.dynamics();
     let mut trainer = Trainer::new(be, &net, dynamics, p.trials, p.trial_steps, iterations)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a5c);
     let mut grad_norms = vec![(0, grad_norm(p.n, &squared(&net.j)))];
@@ -375,8 +394,23 @@ fn train(
     })
 }
 
+/// Runs `net` once on `trials` (a trainer of one iteration, freed after) and returns what `run`
+/// reads from it.
+fn on_trials<T>(
+    be: &mut dyn Backend,
+    p: &CdiParams,
+    net: &Net,
+    trials: &Trials,
+    run: impl FnOnce(&mut Trainer, &mut dyn Backend) -> Result<T, DaleError>,
+) -> Result<T, DaleError> {
+    let mut t = Trainer::new(be, net, p.dynamics(), trials.trials, trials.steps, 1)?;
+    let result = t.set_trials(be, trials).and_then(|()| run(&mut t, be));
+    t.free(be);
+    result
+}
+
 /// Test loss of `net` on fixed held-out trials with hidden noise eps (same noise draws for every
-/// network: seed fixed), and the states of the noiseless run.
+/// network: seed fixed).
 fn test_loss(
     be: &mut dyn Backend,
     p: &CdiParams,
@@ -384,28 +418,11 @@ fn test_loss(
     trials: &Trials,
     eps: f32,
 ) -> Result<f64, DaleError> {
-    let mut t = Trainer::new(
-        be,
-        net,
-        Dynamics {
-            leak: p.leak,
-            phi: Phi::Relu,
-        },
-        trials.trials,
-        trials.steps,
-        1,
-    )?;
-    t.set_trials(be, trials)?;
-    let loss = t.loss(
-        be,
-        HiddenNoise {
-            std: eps,
-            on: p.hidden_noise_on,
-        },
-        99,
-    );
-    t.free(be);
-    loss
+    let noise = HiddenNoise {
+        std: eps,
+        on: p.hidden_noise_on,
+    };
+    on_trials(be, p, net, trials, |t, be| t.loss(be, noise, 99))
 }
 
 pub struct Fig4 {
@@ -648,9 +665,7 @@ fn run(
     }
 
     let spread = |v_idx: usize, e: usize| -> Spread {
-        Spread::of(
-            (0..p.networks).map(|k| ratio[(v_idx * p.networks + k) * eps_count + e]),
-        )
+        Spread::of((0..p.networks).map(|k| ratio[(v_idx * p.networks + k) * eps_count + e]))
     };
     let mut variant_figures = Vec::new();
     for (v_idx, (v, networks)) in p.variants.iter().zip(variant_networks).enumerate() {
@@ -759,7 +774,11 @@ fn run(
             })
             .chain(std::iter::once(Series {
                 label: "1: no change".into(),
-                points: p.noise_levels.iter().map(|e| (f64::from(*e), 1.0)).collect(),
+                points: p
+                    .noise_levels
+                    .iter()
+                    .map(|e| (f64::from(*e), 1.0))
+                    .collect(),
                 band: Vec::new(),
             }))
             .collect(),
@@ -781,22 +800,11 @@ fn measured_gains(
     held: &Trials,
     gain_noise: f32,
 ) -> Result<(Vec<f64>, Vec<f64>), DaleError> {
-    let mut t = Trainer::new(
-        backend,
-        net,
-        Dynamics {
-            leak: p.leak,
-            phi: Phi::Relu,
-        },
-        held.trials,
-        held.steps,
-        1,
-    )?;
-    t.set_trials(backend, held)?;
-    t.forward(backend, HiddenNoise::on_state(gain_noise), 7);
-    let states = t.states(backend);
-    t.free(backend);
-    Ok(gain_moments(Phi::Relu, p.n, &states?))
+    let states = on_trials(backend, p, net, held, |t, be| {
+        t.forward(be, HiddenNoise::on_state(gain_noise), 7);
+        t.states(be)
+    })?;
+    Ok(gain_moments(Phi::Relu, p.n, &states))
 }
 
 /// `net` balanced by variant `v` with gains sigma^2. The paper's cost on the whole network runs
