@@ -16,7 +16,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::networks;
+use common::{networks, read_seconds};
 use dale::backend::balance::Aggregate;
 use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::select::any_gpu;
@@ -113,12 +113,15 @@ fn main() {
         gpu_name.as_deref().unwrap_or("none")
     );
     println!(
-        "{:>6} {:>5} {:>6} | {:>10} {:>16} | {:>10} {:>16} | {:>8}",
+        "{:>6} {:>5} {:>6} | {:>10} {:>16} {:>11} {:>11} {:>10} | {:>10} {:>16} | {:>8}",
         "N",
         "nets",
         "method",
         "CPU ms/it",
         "synapse-upd/s",
+        "c0 GB/s",
+        "read GB/s",
+        "pass/read",
         "GPU ms/it",
         "synapse-upd/s",
         "GPU/CPU"
@@ -143,6 +146,17 @@ fn main() {
             None => format!("{:>10} {:>16}", "skipped", "-"),
         };
         let c = per_iteration(&cpu, &nets, method, 2e9, BUDGET_S);
+        // A pass reads c0 (4 bytes a synapse) once; beside it, a plain read of as many bytes.
+        let read = read_seconds(&j);
+        let bandwidth = match c {
+            Some(t) => format!(
+                "{:>11.1} {:>11.1} {:>10.2}",
+                4.0 * synapses / t / 1e9,
+                4.0 * synapses / read / 1e9,
+                read / t
+            ),
+            None => format!("{:>11} {:>11.1} {:>10}", "-", 4.0 * synapses / read / 1e9, "-"),
+        };
         let g = gpu.as_ref().and_then(|g| {
             if software {
                 per_iteration(g, &nets, method, 5e7, SOFTWARE_BUDGET_S)
@@ -155,7 +169,7 @@ fn main() {
             _ => format!("{:>8}", "-"),
         };
         println!(
-            "{n:>6} {groups:>5} {name:>6} | {} | {} | {ratio}",
+            "{n:>6} {groups:>5} {name:>6} | {} {bandwidth} | {} | {ratio}",
             cell(c),
             cell(g)
         );

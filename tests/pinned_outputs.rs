@@ -1,13 +1,19 @@
 //! The arrays three scenes write on the CPU backend, pinned by a hash of each .npy file, so that a
 //! change of structure cannot change a result unnoticed. Taken on the main branch of 2026-11-24,
-//! before the op families (issue 16). The CPU backend gives the same bits on any thread count
-//! (its sums run in fixed blocks), so the pin holds on any machine of the same instruction set.
+//! before the op families (issue 16), and again after issue 24 (faer's kernels for the products,
+//! dale's own polynomials for the noise). The CPU backend gives the same bits on any thread count
+//! (its sums run in fixed blocks), and dale's own loops give the same bits on every instruction
+//! set, but the GEMM crates pick their kernels at run time and those sum in a different order on
+//! AVX2 than on AVX-512: the pin is of a processor with AVX-512, as on the project's machines.
+//! Elsewhere the test says so and stops, unless DALE_REQUIRE_PIN=1 (set by .ci/run) makes that a
+//! failure.
 //!
 //! A change that alters bits on purpose updates the pin here and says why in its commit.
 
 mod common;
 
 use common::{dale_ok, temp_path};
+use dale::backend::cpu::simd::Isa;
 
 /// FNV-1a, 64 bits: enough to tell two files apart, and short enough to write here.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -17,12 +23,12 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 const PINNED: [(&str, &str, u64); 16] = [
-    ("quickstart", "max_abs_x.npy", 0x7acd65c256e84a99),
-    ("quickstart", "population_rate.npy", 0xb0ae419df110c37a),
-    ("quickstart", "x.npy", 0xac940fab252e9820),
-    ("quickstart", "x_final.npy", 0x4209438f432fe0ef),
+    ("quickstart", "max_abs_x.npy", 0x342f3ea6c7d0d37f),
+    ("quickstart", "population_rate.npy", 0x3d7a36c809223c17),
+    ("quickstart", "x.npy", 0x33871135005b19d3),
+    ("quickstart", "x_final.npy", 0x9b67aada1095f6db),
     ("quickstart", "x_times.npy", 0x2b748c46856a6c85),
-    ("quickstart", "y.npy", 0x5d22194860b42811),
+    ("quickstart", "y.npy", 0x32006a51d031e717),
     ("quickstart", "y_times.npy", 0x73b92fc915aee98e),
     ("balancing_fig3", "costs.npy", 0x58462ff8a99fe39e),
     (
@@ -45,6 +51,13 @@ const PINNED: [(&str, &str, u64); 16] = [
 
 #[test]
 fn quickstart_fig3_and_fig5_arrays_are_bit_identical_to_the_pin() {
+    if !Isa::available().contains(&Isa::Avx512) {
+        let why = "the pin is of a processor with AVX-512, and this one has none";
+        assert!(std::env::var("DALE_REQUIRE_PIN").as_deref() != Ok("1"), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let mut changed = Vec::new();
     for scene in ["quickstart", "balancing_fig3", "balancing_fig5"] {
         let out = temp_path(&format!("pinned-{scene}"));
         dale_ok(&[
@@ -70,10 +83,10 @@ fn quickstart_fig3_and_fig5_arrays_are_bit_identical_to_the_pin() {
         assert_eq!(written, pinned, "{scene}: the arrays written changed");
         for (_, file, hash) in PINNED.iter().filter(|(s, _, _)| *s == scene) {
             let got = fnv1a(&std::fs::read(out.join(file)).unwrap());
-            assert_eq!(
-                got, *hash,
-                "{scene}/{file}: hash {got:#018x}, pinned {hash:#018x}"
-            );
+            if got != *hash {
+                changed.push(format!("{scene}/{file}: hash {got:#018x}, pinned {hash:#018x}"));
+            }
         }
     }
+    assert!(changed.is_empty(), "{}", changed.join("\n"));
 }

@@ -73,3 +73,27 @@ pub fn networks(groups: usize, n: usize, seed: u64, spread: f32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Seconds to read `values` once on all cores (a sum in 16 independent lanes per 1 MiB block, so
+/// that memory, not the adds, sets the pace), best of 5 passes after one: the read bandwidth a
+/// memory-bound pass can hope for, measured in the same run as the pass it is set beside.
+pub fn read_seconds(values: &[f32]) -> f64 {
+    use rayon::prelude::*;
+    let pass = || {
+        let t = Instant::now();
+        let total: f32 = values
+            .par_chunks(1 << 18)
+            .map(|block| {
+                let mut lanes = [0.0f32; 16];
+                for chunk in block.chunks_exact(16) {
+                    lanes.iter_mut().zip(chunk).for_each(|(s, v)| *s += v);
+                }
+                lanes.iter().sum::<f32>()
+            })
+            .sum();
+        std::hint::black_box(total);
+        t.elapsed().as_secs_f64()
+    };
+    pass();
+    (0..5).map(|_| pass()).fold(f64::INFINITY, f64::min)
+}

@@ -9,8 +9,13 @@ and records what dale records: the population rate and max|x| per step and trial
 y = W_out x and the state x at the scene's monitor strides, and x at the end.
 
   rate_numpy.py SCENE --out DIR              run the scene end to end and write .npy files
-  rate_numpy.py SCENE --time-steps S [--n N] [--trials B]
+  rate_numpy.py SCENE --time-steps S [--n N] [--trials B] [--bare]
                                              print seconds per step (T(2S) - T(S)) / S as JSON
+
+Two flavours of step are timed. The scene's step (the default) is everything the scene asks for:
+input, noise, readout and monitors. --bare is the step without noise, input or monitors, the
+least work of the same math: x <- x + leak (J r - x), r = phi(x), nothing recorded. There the
+product dominates, so it is the flavour where NumPy's BLAS weighs most.
 
 The weights come from NumPy's generator, not dale's ChaCha stream: the work per step is the
 same, the numbers are not.
@@ -116,6 +121,27 @@ def simulate(p, steps, seed, monitors):
     return dict(population_rate=pop, max_abs_x=max_abs, x=xs, y=ys, x_final=x)
 
 
+def bare_loop(p, steps, seed):
+    """The bare step: one product, the Euler update in place, phi; no noise, input or records."""
+    n, b = p["n"], p["trials"]
+    rng = np.random.default_rng(seed)
+    j_t = (rng.standard_normal((n, n), dtype=np.float32) * np.float32(p["g"] / math.sqrt(n))).T
+    leak = np.float32(p["dt"] / p["tau"])
+    phi = PHI[p["phi"]]
+    # A nonzero start, so that the products run on real numbers (x stays 0 from 0 without input).
+    x = rng.standard_normal((b, n), dtype=np.float32)
+    r = np.empty((b, n), np.float32)
+    drive = np.empty((b, n), np.float32)
+    phi(x, r)
+    for _ in range(steps):
+        np.matmul(r, j_t, out=drive)
+        drive -= x
+        drive *= leak
+        x += drive
+        phi(x, r)
+    return x
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scene")
@@ -124,15 +150,21 @@ def main():
     ap.add_argument("--n", type=int, help="override params.n")
     ap.add_argument("--trials", type=int, help="override params.trials")
     ap.add_argument("--steps", type=int, help="override steps")
+    ap.add_argument("--bare", action="store_true",
+                    help="with --time-steps: time the bare step (no noise, input or monitors)")
     a = ap.parse_args()
     scene, p, steps = load_scene(a.scene, a.n, a.trials, a.steps)
     if a.time_steps:
         s = a.time_steps
-        simulate(p, 2, scene["seed"], scene.get("monitors", {}))  # warm-up: BLAS threads, page faults
+        if a.bare:
+            run = lambda steps: bare_loop(p, steps, scene["seed"])
+        else:
+            run = lambda steps: simulate(p, steps, scene["seed"], scene.get("monitors", {}))
+        run(2)  # warm-up: BLAS threads, page faults
         t0 = time.perf_counter()
-        simulate(p, s, scene["seed"], scene.get("monitors", {}))
+        run(s)
         t1 = time.perf_counter()
-        simulate(p, 2 * s, scene["seed"], scene.get("monitors", {}))
+        run(2 * s)
         t2 = time.perf_counter()
         per_step = max((t2 - t1) - (t1 - t0), 1e-12) / s
         print(json.dumps({"n": p["n"], "trials": p["trials"], "seconds_per_step": per_step,

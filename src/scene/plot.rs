@@ -140,11 +140,17 @@ where
                 .chain(s.band.iter().rev().map(|(x, lo, _)| (*x, *lo)))
                 .collect();
             chart
-                .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.2).filled())))
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.2).filled(),
+                )))
                 .map_err(e)?;
         }
         chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(1)))
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(1),
+            ))
             .map_err(e)?
             .label(s.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));

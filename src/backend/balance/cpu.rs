@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::{Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights};
+use crate::backend::cpu::simd::{Isa, Kernel};
 use crate::backend::cpu::BLOCK;
 
 /// |w|^p with p = 1 and 2 exact and 0^p = 0 for every p > 0, as balance.wgsl computes it.
@@ -164,9 +165,9 @@ fn cost_flows_by<const MAX: bool>(
 }
 
 /// Rows `first..first + row_tot.len()` of one network's costs: each row's total (at s, in
-/// `row_tot`) and the band's column totals (at 1/s, in `col`). With AVX2 where the processor has
-/// it: a default x86-64 build may only assume SSE2's 4-wide vectors, and the pass is bound by
-/// arithmetic, not memory, without the 8-wide ones. Both paths round identically (no fused
+/// `row_tot`) and the band's column totals (at 1/s, in `col`), compiled for each instruction set:
+/// a default x86-64 build may only assume SSE2's 4-wide vectors, and the pass is bound by
+/// arithmetic, not memory, without wider ones. Every copy rounds identically (no fused
 /// multiply-adds), so results do not depend on the machine.
 fn band_totals<const MAX: bool>(
     c: &[f32],
@@ -175,24 +176,30 @@ fn band_totals<const MAX: bool>(
     row_tot: &mut [f64],
     col: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has AVX2, checked just above.
-        return unsafe { band_totals_avx2::<MAX>(c, s, first, row_tot, col) };
-    }
-    band_totals_body::<MAX>(c, s, first, row_tot, col)
+    Isa::detected().run(BandTotals::<MAX> {
+        c,
+        s,
+        first,
+        row_tot,
+        col,
+    })
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn band_totals_avx2<const MAX: bool>(
-    c: &[f32],
-    s: &[f32],
+struct BandTotals<'a, const MAX: bool> {
+    c: &'a [f32],
+    s: &'a [f32],
     first: usize,
-    row_tot: &mut [f64],
-    col: &mut [f32],
-) {
-    band_totals_body::<MAX>(c, s, first, row_tot, col)
+    row_tot: &'a mut [f64],
+    col: &'a mut [f32],
+}
+
+impl<const MAX: bool> Kernel for BandTotals<'_, MAX> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        band_totals_body::<MAX>(self.c, self.s, self.first, self.row_tot, self.col)
+    }
 }
 
 #[inline(always)]
@@ -309,54 +316,100 @@ pub(super) fn h_update(
     // At least one, so that a network of the anchor alone divides nothing by zero.
     let moving = if anchor < n { (n - 1).max(1) } else { n };
     let hist = &mut history[history_offset..history_offset + 2 * groups];
+    let isa = Isa::detected();
     h[..groups * n]
         .par_chunks_mut(n)
         .zip(scale[..groups * n].par_chunks_mut(n))
         .zip(hist.par_chunks_mut(2))
         .enumerate()
         .for_each(|(g, ((h, s), rec))| {
-            let (incoming, outgoing) = flows[g * 2 * n..][..2 * n].split_at(n);
-            // With an anchor: nu, the mean g of the moving neurons (the multiplier of sum h = 0),
-            // which the Osborne step solves for and ||g|| is measured from.
-            let multiplier = if anchor < n {
-                let sum: f64 = (0..n)
-                    .filter(|&k| k != anchor)
-                    .map(|k| f64::from(incoming[k] - outgoing[k]))
-                    .sum();
-                (sum / moving as f64) as f32
-            } else {
-                0.0
-            };
-            let (mut norm2, mut total, mut sum_h) = (0.0f64, 0.0f64, 0.0f64);
-            for (k, ((h, &inc), &out)) in h.iter_mut().zip(incoming).zip(outgoing).enumerate() {
-                let d = inc - out;
-                total += f64::from(inc);
-                if k == anchor {
-                    continue;
-                }
-                norm2 += (f64::from(d) - f64::from(multiplier)).powi(2);
-                *h += match step {
-                    HStep::Flow { dt } => dt * d,
-                    HStep::Osborne if multiplier != 0.0 => {
-                        osborne_on_constraint(inc, out, multiplier).ln() / (2.0 * p) // half of delta
-                    }
-                    HStep::Osborne if inc == out => 0.0,
-                    HStep::Osborne => (inc / out).ln() / (4.0 * p),
-                };
-                sum_h += f64::from(*h);
-            }
-            let mean = (sum_h / moving as f64) as f32;
-            for (k, (h, s)) in h.iter_mut().zip(s.iter_mut()).enumerate() {
-                if k == anchor {
-                    *h = 0.0;
-                } else {
-                    *h -= mean;
-                }
-                *s = (p * *h).exp();
-            }
-            rec[0] = norm2 as f32;
-            rec[1] = total as f32;
+            isa.run(HUpdateNetwork {
+                flows: &flows[g * 2 * n..][..2 * n],
+                h,
+                scale: s,
+                record: rec,
+                p,
+                step,
+                anchor,
+                moving,
+            })
         });
+}
+
+/// `h_update` for one network, compiled for each instruction set.
+struct HUpdateNetwork<'a> {
+    /// Incoming then outgoing costs, [2, n].
+    flows: &'a [f32],
+    h: &'a mut [f32],
+    scale: &'a mut [f32],
+    /// ||g||^2 and the total cost.
+    record: &'a mut [f32],
+    p: f32,
+    step: HStep,
+    /// usize::MAX for none.
+    anchor: usize,
+    moving: usize,
+}
+
+impl Kernel for HUpdateNetwork<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let HUpdateNetwork {
+            flows,
+            h,
+            scale: s,
+            record: rec,
+            p,
+            step,
+            anchor,
+            moving,
+        } = self;
+        let n = h.len();
+        let (incoming, outgoing) = flows.split_at(n);
+        // With an anchor: nu, the mean g of the moving neurons (the multiplier of sum h = 0),
+        // which the Osborne step solves for and ||g|| is measured from.
+        let multiplier = if anchor < n {
+            let sum: f64 = (0..n)
+                .filter(|&k| k != anchor)
+                .map(|k| f64::from(incoming[k] - outgoing[k]))
+                .sum();
+            (sum / moving as f64) as f32
+        } else {
+            0.0
+        };
+        let (mut norm2, mut total, mut sum_h) = (0.0f64, 0.0f64, 0.0f64);
+        for (k, ((h, &inc), &out)) in h.iter_mut().zip(incoming).zip(outgoing).enumerate() {
+            let d = inc - out;
+            total += f64::from(inc);
+            if k == anchor {
+                continue;
+            }
+            norm2 += (f64::from(d) - f64::from(multiplier)).powi(2);
+            *h += match step {
+                HStep::Flow { dt } => dt * d,
+                // Half of delta.
+                HStep::Osborne if multiplier != 0.0 => {
+                    osborne_on_constraint(inc, out, multiplier).ln() / (2.0 * p)
+                }
+                HStep::Osborne if inc == out => 0.0,
+                HStep::Osborne => (inc / out).ln() / (4.0 * p),
+            };
+            sum_h += f64::from(*h);
+        }
+        let mean = (sum_h / moving as f64) as f32;
+        for (k, (h, s)) in h.iter_mut().zip(s.iter_mut()).enumerate() {
+            if k == anchor {
+                *h = 0.0;
+            } else {
+                *h -= mean;
+            }
+            *s = (p * *h).exp();
+        }
+        rec[0] = norm2 as f32;
+        rec[1] = total as f32;
+    }
 }
 
 /// Y = e^(p delta) for the step delta along h_k alone that solves in e^(-p delta) -
@@ -431,34 +484,71 @@ pub(super) fn task_transform(src: &[f32], h: &[f32], dst: &mut [f32], spec: Task
 mod tests {
     use super::*;
 
-    /// The AVX2 path and the portable one must give the same bits, so that results do not depend
-    /// on the processor: costs and scales spread over decades, and a ragged last row block.
+    /// Every instruction set's copy gives the portable copy's bits, so that results do not
+    /// depend on the processor: costs and scales spread over decades, and a ragged last row block.
     #[test]
-    #[cfg(target_arch = "x86_64")]
-    fn band_totals_round_alike_with_and_without_avx2() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
-            eprintln!("skipped: this processor has no AVX2, so only the portable path exists here");
-            return;
-        }
+    fn band_totals_round_alike_on_every_instruction_set() {
         let n = 263;
         let value = |k: usize, spread: f32| ((k as f32 * 0.7548).sin() * spread).exp();
         let c: Vec<f32> = (0..n * n).map(|k| value(k, 4.0)).collect();
         let s: Vec<f32> = (0..n).map(|k| value(k + 7, 1.5)).collect();
-        for first in [0, 64, n - 7] {
-            let rows = ROW_BAND.min(n - first);
-            let (mut tot_a, mut tot_b) = (vec![0.0f64; rows], vec![0.0f64; rows]);
-            let (mut col_a, mut col_b) = (vec![0.0f32; n], vec![0.0f32; n]);
-            band_totals_body::<false>(&c, &s, first, &mut tot_a, &mut col_a);
-            // SAFETY: AVX2 was detected above.
-            unsafe { band_totals_avx2::<false>(&c, &s, first, &mut tot_b, &mut col_b) };
-            assert_eq!(
-                tot_a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                tot_b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            );
-            assert_eq!(
-                col_a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                col_b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            );
+        for isa in Isa::available() {
+            for first in [0, 64, n - 7] {
+                let rows = ROW_BAND.min(n - first);
+                let (mut tot_a, mut tot_b) = (vec![0.0f64; rows], vec![0.0f64; rows]);
+                let (mut col_a, mut col_b) = (vec![0.0f32; n], vec![0.0f32; n]);
+                band_totals_body::<false>(&c, &s, first, &mut tot_a, &mut col_a);
+                isa.run(BandTotals::<false> {
+                    c: &c,
+                    s: &s,
+                    first,
+                    row_tot: &mut tot_b,
+                    col: &mut col_b,
+                });
+                let bits64 = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                let bits32 = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits64(&tot_a), bits64(&tot_b), "{}", isa.name());
+                assert_eq!(bits32(&col_a), bits32(&col_b), "{}", isa.name());
+            }
+        }
+    }
+
+    #[test]
+    fn h_update_is_the_same_on_every_instruction_set() {
+        let n = 37;
+        let flows: Vec<f32> = (0..2 * n)
+            .map(|k| ((k as f32 * 0.61).sin() * 3.0).exp())
+            .collect();
+        for step in [HStep::Flow { dt: 0.01 }, HStep::Osborne] {
+            for anchor in [usize::MAX, 5] {
+                let run = |isa: Isa| {
+                    let mut h: Vec<f32> = (0..n).map(|k| (k as f32 * 0.3).cos()).collect();
+                    let (mut scale, mut record) = (vec![0.0f32; n], vec![0.0f32; 2]);
+                    isa.run(HUpdateNetwork {
+                        flows: &flows,
+                        h: &mut h,
+                        scale: &mut scale,
+                        record: &mut record,
+                        p: 1.5,
+                        step,
+                        anchor,
+                        moving: if anchor < n { n - 1 } else { n },
+                    });
+                    [h, scale, record]
+                        .concat()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect::<Vec<_>>()
+                };
+                let portable = run(Isa::Portable);
+                for isa in Isa::available() {
+                    assert!(
+                        run(isa) == portable,
+                        "{} differs: {step:?} anchor {anchor}",
+                        isa.name()
+                    );
+                }
+            }
         }
     }
 }

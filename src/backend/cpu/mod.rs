@@ -1,7 +1,10 @@
 //! The CPU backend: a real fallback and the reference every WGSL kernel is checked against (a
 //! plain f64 loop oracle in tests/ checks it in turn). It runs each op's CPU twin at once; the
-//! twins live with their ops, in the family folders (GEMM from the `gemm` crate, rayon over rows
-//! and batch entries, SIMD where it pays).
+//! twins live with their ops, in the family folders (products on faer's and the gemm crate's
+//! kernels, rayon over rows and batch entries, and dale's own loops compiled for each instruction
+//! set and chosen at run time: `simd`).
+
+pub mod simd;
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
@@ -90,7 +93,10 @@ impl Backend for CpuBackend {
             kind: "cpu".into(),
             name: format!("CPU backend ({} threads)", rayon::current_num_threads()),
             device_type: "Cpu".into(),
-            driver: "gemm crate + rayon".into(),
+            driver: format!(
+                "faer and gemm kernels, dale's loops for {}, rayon",
+                simd::Isa::detected().name()
+            ),
             max_buffer_len: isize::MAX as usize / 4,
         }
     }

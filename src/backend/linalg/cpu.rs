@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::{Axis, Layout, MatmulShape, Reduce, ReduceOp};
+use crate::backend::cpu::simd::{Isa, Kernel};
 
 /// c (+)= op(a) op(w) for every group, a read from `a_offset` (see `MatmulShape`).
 pub(super) fn matmul(
@@ -50,6 +51,20 @@ pub(super) fn matmul(
             if width == 0 {
                 return;
             }
+            if layout == Layout::ABt && rows < FAER_MIN {
+                // SAFETY: as for `product` below; C's block is columns first_col..+width of
+                // group g's rows, written by this task alone.
+                let c = unsafe { c_base.at(g * rows * cols + first_col) };
+                return Isa::detected().run(DotRows {
+                    a: a_g,
+                    w: &w_g[first_col * inner..][..width * inner],
+                    rows,
+                    inner,
+                    c: SharedMut(c),
+                    c_rs: cols,
+                    accumulate,
+                });
+            }
             // Strides (column, row) of A as a [rows, inner] matrix and of W as [inner, cols],
             // and where this block's first column of W starts.
             let (a_cs, a_rs) = if layout == Layout::AtB {
@@ -69,31 +84,183 @@ pub(super) fn matmul(
             // which stay inside a_g ([rows * inner]) and w_g ([cols * inner]) for every
             // (row < rows, n < inner, column < first_col + width <= cols).
             unsafe {
-                gemm::gemm(
-                    rows,
-                    width,
-                    inner,
+                product(
+                    Dims {
+                        rows,
+                        cols: width,
+                        inner,
+                    },
                     c_base.at(g * rows * cols + first_col),
-                    1,
                     cols as isize,
+                    (a_g.as_ptr(), a_rs, a_cs),
+                    (w_g.as_ptr().add(w_first), w_rs, w_cs),
                     accumulate,
-                    a_g.as_ptr(),
-                    a_cs,
-                    a_rs,
-                    w_g.as_ptr().add(w_first),
-                    w_cs,
-                    w_rs,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
+                )
             }
         });
     }
 }
+
+#[derive(Clone, Copy)]
+struct Dims {
+    rows: usize,
+    cols: usize,
+    inner: usize,
+}
+
+/// C (+)= A B on one thread: C [rows, cols] with row stride `c_rs` (unit column stride), A
+/// [rows, inner] and B [inner, cols] as (pointer, row stride, column stride). faer's kernels
+/// (AVX-512 where the processor has it, chosen at run time) for products at least FAER_MIN wide
+/// both ways, the gemm crate's for the narrow ones: on this project's 2-core AVX-512 machine faer
+/// ran [64 x 1000] x [1000 x 1000] at 180 GFLOP/s against gemm's 161 and OpenBLAS's 146, and
+/// [256 x 4096] x [4096 x 4096] at 195 against 136 and 177; gemm ran the readout's
+/// [64 x 1000] x [1000 x 2] at 92 against faer's 13 (benches/gemm_choice, BENCHMARKS.md).
+///
+/// # Safety
+/// Every element the dimensions and strides address must lie inside its buffer, and no other
+/// thread may touch C's elements meanwhile.
+unsafe fn product(
+    d: Dims,
+    c: *mut f32,
+    c_rs: isize,
+    (a, a_rs, a_cs): (*const f32, isize, isize),
+    (b, b_rs, b_cs): (*const f32, isize, isize),
+    accumulate: bool,
+) {
+    if d.rows >= FAER_MIN && d.cols >= FAER_MIN {
+        // SAFETY: the caller's contract, passed on.
+        let (c, a, b) = unsafe {
+            (
+                faer::MatMut::from_raw_parts_mut(c, d.rows, d.cols, c_rs, 1),
+                faer::MatRef::from_raw_parts(a, d.rows, d.inner, a_rs, a_cs),
+                faer::MatRef::from_raw_parts(b, d.inner, d.cols, b_rs, b_cs),
+            )
+        };
+        let accum = if accumulate {
+            faer::Accum::Add
+        } else {
+            faer::Accum::Replace
+        };
+        faer::linalg::matmul::matmul(c, accum, a, b, 1.0f32, faer::Par::Seq);
+    } else {
+        // SAFETY: as above.
+        unsafe {
+            gemm::gemm(
+                d.rows,
+                d.cols,
+                d.inner,
+                c,
+                1,
+                c_rs,
+                accumulate,
+                a,
+                a_cs,
+                a_rs,
+                b,
+                b_cs,
+                b_rs,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        }
+    }
+}
+
+/// Rows and columns of C from which a product runs on faer's kernels (see `product`); C = A W^T
+/// with fewer rows runs as dot products (`DotRows`).
+const FAER_MIN: usize = 8;
+
+/// C = A W^T (or C += A W^T) for a few rows of A, as dot products of A's rows with W's rows,
+/// which are both contiguous: one pass over W that runs at the memory's speed (the single-trial
+/// step is a matrix-vector product; packing W for a GEMM kernel would read it twice). Compiled for
+/// each instruction set; every lane adds in the same order on all of them, so all give the same
+/// bits.
+struct DotRows<'a> {
+    /// [rows, inner].
+    a: &'a [f32],
+    /// This block's rows of W: [width, inner].
+    w: &'a [f32],
+    rows: usize,
+    inner: usize,
+    /// C's first element of this block; row stride `c_rs`.
+    c: SharedMut,
+    c_rs: usize,
+    accumulate: bool,
+}
+
+impl Kernel for DotRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let inner = self.inner;
+        for i in 0..self.rows {
+            let a = &self.a[i * inner..][..inner];
+            // A's row stays in the L1 cache while W's rows stream past it once.
+            for (j, w) in self.w.chunks_exact(inner).enumerate() {
+                let sum = dot(a, w);
+                // SAFETY: element (i, j) of this task's block of C (see `matmul`).
+                unsafe {
+                    let c = self.c.at(i * self.c_rs + j);
+                    *c = if self.accumulate { *c + sum } else { sum };
+                }
+            }
+        }
+    }
+}
+
+/// a . w: four running sums of 16 lanes (four 512-bit vectors, four independent chains of adds
+/// in flight), folded pairwise in a fixed order. Four separate arrays, not one of 64: the
+/// compiler kept a single large array in memory instead of registers. The tail goes through the
+/// same lanes, padded with zeros (a scalar tail cost more than the vector part at N = 1000).
+#[inline(always)]
+fn dot(a: &[f32], w: &[f32]) -> f32 {
+    let (a_blocks, a_tail) = a.as_chunks::<{ 4 * LANE }>();
+    let (w_blocks, w_tail) = w[..a.len()].as_chunks::<{ 4 * LANE }>();
+    let mut sums = (
+        [0.0f32; LANE],
+        [0.0f32; LANE],
+        [0.0f32; LANE],
+        [0.0f32; LANE],
+    );
+    for (a, w) in a_blocks.iter().zip(w_blocks) {
+        sums = dot_block(sums, a, w);
+    }
+    let (mut pad_a, mut pad_w) = ([0.0f32; 4 * LANE], [0.0f32; 4 * LANE]);
+    pad_a[..a_tail.len()].copy_from_slice(a_tail);
+    pad_w[..w_tail.len()].copy_from_slice(w_tail);
+    let (s0, s1, s2, s3) = dot_block(sums, &pad_a, &pad_w);
+    let v: [f32; LANE] = std::array::from_fn(|l| (s0[l] + s2[l]) + (s1[l] + s3[l]));
+    let h: [f32; 8] = std::array::from_fn(|l| v[l] + v[l + 8]);
+    let h: [f32; 4] = std::array::from_fn(|l| h[l] + h[l + 4]);
+    let h: [f32; 2] = std::array::from_fn(|l| h[l] + h[l + 2]);
+    h[0] + h[1]
+}
+
+type Lanes = [f32; LANE];
+
+/// The four running sums of `dot` after one block of 4 LANE values.
+#[inline(always)]
+fn dot_block(
+    (mut s0, mut s1, mut s2, mut s3): (Lanes, Lanes, Lanes, Lanes),
+    a: &[f32; 4 * LANE],
+    w: &[f32; 4 * LANE],
+) -> (Lanes, Lanes, Lanes, Lanes) {
+    for l in 0..LANE {
+        s0[l] += a[l] * w[l];
+        s1[l] += a[LANE + l] * w[LANE + l];
+        s2[l] += a[2 * LANE + l] * w[2 * LANE + l];
+        s3[l] += a[3 * LANE + l] * w[3 * LANE + l];
+    }
+    (s0, s1, s2, s3)
+}
+
+/// f32 lanes of a 512-bit vector.
+const LANE: usize = 16;
 
 /// dst[i] = scale * reduce(...) over the [rows, cols] matrix `s`.
 pub(super) fn reduce(s: &[f32], dst: &mut [f32], reduce: Reduce) {
