@@ -155,7 +155,12 @@ fn main() {
                 4.0 * synapses / read / 1e9,
                 read / t
             ),
-            None => format!("{:>11} {:>11.1} {:>10}", "-", 4.0 * synapses / read / 1e9, "-"),
+            None => format!(
+                "{:>11} {:>11.1} {:>10}",
+                "-",
+                4.0 * synapses / read / 1e9,
+                "-"
+            ),
         };
         let g = gpu.as_ref().and_then(|g| {
             if software {

@@ -53,7 +53,10 @@ const PINNED: [(&str, &str, u64); 16] = [
 fn quickstart_fig3_and_fig5_arrays_are_bit_identical_to_the_pin() {
     if !Isa::available().contains(&Isa::Avx512) {
         let why = "the pin is of a processor with AVX-512, and this one has none";
-        assert!(std::env::var("DALE_REQUIRE_PIN").as_deref() != Ok("1"), "{why}");
+        assert!(
+            std::env::var("DALE_REQUIRE_PIN").as_deref() != Ok("1"),
+            "{why}"
+        );
         eprintln!("skipped: {why}");
         return;
     }
@@ -84,7 +87,9 @@ fn quickstart_fig3_and_fig5_arrays_are_bit_identical_to_the_pin() {
         for (_, file, hash) in PINNED.iter().filter(|(s, _, _)| *s == scene) {
             let got = fnv1a(&std::fs::read(out.join(file)).unwrap());
             if got != *hash {
-                changed.push(format!("{scene}/{file}: hash {got:#018x}, pinned {hash:#018x}"));
+                changed.push(format!(
+                    "{scene}/{file}: hash {got:#018x}, pinned {hash:#018x}"
+                ));
             }
         }
     }

@@ -2,8 +2,9 @@
 //! C row-major [rows, cols]), through the three GEMM crates the CPU backend could use, on the
 //! shapes dale's models run. Each crate gets the same buffers, all cores, and the same warm-up; the
 //! results are checked against each other so that a wrong stride cannot look fast.
-//! "gemm, dale split" is what dale's CPU backend does: single-threaded gemm calls on column
-//! blocks of C, one rayon task each (src/backend/linalg/cpu.rs).
+//! "dale split" is how dale's CPU backend calls a crate: single-threaded calls on column blocks of
+//! C, one rayon task each (src/backend/linalg/cpu.rs). Since issue 24 dale runs faer that way for
+//! products at least 8 wide both ways and the gemm crate for the narrower ones.
 //!
 //! Run: cargo run --release --manifest-path benches/gemm_choice/Cargo.toml
 
@@ -97,6 +98,7 @@ fn gemm_split(s: &Shape, a: &[f32], w: &[f32], c: &mut [f32], threads: usize) {
     });
 }
 
+/// faer single-threaded on column blocks of C, one rayon task each, as `gemm_split`.
 fn faer_split(s: &Shape, a: &[f32], w: &[f32], c: &mut [f32], threads: usize) {
     use rayon::prelude::*;
     let blocks = threads.min(s.cols.div_ceil(64)).max(1);
@@ -155,7 +157,7 @@ fn main() {
     let threads = rayon::current_num_threads();
     println!("threads: {threads} (rayon); matrixmultiply uses MATMUL_NUM_THREADS, at most 4");
     println!("GFLOP/s, best of {ROUNDS} interleaved rounds (heap allocations per call)");
-    println!("{:<30} {:>17} {:>17} {:>17} {:>17}", "[rows x inner] x [inner x cols]", "gemm, own threads", "gemm, dale split", "matrixmultiply", "faer");
+    println!("{:<30} {:>17} {:>17} {:>17} {:>17} {:>17}", "[rows x inner] x [inner x cols]", "gemm, own threads", "gemm, dale split", "matrixmultiply", "faer, own threads", "faer, dale split");
     let mut seed = 0x9e3779b9u32;
     let mut next = move || {
         seed ^= seed << 13;
@@ -170,34 +172,38 @@ fn main() {
         let flop = 2.0 * (s.rows * s.inner * s.cols) as f64;
         let [c0, c1, c2] = &mut outs;
         let mut c3 = vec![0.0f32; s.rows * s.cols];
-        let mut best = [f64::INFINITY; 4];
+        let mut c4 = vec![0.0f32; s.rows * s.cols];
+        let mut best = [f64::INFINITY; 5];
         for round in 0..=ROUNDS {
             let t = [
                 time(|| gemm_crate(s, &a, &w, c0, threads)),
                 time(|| matrixmultiply_crate(s, &a, &w, c1)),
-                time(|| faer_split(s, &a, &w, c2, threads)),
+                time(|| faer_crate(s, &a, &w, c2, threads)),
                 time(|| gemm_split(s, &a, &w, &mut c3, threads)),
+                time(|| faer_split(s, &a, &w, &mut c4, threads)),
             ];
             if round > 0 {
                 // round 0 warms up: thread pools, packing buffers, page faults
                 best.iter_mut().zip(t).for_each(|(b, t)| *b = b.min(t));
             }
         }
-        let [t0, t1, t2, t3] = best;
+        let [t0, t1, t2, t3, t4] = best;
         let a0 = allocations(|| gemm_crate(s, &a, &w, c0, threads));
         let a1 = allocations(|| matrixmultiply_crate(s, &a, &w, c1));
         let a2 = allocations(|| faer_crate(s, &a, &w, c2, threads));
         let a3 = allocations(|| gemm_split(s, &a, &w, &mut c3, threads));
+        let a4 = allocations(|| faer_split(s, &a, &w, &mut c4, threads));
         let differ = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
-        let worst = differ(c0, c1).max(differ(c0, c2)).max(differ(c0, &c3));
+        let worst = differ(c0, c1).max(differ(c0, c2)).max(differ(c0, &c3)).max(differ(c0, &c4));
         assert!(worst < 1e-3, "{}: the crates disagree by {worst}", s.what);
         println!(
-            "{:<30} {:>10.1} ({a0:>4}) {:>10.1} ({a3:>4}) {:>10.1} ({a1:>4}) {:>10.1} ({a2:>4})   {}",
+            "{:<30} {:>10.1} ({a0:>4}) {:>10.1} ({a3:>4}) {:>10.1} ({a1:>4}) {:>10.1} ({a2:>4}) {:>10.1} ({a4:>4})   {}",
             format!("[{} x {}] x [{} x {}]", s.rows, s.inner, s.inner, s.cols),
             flop / t0 / 1e9,
             flop / t3 / 1e9,
             flop / t1 / 1e9,
             flop / t2 / 1e9,
+            flop / t4 / 1e9,
             s.what
         );
     }
