@@ -8,7 +8,8 @@
 //! 2. The bare step (ReLU, Euler, no noise, no input, no monitors), where the product dominates:
 //!    dale's whole step (product, Euler, phi, and the population-rate and max |x| reductions it
 //!    always runs) against the least NumPy work of the same math (`rate_numpy.py --bare`:
-//!    product, Euler in place, phi). Seconds per step as (T(2S) - T(S)) / S on both sides. B = 1
+//!    product, Euler in place, phi). Seconds per step as (min T(2S) - min T(S)) / S over the
+//!    rounds on both sides (`common::PairTimes`), the same S for both. B = 1
 //!    is memory-bound: its J read per step is given in GB/s beside a plain copy of J's bytes on
 //!    all cores and a plain sum of them (read alone), measured in the same round.
 //! 3. The quickstart's step (sine input, noise, readout every step, x every 5 steps), against
@@ -27,7 +28,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use common::{per_step, read_seconds, TARGET_S};
+use common::{per_step, read_seconds, run, PairTimes};
 use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::select::any_gpu;
 use dale::backend::gpu::GpuBackend;
@@ -89,8 +90,8 @@ fn json_lines(out: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The rate peer's seconds per step, and NumPy's version.
-fn rate_peer_per_step(n: usize, b: usize, steps: usize, bare: bool) -> (f64, String) {
+/// The rate peer's seconds for S and 2S steps, and NumPy's version.
+fn rate_peer_times(n: usize, b: usize, steps: usize, bare: bool) -> (f64, f64, String) {
     let (steps, n, b) = (steps.to_string(), n.to_string(), b.to_string());
     let mut args = vec![
         QUICKSTART,
@@ -107,7 +108,8 @@ fn rate_peer_per_step(n: usize, b: usize, steps: usize, bare: bool) -> (f64, Str
     let out = peer(RATE_PEER, &args).unwrap_or_else(|e| panic!("the NumPy peer failed: {e}"));
     let v = &json_lines(&out)[0];
     (
-        v["seconds_per_step"].as_f64().expect("seconds_per_step"),
+        v["short_s"].as_f64().expect("short_s"),
+        v["long_s"].as_f64().expect("long_s"),
         v["numpy"].as_str().unwrap_or("?").to_string(),
     )
 }
@@ -199,10 +201,10 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let run = |section: &str| named.is_empty() || named.iter().any(|a| a == section);
+    let section = |name: &str| named.is_empty() || named.iter().any(|a| a == name);
 
     // 1. The GEMM alone.
-    if run("gemm") {
+    if section("gemm") {
         let shapes = GEMM_SHAPES
             .iter()
             .map(|(r, i, c)| format!("{r}x{i}x{c}"))
@@ -260,23 +262,30 @@ fn main() {
             "range"
         )
     };
+    // dale and NumPy alternate, each timing S and 2S steps per round, S fixed by dale's first
+    // calibration so that every round times the same lengths.
     let step_rounds = |cpu: &mut CpuBackend, p: &RateParams, mon: &Monitors, bare_peer: bool| {
         let w = Weights::random(p, scene.seed);
-        let (mut dale, mut numpy) = (Vec::new(), Vec::new());
+        let (_, steps) = per_step(cpu, p, &w, mon, 50e9).expect("the CPU backend fits the budget");
+        let (mut dale, mut numpy) = (PairTimes::new(steps), PairTimes::new(steps));
         for _ in 0..ROUNDS {
-            let (dale_s, steps) =
-                per_step(cpu, p, &w, mon, 50e9).expect("the CPU backend fits the budget");
-            let peer_steps = steps.max((TARGET_S / dale_s / 4.0) as usize).max(2);
-            let (numpy_s, _) = rate_peer_per_step(p.n, p.trials, peer_steps, bare_peer);
-            dale.push(dale_s);
-            numpy.push(numpy_s);
+            let short = run(cpu, p, &w, steps, mon);
+            let long = run(cpu, p, &w, 2 * steps, mon);
+            dale.push(short, long);
+            let (short, long, _) = rate_peer_times(p.n, p.trials, steps, bare_peer);
+            numpy.push(short, long);
         }
         (dale, numpy)
     };
-    let print_row = |n: usize, b: usize, dale: &[f64], numpy: &[f64]| {
-        let ratios: Vec<f64> = numpy.iter().zip(dale).map(|(np, d)| np / d).collect();
+    let print_row = |n: usize, b: usize, dale: &PairTimes, numpy: &PairTimes| {
+        let ratios: Vec<f64> = numpy
+            .per_round()
+            .iter()
+            .zip(dale.per_round())
+            .map(|(np, d)| np / d)
+            .collect();
         let rate = |t: f64| (n * b) as f64 / t;
-        let (d, np) = (best(dale), best(numpy));
+        let (d, np) = (dale.per_step(), numpy.per_step());
         println!(
             "{n:>5} {b:>4} | {:>10.3} {:>12.3e} | {:>10.3} {:>12.3e} | {:>10.2} {:>11}",
             d * 1e3,
@@ -287,7 +296,7 @@ fn main() {
             range(&ratios)
         );
     };
-    if run("bare") {
+    if section("bare") {
         println!("\n2. Bare step (ReLU, Euler; no noise, input or monitors), best of {ROUNDS} interleaved rounds");
         header();
         let none = Monitors::default();
@@ -312,18 +321,21 @@ fn main() {
         for n in SINGLE_TRIAL {
             let p = bare(base, n, 1);
             let w = Weights::random(&p, scene.seed);
-            let (mut dale, mut copy, mut read, mut numpy) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (_, steps) =
+                per_step(&mut cpu, &p, &w, &none, 50e9).expect("the CPU backend fits the budget");
+            let (mut dale, mut numpy) = (PairTimes::new(steps), PairTimes::new(steps));
+            let (mut copy, mut read) = (Vec::new(), Vec::new());
             for _ in 0..ROUNDS {
-                let (dale_s, steps) = per_step(&mut cpu, &p, &w, &none, 50e9)
-                    .expect("the CPU backend fits the budget");
-                dale.push(dale_s);
+                let short = run(&mut cpu, &p, &w, steps, &none);
+                let long = run(&mut cpu, &p, &w, 2 * steps, &none);
+                dale.push(short, long);
                 copy.push(copy_seconds(n * n));
                 read.push(read_seconds(&w.j));
-                numpy.push(rate_peer_per_step(n, 1, steps.max(2), true).0);
+                let (short, long, _) = rate_peer_times(n, 1, steps, true);
+                numpy.push(short, long);
             }
             let bytes = (4 * n * n) as f64;
-            let (d, c, r) = (best(&dale), best(&copy), best(&read));
+            let (d, c, r) = (dale.per_step(), best(&copy), best(&read));
             println!(
                 "{n:>5} | {:>10.3} {:>13.1} | {:>10.1} {:>10.1} | {:>12.2} {:>12.2} | {:>10.3}",
                 d * 1e3,
@@ -332,13 +344,13 @@ fn main() {
                 bytes / r / 1e9,
                 c / d,
                 r / d,
-                best(&numpy) * 1e3
+                numpy.per_step() * 1e3
             );
         }
     }
 
     // 3. The quickstart's step, with noise.
-    if run("scene") {
+    if section("scene") {
         let gpu = any_gpu()
             .expect("opening the GPU adapter")
             .map(GpuBackend::new);
@@ -380,7 +392,7 @@ fn main() {
     }
 
     // 4. End to end.
-    if run("e2e") {
+    if section("e2e") {
         let tmp = std::env::temp_dir().join(format!("dale_vs_numpy_{}", std::process::id()));
         let (dale_dir, numpy_dir) = (tmp.join("dale"), tmp.join("numpy"));
         let dale_bin = env!("CARGO_BIN_EXE_dale");

@@ -44,7 +44,7 @@ pub fn per_step(
     }
     let first = run(be, p, w, 2, monitors); // warm-up: compiles, allocates, and calibrates
     let est_step = (first / 2.0).max(flops / flops_per_s_guess);
-    let steps = ((TARGET_S / est_step) as usize).clamp(2, 2000);
+    let steps = ((TARGET_S / est_step) as usize).clamp(2, 100_000);
     if est_step * 3.0 * steps as f64 > BUDGET_S {
         return None;
     }
@@ -72,6 +72,45 @@ pub fn networks(groups: usize, n: usize, seed: u64, spread: f32) -> Vec<f32> {
             d.sample(&mut rng) * scale * (s[g * n + i] - s[g * n + j]).exp()
         })
         .collect()
+}
+
+/// Runs of S and 2S steps timed in alternation over `rounds` rounds; per-step time is
+/// (min T(2S) - min T(S)) / S. Interference only adds time, so each length's fastest run is its
+/// least disturbed one; taking the difference of the two minima, not the best of per-round
+/// differences, keeps one disturbed short run from posing as a fast step.
+pub struct PairTimes {
+    pub steps: usize,
+    pub short: Vec<f64>,
+    pub long: Vec<f64>,
+}
+
+impl PairTimes {
+    pub fn new(steps: usize) -> Self {
+        PairTimes {
+            steps,
+            short: Vec::new(),
+            long: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, short: f64, long: f64) {
+        self.short.push(short);
+        self.long.push(long);
+    }
+
+    pub fn per_step(&self) -> f64 {
+        let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        ((min(&self.long) - min(&self.short)) / self.steps as f64).max(f64::MIN_POSITIVE)
+    }
+
+    /// Per-step time of each round on its own, for the spread of the ratios.
+    pub fn per_round(&self) -> Vec<f64> {
+        self.short
+            .iter()
+            .zip(&self.long)
+            .map(|(s, l)| ((l - s) / self.steps as f64).max(f64::MIN_POSITIVE))
+            .collect()
+    }
 }
 
 /// Seconds to read `values` once on all cores (a sum in 16 independent lanes per 1 MiB block, so

@@ -273,22 +273,12 @@ pub(super) fn reduce(s: &[f32], dst: &mut [f32], reduce: Reduce) {
     } = reduce;
     let finish = |v: f64| (v * scale as f64) as f32;
     match (axis, op) {
-        (Axis::Rows, ReduceOp::Sum | ReduceOp::SumSquares) => dst
-            .par_iter_mut()
-            .zip(s.par_chunks(cols.max(1)))
-            .for_each(|(d, row)| {
-                let mut acc = [0.0f64; LANES];
-                add_lanes(&mut acc, row, op == ReduceOp::SumSquares);
-                *d = finish(acc.iter().sum());
-            }),
-        (Axis::Rows, ReduceOp::MaxAbs) => dst
-            .par_iter_mut()
-            .zip(s.par_chunks(cols.max(1)))
-            .for_each(|(d, row)| {
-                let mut acc = [0u32; LANES];
-                max_abs_lanes(&mut acc, row);
-                *d = finish(max_abs_value(&acc));
-            }),
+        (Axis::Rows, _) => {
+            let isa = Isa::detected();
+            dst.par_iter_mut()
+                .zip(s.par_chunks(cols.max(1)))
+                .for_each(|(d, row)| *d = finish(isa.run(RowReduce { row, op })))
+        }
         // Columns: each task owns COL_BLOCK adjacent columns and walks the rows in memory
         // order, so the reads stay contiguous instead of striding by `cols`.
         (Axis::Cols, ReduceOp::Sum | ReduceOp::SumSquares) => dst
@@ -360,8 +350,36 @@ const LANES: usize = 8;
 /// Columns per task in a column reduction.
 const COL_BLOCK: usize = 256;
 
+/// One row's sum, sum of squares or largest |value| (Inf for any non-finite one), compiled for
+/// each instruction set; the lanes combine in the same order on all of them.
+struct RowReduce<'a> {
+    row: &'a [f32],
+    op: ReduceOp,
+}
+
+impl Kernel for RowReduce<'_> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn run(self) -> f64 {
+        match self.op {
+            ReduceOp::Sum | ReduceOp::SumSquares => {
+                let mut acc = [0.0f64; LANES];
+                add_lanes(&mut acc, self.row, self.op == ReduceOp::SumSquares);
+                acc.iter().sum()
+            }
+            ReduceOp::MaxAbs => {
+                let mut acc = [0u32; LANES];
+                max_abs_lanes(&mut acc, self.row);
+                max_abs_value(&acc)
+            }
+        }
+    }
+}
+
 /// Sums (of squares with `square`) accumulate in f64: the CPU result is the more accurate side of
 /// every GPU comparison.
+#[inline(always)]
 fn add_lanes(acc: &mut [f64; LANES], values: &[f32], square: bool) {
     let term = |v: &f32| {
         if square {
@@ -386,6 +404,7 @@ fn abs_bits(v: f32) -> u32 {
     v.to_bits() & 0x7fff_ffff
 }
 
+#[inline(always)]
 fn max_abs_lanes(acc: &mut [u32; LANES], values: &[f32]) {
     let mut chunks = values.chunks_exact(LANES);
     for c in &mut chunks {
@@ -405,5 +424,58 @@ fn max_abs_value(lanes: &[u32]) -> f64 {
         f64::INFINITY
     } else {
         f64::from(f32::from_bits(top))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every instruction set's copy of the dot products and the row reductions gives the portable
+    /// copy's bits: inner lengths with and without a tail, a row of one, values over decades.
+    #[test]
+    fn dot_rows_and_row_reductions_are_the_same_on_every_instruction_set() {
+        let value = |k: usize| ((k as f32 * 0.7548).sin() * 6.0).exp() * (k as f32 * 1.3).cos();
+        for inner in [1, 15, 64, 1000, 4097] {
+            let (rows, width) = (3, 5);
+            let a: Vec<f32> = (0..rows * inner).map(value).collect();
+            let w: Vec<f32> = (0..width * inner).map(|k| value(k + 11)).collect();
+            let product = |isa: Isa| {
+                let mut c = vec![1.0f32; rows * width];
+                isa.run(DotRows {
+                    a: &a,
+                    w: &w,
+                    rows,
+                    inner,
+                    c: SharedMut(c.as_mut_ptr()),
+                    c_rs: width,
+                    accumulate: true,
+                });
+                c.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let reduced = |isa: Isa| {
+                [ReduceOp::Sum, ReduceOp::SumSquares, ReduceOp::MaxAbs].map(|op| {
+                    isa.run(RowReduce {
+                        row: &a[..inner],
+                        op,
+                    })
+                    .to_bits()
+                })
+            };
+            let (c, r) = (product(Isa::Portable), reduced(Isa::Portable));
+            for isa in Isa::available() {
+                assert!(
+                    product(isa) == c,
+                    "{} dot products differ, inner {inner}",
+                    isa.name()
+                );
+                assert_eq!(
+                    reduced(isa),
+                    r,
+                    "{} reductions differ, inner {inner}",
+                    isa.name()
+                );
+            }
+        }
     }
 }
