@@ -297,9 +297,9 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
     }
 }
 
-@group(0) @binding(1) var<storage, read> transform_src: array<f32>;
-@group(0) @binding(2) var<storage, read> transform_h: array<f32>;
-@group(0) @binding(3) var<storage, read_write> transform_dst: array<f32>;
+@group(0) @binding(1) var<storage, read> transform_h: array<f32>;
+// Transformed in place, so that a 1 GiB J needs no second GiB for the result.
+@group(0) @binding(2) var<storage, read_write> transform_weights: array<f32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn task_transform(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
@@ -320,5 +320,5 @@ fn task_transform(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id
     } else {
         e = transform_h[g * tt.n + col];
     }
-    transform_dst[i] = transform_src[i] * exp(e);
+    transform_weights[i] = transform_weights[i] * exp(e);
 }

@@ -69,6 +69,22 @@ backend_tests! {
         again.sort();
         assert_eq!(again, held, "the scope's ids are free again");
     }
+
+    fn take_reads_back_after_the_recorded_ops_and_frees_the_buffer_once(side: &Side) {
+        let mut be = side.backend();
+        let mut scope = Scope::new();
+        let kept = scope.alloc_from::<f32>(be.as_mut(), "kept", &[5.0]).unwrap();
+        let values = scope.alloc_from(be.as_mut(), "values", &[1.0f32, 2.0, 3.0]).unwrap();
+        let sums = scope.alloc::<f32>(be.as_mut(), "sums", 1).unwrap();
+        be.reduce(values, sums, 0, sum_of(3));
+        assert_eq!(scope.take(be.as_mut(), sums).unwrap(), vec![6.0]);
+        scope.free_one(be.as_mut(), values);
+        // The scope frees only what it still holds; a second free of a taken buffer would panic.
+        assert_eq!(be.download(kept, 0, 1).unwrap(), vec![5.0]);
+        scope.free(be.as_mut());
+        let ids: Vec<u32> = (0..3).map(|_| be.alloc::<f32>("next", 1).unwrap().id).collect();
+        assert!(ids.contains(&kept.id) && ids.contains(&values.id) && ids.contains(&sums.id));
+    }
 }
 
 #[test]

@@ -206,6 +206,15 @@ pub trait Backend {
     );
     /// Gives the buffer back. Ops recorded before still see it; its handle must not be used again.
     fn free_raw(&mut self, buf: RawBuf);
+    /// All of the buffer's values, after everything recorded, and the buffer given back: a
+    /// download and a free, where the CPU backend hands its storage over without copying it (a
+    /// balanced 1 GiB J read back needs no second GiB).
+    fn take_raw(&mut self, buf: RawBuf) -> Result<Vec<u32>, DaleError> {
+        let mut words = crate::host::zeroed_vec::<u32>(buf.len);
+        self.download_raw(buf, 0, bytemuck::cast_slice_mut(&mut words))?;
+        self.free_raw(buf);
+        Ok(words)
+    }
     /// Runs (CPU) or records (GPU) one op, after its bounds check.
     fn run(&mut self, op: &dyn Op);
     /// Runs everything recorded and waits for it.
@@ -272,6 +281,11 @@ pub trait BufferOps: Backend {
     fn free<T: Element>(&mut self, buf: Buf<T>) {
         self.free_raw(buf.raw())
     }
+
+    /// All of `buf`'s values, and `buf` freed (`Backend::take_raw`).
+    fn take<T: Element>(&mut self, buf: Buf<T>) -> Result<Vec<T>, DaleError> {
+        Ok(bytemuck::allocation::cast_vec(self.take_raw(buf.raw())?))
+    }
 }
 
 impl<B: Backend + ?Sized> BufferOps for B {}
@@ -315,6 +329,28 @@ impl Scope {
             be.free_raw(buf);
         }
     }
+
+    /// Frees one of the scope's buffers before the others.
+    pub fn free_one<T: Element>(&mut self, be: &mut (impl Backend + ?Sized), buf: Buf<T>) {
+        self.forget(buf);
+        be.free(buf);
+    }
+
+    /// One of the scope's buffers read back and freed before the others (`BufferOps::take`).
+    pub fn take<T: Element>(
+        &mut self,
+        be: &mut (impl Backend + ?Sized),
+        buf: Buf<T>,
+    ) -> Result<Vec<T>, DaleError> {
+        self.forget(buf);
+        be.take(buf)
+    }
+
+    fn forget<T: Element>(&mut self, buf: Buf<T>) {
+        let at = self.bufs.iter().position(|b| b.id == buf.id);
+        self.bufs
+            .swap_remove(at.expect("the buffer belongs to this scope"));
+    }
 }
 
 /// A backend's buffers by id: a freed id is taken again by the next allocation (the GPU backend
@@ -347,10 +383,10 @@ impl<T> Slots<T> {
         }
     }
 
-    /// Drops the value and frees its id.
-    pub(crate) fn remove(&mut self, id: u32) {
-        self.slots[id as usize] = None;
+    /// Frees the id, and returns the value it held.
+    pub(crate) fn remove(&mut self, id: u32) -> Option<T> {
         self.free.push(id);
+        self.slots[id as usize].take()
     }
 
     /// The slot itself: None once removed (or while the CPU backend lends it to an op).

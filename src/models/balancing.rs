@@ -360,6 +360,9 @@ fn balance_in(
     };
     let h_samples = scope.alloc(backend, "h samples", samples_per_chunk * groups * n)?;
     backend.costs(j0, alpha, c0, costs);
+    // J0 is spent once the costs are made: the passes read only c0 (J comes up again for the
+    // transformation, after c0 is freed).
+    scope.free_one(backend, j0);
     let mut out = Balanced::default();
     let mut g0: Option<Vec<f64>> = None;
     let mut done = 0;
@@ -478,37 +481,31 @@ fn balance_in(
         }
         backend.upload(h, 0, &out.h)?;
     }
-    // The costs are spent: the balanced J goes into their buffer, saving a [groups, n, n] one.
-    (out.j, out.w_in, out.w_out) = transformed(backend, scope, nets, h, j0, c0)?;
+    // The costs are spent: freed before J goes up again to be transformed, so that the device
+    // never holds more than one [groups, n, n] array beside the host's J.
+    scope.free_one(backend, c0);
+    (out.j, out.w_in, out.w_out) = transformed(backend, scope, nets, h)?;
     Ok(out)
 }
 
-/// The task-preserving transformation (eq. 4) by h on the device ([groups, n]): J from `j0`
-/// into `j_dst`, and W_in -> e^-H W_in, W_out -> W_out e^H where the networks have them (empty
-/// where they have none).
+/// The task-preserving transformation (eq. 4) by h on the device ([groups, n]) of J, and of
+/// W_in -> e^-H W_in and W_out -> W_out e^H where the networks have them (empty where they have
+/// none). Each array goes up, is transformed in place and comes back one at a time, so that the
+/// device holds one copy of the largest (J) at most; callers free their J and costs first.
 fn transformed(
     backend: &mut dyn Backend,
     scope: &mut Scope,
     nets: &Networks,
     h: Buf<f32>,
-    j0: Buf<f32>,
-    j_dst: Buf<f32>,
 ) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>), DaleError> {
     let (groups, n) = (nets.groups, nets.n);
-    let recurrent = TaskTransform {
-        groups,
-        n,
-        weights: Weights::Recurrent,
-    };
-    backend.task_transform(j0, h, j_dst, recurrent);
-    let j = backend.download(j_dst, 0, recurrent.len())?;
     let mut transform = |weights, values: &[f32]| -> Result<Vec<f32>, DaleError> {
         let spec = TaskTransform { groups, n, weights };
-        let src = scope.alloc_from(backend, "weights to transform", values)?;
-        let dst = scope.alloc(backend, "transformed weights", spec.len())?;
-        backend.task_transform(src, h, dst, spec);
-        backend.download(dst, 0, spec.len())
+        let buf = scope.alloc_from(backend, "weights to transform", values)?;
+        backend.task_transform(buf, h, spec);
+        scope.take(backend, buf)
     };
+    let j = transform(Weights::Recurrent, nets.j)?;
     let w_in = match nets.w_in {
         Some((m, w)) => transform(Weights::Input { m }, w)?,
         None => Vec::new(),
@@ -577,9 +574,7 @@ pub fn balance_with_io_paths(
     let mut scope = Scope::new();
     let result = (|| {
         let h = scope.alloc_from(backend, "h", &out.h)?;
-        let j0 = scope.alloc_from(backend, "J0", nets.j)?;
-        let dst = scope.alloc(backend, "balanced J", groups * n * n)?;
-        (out.j, out.w_in, out.w_out) = transformed(backend, &mut scope, nets, h, j0, dst)?;
+        (out.j, out.w_in, out.w_out) = transformed(backend, &mut scope, nets, h)?;
         Ok(())
     })();
     scope.free(backend);

@@ -433,7 +433,9 @@ fn osborne_on_constraint(inc: f32, out: f32, nu: f32) -> f32 {
     }
 }
 
-pub(super) fn task_transform(src: &[f32], h: &[f32], dst: &mut [f32], spec: TaskTransform) {
+/// In place: the weights are read and written by the same element, so that balancing a 1 GiB J
+/// needs no second GiB for the result.
+pub(super) fn task_transform(weights: &mut [f32], h: &[f32], spec: TaskTransform) {
     let (rows, cols) = spec.rows_cols();
     let n = spec.n;
     let per = rows * cols;
@@ -448,7 +450,7 @@ pub(super) fn task_transform(src: &[f32], h: &[f32], dst: &mut [f32], spec: Task
     let down: Vec<f32> = h[..groups * n].iter().map(|v| (-v).exp()).collect();
     // Tasks of whole rows, about BLOCK values each.
     let rows_per_task = BLOCK.div_ceil(cols).max(1);
-    dst[..spec.len()]
+    weights[..spec.len()]
         .par_chunks_mut(rows_per_task * cols)
         .enumerate()
         .for_each(|(task, out)| {
@@ -456,28 +458,21 @@ pub(super) fn task_transform(src: &[f32], h: &[f32], dst: &mut [f32], spec: Task
                 let flat_row = task * rows_per_task + r;
                 let (g, i) = (flat_row / rows, flat_row % rows);
                 let up_g = &up[g * n..][..n];
-                let src_row = &src[flat_row * cols..][..cols];
                 match spec.weights {
                     Weights::Recurrent => {
                         let f = down[g * n + i];
                         out_row
                             .iter_mut()
-                            .zip(src_row)
                             .zip(up_g)
-                            .for_each(|((d, s), u)| *d = s * f * u);
+                            .for_each(|(w, u)| *w = *w * f * u);
                     }
                     Weights::Input { .. } => {
                         let f = down[g * n + i];
-                        out_row
-                            .iter_mut()
-                            .zip(src_row)
-                            .for_each(|(d, s)| *d = s * f);
+                        out_row.iter_mut().for_each(|w| *w *= f);
                     }
-                    Weights::Output { .. } => out_row
-                        .iter_mut()
-                        .zip(src_row)
-                        .zip(up_g)
-                        .for_each(|((d, s), u)| *d = s * u),
+                    Weights::Output { .. } => {
+                        out_row.iter_mut().zip(up_g).for_each(|(w, u)| *w *= u)
+                    }
                 }
             }
         });

@@ -141,7 +141,7 @@ pub enum Weights {
     Output { k: usize },
 }
 
-/// dst = pi_h(src) for `groups` networks of n neurons; h is [groups, n].
+/// weights <- pi_h(weights) for `groups` networks of n neurons; h is [groups, n].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TaskTransform {
     pub groups: usize,
@@ -210,9 +210,9 @@ pub trait BalanceOps: Backend {
         })
     }
 
-    /// dst = pi_h(src) (001 eq. 4), as `TaskTransform` describes.
-    fn task_transform(&mut self, src: Buf<f32>, h: Buf<f32>, dst: Buf<f32>, spec: TaskTransform) {
-        self.run(&TaskTransformOp { src, h, dst, spec })
+    /// weights <- pi_h(weights) (001 eq. 4), in place, as `TaskTransform` describes.
+    fn task_transform(&mut self, weights: Buf<f32>, h: Buf<f32>, spec: TaskTransform) {
+        self.run(&TaskTransformOp { weights, h, spec })
     }
 }
 
@@ -306,11 +306,7 @@ pub static H_UPDATE: Kernel = Kernel::new::<HUpdateParams>(
 pub static TASK_TRANSFORM: Kernel = Kernel::new::<TaskTransformParams>(
     WGSL,
     "task_transform",
-    &[
-        Binding::read::<f32>("src"),
-        Binding::read::<f32>("h"),
-        Binding::write::<f32>("dst"),
-    ],
+    &[Binding::read::<f32>("h"), Binding::write::<f32>("weights")],
 );
 
 pub static KERNELS: &[&Kernel] = &[
@@ -542,9 +538,8 @@ impl Op for HUpdateOp {
 }
 
 struct TaskTransformOp {
-    src: Buf<f32>,
+    weights: Buf<f32>,
     h: Buf<f32>,
-    dst: Buf<f32>,
     spec: TaskTransform,
 }
 
@@ -555,15 +550,14 @@ impl Op for TaskTransformOp {
 
     fn check(&self) {
         let s = &self.spec;
-        check_range(self.src.raw(), 0, s.len(), "task_transform src");
+        check_range(self.weights.raw(), 0, s.len(), "task_transform weights");
         check_range(self.h.raw(), 0, s.groups * s.n, "task_transform h");
-        check_range(self.dst.raw(), 0, s.len(), "task_transform dst");
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
-        let mut dst = mem.take(self.dst);
-        cpu::task_transform(mem.get(self.src), mem.get(self.h), &mut dst, self.spec);
-        mem.put(dst);
+        let mut weights = mem.take(self.weights);
+        cpu::task_transform(&mut weights, mem.get(self.h), self.spec);
+        mem.put(weights);
     }
 
     fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
@@ -585,7 +579,7 @@ impl Op for TaskTransformOp {
         };
         vec![Dispatch::new(
             &TASK_TRANSFORM,
-            &[self.src.raw(), self.h.raw(), self.dst.raw()],
+            &[self.h.raw(), self.weights.raw()],
             params,
             spread(s.len().div_ceil(WG), limits),
         )]

@@ -163,6 +163,11 @@ impl Backend for CpuBackend {
         self.mem.slots.remove(buf.id);
     }
 
+    fn take_raw(&mut self, buf: RawBuf) -> Result<Vec<u32>, DaleError> {
+        let words = self.mem.slots.remove(buf.id);
+        Ok(words.unwrap_or_else(|| panic!("take: buffer '{}' was freed", buf.label)))
+    }
+
     fn run(&mut self, op: &dyn Op) {
         op.check();
         op.run_cpu(&mut self.mem);
