@@ -75,9 +75,9 @@ fn combine(a: f32, b: f32) -> f32 {
     return max(a, b);
 }
 
-@group(0) @binding(1) var<storage, read> costs_w: array<f32>;
-@group(0) @binding(2) var<storage, read> costs_alpha: array<f32>;
-@group(0) @binding(3) var<storage, read_write> costs_c: array<f32>;
+@group(0) @binding(1) var<storage, read> costs_alpha: array<f32>;
+// In place: the weights in, their costs out.
+@group(0) @binding(2) var<storage, read_write> costs_c: array<f32>;
 
 @compute @workgroup_size(256, 1, 1)
 fn costs(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>,
@@ -95,7 +95,7 @@ fn costs(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: ve
     } else if (cp.alpha == 2u) {
         alpha = costs_alpha[select(g * per, 0u, cp.alpha_shared == 1u) + e];
     }
-    costs_c[i] = alpha * power(abs(costs_w[i]), cp.p);
+    costs_c[i] = alpha * power(abs(costs_c[i]), cp.p);
 }
 
 // Partials of one network: [bands * n column partials][n row totals].

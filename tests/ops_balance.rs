@@ -53,11 +53,10 @@ backend_tests! {
                     };
                     let alpha: Vec<f32> = sparse_costs(spec.alpha_len().max(1), 310 + i as u64);
                     let run = |be: &mut dyn Backend| {
-                        let wb = be.alloc_from("w", &w).unwrap();
+                        let cb = be.alloc_from("w, then c", &w).unwrap();
                         let ab = be.alloc_from("alpha", &alpha).unwrap();
-                        let cb = be.alloc("c", spec.len()).unwrap();
-                        be.costs(wb, ab, cb, spec);
-                        be.download(cb, 0, spec.len()).unwrap()
+                        be.costs(cb, ab, spec);
+                        be.take(cb).unwrap()
                     };
                     // p = 1, 2 are exact products; other powers go through pow, which WGSL computes
                     // as exp2(p log2 a) with the log's error amplified by p |log2 a| (< 4 for normal

@@ -337,7 +337,6 @@ fn balance_in(
         n,
         aggregate: params.aggregate,
     };
-    let j0 = scope.alloc_from(backend, "J0", nets.j)?;
     let alpha = scope.alloc_from(
         backend,
         "alpha",
@@ -347,7 +346,9 @@ fn balance_in(
             alpha_values
         },
     )?;
-    let c0 = scope.alloc(backend, "c0", groups * n * n)?;
+    // J goes up into the costs' buffer and becomes c0 in place: the device never holds J and
+    // its costs at once (J comes up again for the transformation, after c0 is freed).
+    let c0 = scope.alloc_from(backend, "J, then its costs c0", nets.j)?;
     let h = scope.alloc(backend, "h", groups * n)?;
     let scale = scope.alloc_from(backend, "s = e^(p h)", &vec![1.0; groups * n])?;
     let flows = scope.alloc(backend, "incoming and outgoing costs", groups * 2 * n)?;
@@ -359,10 +360,7 @@ fn balance_in(
         0
     };
     let h_samples = scope.alloc(backend, "h samples", samples_per_chunk * groups * n)?;
-    backend.costs(j0, alpha, c0, costs);
-    // J0 is spent once the costs are made: the passes read only c0 (J comes up again for the
-    // transformation, after c0 is freed).
-    scope.free_one(backend, j0);
+    backend.costs(c0, alpha, costs);
     let mut out = Balanced::default();
     let mut g0: Option<Vec<f64>> = None;
     let mut done = 0;

@@ -20,20 +20,20 @@ pub fn power(a: f32, p: f32) -> f32 {
     }
 }
 
-pub(super) fn costs(w: &[f32], alpha: &[f32], c: &mut [f32], spec: Costs) {
+/// In place: c holds the weights and gets their costs.
+pub(super) fn costs(c: &mut [f32], alpha: &[f32], spec: Costs) {
     // One copy of the loops per exponent that has its own form, so that none branches on p per
     // synapse and the common p = 1 and 2 vectorise.
     match spec.p {
-        1.0 => costs_by(w, alpha, c, spec, |a| a),
-        2.0 => costs_by(w, alpha, c, spec, |a| a * a),
-        p => costs_by(w, alpha, c, spec, move |a| power(a, p)),
+        1.0 => costs_by(c, alpha, spec, |a| a),
+        2.0 => costs_by(c, alpha, spec, |a| a * a),
+        p => costs_by(c, alpha, spec, move |a| power(a, p)),
     }
 }
 
 fn costs_by(
-    w: &[f32],
-    alpha: &[f32],
     c: &mut [f32],
+    alpha: &[f32],
     spec: Costs,
     power: impl Fn(f32) -> f32 + Copy + Send + Sync,
 ) {
@@ -50,27 +50,24 @@ fn costs_by(
     }
     c[..groups * per]
         .par_chunks_mut(per)
-        .zip(w[..groups * per].par_chunks(per))
         .enumerate()
-        .for_each(|(g, (cg, wg))| {
+        .for_each(|(g, cg)| {
             let base = |shared: bool, one: usize| if shared { 0 } else { g * one };
             match kind {
-                Alpha::One => cg.iter_mut().zip(wg).for_each(|(c, w)| *c = power(w.abs())),
+                Alpha::One => cg.iter_mut().for_each(|c| *c = power(c.abs())),
                 Alpha::PerColumn { shared } => {
                     let a = &alpha[base(shared, cols)..][..cols];
-                    for (crow, wrow) in cg.chunks_mut(cols).zip(wg.chunks(cols)) {
+                    for crow in cg.chunks_mut(cols) {
                         crow.iter_mut()
-                            .zip(wrow)
                             .zip(a)
-                            .for_each(|((c, w), a)| *c = a * power(w.abs()));
+                            .for_each(|(c, a)| *c = a * power(c.abs()));
                     }
                 }
                 Alpha::Full { shared } => {
                     let a = &alpha[base(shared, per)..][..per];
                     cg.iter_mut()
-                        .zip(wg)
                         .zip(a)
-                        .for_each(|((c, w), a)| *c = a * power(w.abs()));
+                        .for_each(|(c, a)| *c = a * power(c.abs()));
                 }
             }
         });

@@ -168,9 +168,10 @@ impl TaskTransform {
 
 /// The balancing ops, on any backend.
 pub trait BalanceOps: Backend {
-    /// c = alpha |w|^p, as `Costs` describes; `alpha` is not read for `Alpha::One`.
-    fn costs(&mut self, w: Buf<f32>, alpha: Buf<f32>, c: Buf<f32>, spec: Costs) {
-        self.run(&CostsOp { w, alpha, c, spec })
+    /// c <- alpha |c|^p in place, as `Costs` describes: the weights in, their costs out, so that
+    /// a 1 GiB J and its costs need no second GiB. `alpha` is not read for `Alpha::One`.
+    fn costs(&mut self, c: Buf<f32>, alpha: Buf<f32>, spec: Costs) {
+        self.run(&CostsOp { c, alpha, spec })
     }
 
     /// Incoming and outgoing costs of every neuron at h, as `CostFlows` describes; `partials`
@@ -269,11 +270,7 @@ params! {
 pub static COSTS: Kernel = Kernel::new::<CostsParams>(
     WGSL,
     "costs",
-    &[
-        Binding::read::<f32>("w"),
-        Binding::read::<f32>("alpha"),
-        Binding::write::<f32>("c"),
-    ],
+    &[Binding::read::<f32>("alpha"), Binding::write::<f32>("c")],
 );
 pub static COST_FLOWS_BANDS: Kernel = Kernel::new::<CostFlowsParams>(
     WGSL,
@@ -318,9 +315,8 @@ pub static KERNELS: &[&Kernel] = &[
 ];
 
 struct CostsOp {
-    w: Buf<f32>,
-    alpha: Buf<f32>,
     c: Buf<f32>,
+    alpha: Buf<f32>,
     spec: Costs,
 }
 
@@ -331,14 +327,13 @@ impl Op for CostsOp {
 
     fn check(&self) {
         let s = &self.spec;
-        check_range(self.w.raw(), 0, s.len(), "costs w");
         check_range(self.alpha.raw(), 0, s.alpha_len(), "costs alpha");
         check_range(self.c.raw(), 0, s.len(), "costs c");
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
         let mut c = mem.take(self.c);
-        cpu::costs(mem.get(self.w), mem.get(self.alpha), &mut c, self.spec);
+        cpu::costs(&mut c, mem.get(self.alpha), self.spec);
         mem.put(c);
     }
 
@@ -360,15 +355,9 @@ impl Op for CostsOp {
             alpha_shared: shared as u32,
             p: s.p,
         };
-        // Alpha::One reads no alpha; w stands in for the binding.
-        let alpha_buf = if s.alpha == Alpha::One {
-            self.w
-        } else {
-            self.alpha
-        };
         vec![Dispatch::new(
             &COSTS,
-            &[self.w.raw(), alpha_buf.raw(), self.c.raw()],
+            &[self.alpha.raw(), self.c.raw()],
             params,
             spread(s.len().div_ceil(WG), limits),
         )]
