@@ -11,7 +11,11 @@
 //! after `sync` has flushed the writes before it. Both report their passes over J and their time
 //! split; the two balanced h must agree, or the bench fails.
 //!
-//! The peer needs Python 3 with NumPy: `python3`, or the interpreter named in DALE_PYTHON.
+//! Beside them, once per size, LAPACK's gebal (benches/peers/balance_gebal.py, SciPy's
+//! `matrix_balance`): the seconds of its balancing alone and the cost it reaches, against dale's.
+//!
+//! The peers need Python 3 with NumPy (and SciPy for gebal, which is skipped with a printed
+//! reason without it): `python3`, or the interpreter named in DALE_PYTHON.
 
 mod common;
 
@@ -23,6 +27,7 @@ use common::networks;
 use dale::scene::output::write_npy;
 
 const PEER: &str = "benches/peers/balance_numpy.py";
+const GEBAL: &str = "benches/peers/balance_gebal.py";
 const SIZES: [(usize, usize); 2] = [(4096, 5), (16384, 3)];
 
 fn python() -> String {
@@ -189,6 +194,32 @@ fn main() {
             best(&peer),
             best(&peer) / best(&dale),
         );
+        let dale_cost = std::fs::read_to_string(dale_dir.join("summary.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v["total_cost"]["after"].as_f64());
+        match Command::new(python()).arg(GEBAL).arg(&weights).output() {
+            Ok(out) if out.status.success() => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).expect("gebal prints one JSON line");
+                println!(
+                    "       LAPACK gebal (SciPy {}): {:.2} s balancing alone; p = 2 cost {:.4e} -> {:.4e}, dale -> {}",
+                    v["scipy"].as_str().unwrap_or("?"),
+                    v["seconds"].as_f64().unwrap_or(f64::NAN),
+                    v["cost_before"].as_f64().unwrap_or(f64::NAN),
+                    v["cost_after"].as_f64().unwrap_or(f64::NAN),
+                    dale_cost.map_or("?".into(), |c| format!("{c:.4e}"))
+                );
+            }
+            Ok(out) => println!(
+                "       LAPACK gebal: skipped ({})",
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("failed")
+            ),
+            Err(e) => println!("       LAPACK gebal: skipped ({e})"),
+        }
         for dir in [&dale_dir, &numpy_dir] {
             drop(std::fs::remove_dir_all(dir));
         }
