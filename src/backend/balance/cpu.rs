@@ -165,10 +165,7 @@ fn cost_flows_by<const MAX: bool>(
 /// `row_tot`) and the band's column totals (at 1/s, in `col`), compiled for each instruction set:
 /// a default x86-64 build may only assume SSE2's 4-wide vectors, and the pass is bound by
 /// arithmetic, not memory, without wider ones. Every copy rounds identically (no fused
-/// multiply-adds), so results do not depend on the machine. The AVX2 copy runs on AVX-512
-/// processors too: there the compiler half-scalarised the AVX-512 copy of these loops, and a
-/// whole N = 16384 solve took 8.8-9.0 s against 5.0-5.7 s with the AVX2 copy (`dale balance`,
-/// DALE_CPU_ISA=avx2 against the default, on this project's 2-core AVX-512 machine).
+/// multiply-adds), so results do not depend on the machine.
 fn band_totals<const MAX: bool>(
     c: &[f32],
     s: &[f32],
@@ -176,7 +173,7 @@ fn band_totals<const MAX: bool>(
     row_tot: &mut [f64],
     col: &mut [f32],
 ) {
-    Isa::detected().min(Isa::Avx2).run(BandTotals::<MAX> {
+    Isa::detected().run(BandTotals::<MAX> {
         c,
         s,
         first,
@@ -262,13 +259,18 @@ fn rows_block<const MAX: bool, const R: usize>(
                 rows.map(|row| &row[block.clone()].as_chunks::<LANES>().0[..s.len()]);
             let mut part = [[0.0f32; LANES]; R];
             for (k, (s, col)) in s.iter().zip(col.iter_mut()).enumerate() {
+                // The R rows' values loaded first and the column partials held in a local copy:
+                // indexing the rows and writing `col` inside the loop over rows kept the
+                // compiler from vectorising it (scalar multiplies, partials in memory).
+                let c: [[f32; LANES]; R] = std::array::from_fn(|r| rows[r][k]);
+                let mut cols = *col;
                 for r in 0..R {
-                    let c = &rows[r][k];
                     for l in 0..LANES {
-                        part[r][l] = join::<MAX, _>(part[r][l], c[l] * s[l]);
-                        col[l] = join::<MAX, _>(col[l], c[l] * inv[r]);
+                        part[r][l] = join::<MAX, _>(part[r][l], c[r][l] * s[l]);
+                        cols[l] = join::<MAX, _>(cols[l], c[r][l] * inv[r]);
                     }
                 }
+                *col = cols;
             }
             for r in 0..R {
                 for l in 0..LANES {
