@@ -28,9 +28,9 @@ pub(super) fn matmul(
             out[..shape.c_len()].fill(0.0);
         }
     } else if rows * cols > 0 {
-        // One task per (network, block of C's columns), each a single-threaded gemm call:
-        // measured faster than gemm's own threading on every shape we run but the narrowest
-        // (benches/gemm_choice), and it needs no heap beyond gemm's packing buffer.
+        // One task per (network, block of C's columns), each a single-threaded product (`product`
+        // or `DotRows`): measured as fast as or faster than the crates' own threading on every
+        // shape we run (benches/gemm_choice), and a block of C needs no more than its columns of W.
         let threads = rayon::current_num_threads();
         let blocks = threads
             .div_ceil(groups)
@@ -219,48 +219,48 @@ impl Kernel for DotRows<'_> {
 /// same lanes, padded with zeros (a scalar tail cost more than the vector part at N = 1000).
 #[inline(always)]
 fn dot(a: &[f32], w: &[f32]) -> f32 {
-    let (a_blocks, a_tail) = a.as_chunks::<{ 4 * LANE }>();
-    let (w_blocks, w_tail) = w[..a.len()].as_chunks::<{ 4 * LANE }>();
+    let (a_blocks, a_tail) = a.as_chunks::<{ 4 * DOT_LANE }>();
+    let (w_blocks, w_tail) = w[..a.len()].as_chunks::<{ 4 * DOT_LANE }>();
     let mut sums = (
-        [0.0f32; LANE],
-        [0.0f32; LANE],
-        [0.0f32; LANE],
-        [0.0f32; LANE],
+        [0.0f32; DOT_LANE],
+        [0.0f32; DOT_LANE],
+        [0.0f32; DOT_LANE],
+        [0.0f32; DOT_LANE],
     );
     for (a, w) in a_blocks.iter().zip(w_blocks) {
         sums = dot_block(sums, a, w);
     }
-    let (mut pad_a, mut pad_w) = ([0.0f32; 4 * LANE], [0.0f32; 4 * LANE]);
+    let (mut pad_a, mut pad_w) = ([0.0f32; 4 * DOT_LANE], [0.0f32; 4 * DOT_LANE]);
     pad_a[..a_tail.len()].copy_from_slice(a_tail);
     pad_w[..w_tail.len()].copy_from_slice(w_tail);
     let (s0, s1, s2, s3) = dot_block(sums, &pad_a, &pad_w);
-    let v: [f32; LANE] = std::array::from_fn(|l| (s0[l] + s2[l]) + (s1[l] + s3[l]));
+    let v: [f32; DOT_LANE] = std::array::from_fn(|l| (s0[l] + s2[l]) + (s1[l] + s3[l]));
     let h: [f32; 8] = std::array::from_fn(|l| v[l] + v[l + 8]);
     let h: [f32; 4] = std::array::from_fn(|l| h[l] + h[l + 4]);
     let h: [f32; 2] = std::array::from_fn(|l| h[l] + h[l + 2]);
     h[0] + h[1]
 }
 
-type Lanes = [f32; LANE];
+type DotLanes = [f32; DOT_LANE];
 
-/// The four running sums of `dot` after one block of 4 LANE values.
+/// The four running sums of `dot` after one block of 4 DOT_LANE values.
 #[inline(always)]
 fn dot_block(
-    (mut s0, mut s1, mut s2, mut s3): (Lanes, Lanes, Lanes, Lanes),
-    a: &[f32; 4 * LANE],
-    w: &[f32; 4 * LANE],
-) -> (Lanes, Lanes, Lanes, Lanes) {
-    for l in 0..LANE {
+    (mut s0, mut s1, mut s2, mut s3): (DotLanes, DotLanes, DotLanes, DotLanes),
+    a: &[f32; 4 * DOT_LANE],
+    w: &[f32; 4 * DOT_LANE],
+) -> (DotLanes, DotLanes, DotLanes, DotLanes) {
+    for l in 0..DOT_LANE {
         s0[l] += a[l] * w[l];
-        s1[l] += a[LANE + l] * w[LANE + l];
-        s2[l] += a[2 * LANE + l] * w[2 * LANE + l];
-        s3[l] += a[3 * LANE + l] * w[3 * LANE + l];
+        s1[l] += a[DOT_LANE + l] * w[DOT_LANE + l];
+        s2[l] += a[2 * DOT_LANE + l] * w[2 * DOT_LANE + l];
+        s3[l] += a[3 * DOT_LANE + l] * w[3 * DOT_LANE + l];
     }
     (s0, s1, s2, s3)
 }
 
 /// f32 lanes of a 512-bit vector.
-const LANE: usize = 16;
+const DOT_LANE: usize = 16;
 
 /// dst[i] = scale * reduce(...) over the [rows, cols] matrix `s`.
 pub(super) fn reduce(s: &[f32], dst: &mut [f32], reduce: Reduce) {

@@ -16,13 +16,11 @@ const LANES: usize = 16;
 
 /// One N(0, 1) value: element `index` of step `step` of the stream `seed`.
 pub fn gaussian_noise(seed: u64, step: u32, index: u32) -> f32 {
-    let mut first = [0u32; LANES];
-    first[0] = index / 2;
-    let (cos, sin) = pairs(key(seed, step), first);
+    let (cos, sin) = pair(key(seed, step), index / 2);
     if index.is_multiple_of(2) {
-        cos[0]
+        cos
     } else {
-        sin[0]
+        sin
     }
 }
 
@@ -59,20 +57,21 @@ impl Kernel for Fill<'_> {
         // An odd first element is the sine of its pair: draw that pair alone, then whole pairs.
         let (head, rest) = if first % 2 == 1 && !out.is_empty() {
             let (head, rest) = out.split_at_mut(1);
-            let mut one = [0u32; LANES];
-            one[0] = first / 2;
-            head[0] = pairs(key, one).1[0];
+            head[0] = pair(key, first / 2).1;
             (1u32, rest)
         } else {
             (0, out)
         };
-        let mut pair = first.wrapping_add(head) / 2;
+        let mut first_pair = first.wrapping_add(head) / 2;
         for chunk in rest.chunks_mut(2 * LANES) {
-            let (cos, sin) = pairs(key, std::array::from_fn(|l| pair.wrapping_add(l as u32)));
+            let (mut cos, mut sin) = ([0.0f32; LANES], [0.0f32; LANES]);
+            for l in 0..LANES {
+                (cos[l], sin[l]) = pair(key, first_pair.wrapping_add(l as u32));
+            }
             for (k, v) in chunk.iter_mut().enumerate() {
                 *v = if k % 2 == 0 { cos[k / 2] } else { sin[k / 2] };
             }
-            pair = pair.wrapping_add(LANES as u32);
+            first_pair = first_pair.wrapping_add(LANES as u32);
         }
     }
 }
@@ -83,19 +82,15 @@ fn key(seed: u64, step: u32) -> u32 {
     mix(mix(seed as u32) ^ mix((seed >> 32) as u32 ^ 0x9e37_79b9) ^ step)
 }
 
-/// (cos, sin) Box-Muller values of LANES pairs.
+/// The (cos, sin) Box-Muller values of one pair; `Fill` runs LANES of them side by side, which
+/// the compiler vectorises (every step is plain lane arithmetic).
 #[inline(always)]
-fn pairs(key: u32, pair: [u32; LANES]) -> ([f32; LANES], [f32; LANES]) {
-    let (mut cos, mut sin) = ([0.0f32; LANES], [0.0f32; LANES]);
-    for l in 0..LANES {
-        let u1 = unit(mix(key ^ mix(pair[l].wrapping_mul(2))));
-        let u2 = unit(mix(key ^ mix(pair[l].wrapping_mul(2).wrapping_add(1))));
-        let radius = (-2.0 * ln_unit(u1)).sqrt();
-        let (s, c) = sin_cos_turns(u2);
-        cos[l] = radius * c;
-        sin[l] = radius * s;
-    }
-    (cos, sin)
+fn pair(key: u32, pair: u32) -> (f32, f32) {
+    let u1 = unit(mix(key ^ mix(pair.wrapping_mul(2))));
+    let u2 = unit(mix(key ^ mix(pair.wrapping_mul(2).wrapping_add(1))));
+    let radius = (-2.0 * ln_unit(u1)).sqrt();
+    let (s, c) = sin_cos_turns(u2);
+    (radius * c, radius * s)
 }
 
 /// Chris Wellons' lowbias32 integer hash.
