@@ -99,7 +99,12 @@ fn per_iteration(
     Some(((long - short) / k as f64).max(f64::MIN_POSITIVE))
 }
 
+/// On a rayon worker, as the dale binary runs its commands (src/main.rs, `on_workers`).
 fn main() {
+    rayon::scope(|_| bench())
+}
+
+fn bench() {
     let gpu = any_gpu().expect("opening the GPU adapter");
     let gpu_name = gpu
         .as_ref()

@@ -74,7 +74,12 @@ fn settle() {
     assert!(status.success(), "sync failed");
 }
 
+/// On a rayon worker, as the dale binary runs its commands (src/main.rs, `on_workers`).
 fn main() {
+    rayon::scope(|_| bench())
+}
+
+fn bench() {
     let version = Command::new(python())
         .args(["-c", "import numpy; print(numpy.__version__)"])
         .output();

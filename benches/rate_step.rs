@@ -32,7 +32,12 @@ fn params(n: usize, b: usize) -> RateParams {
     }
 }
 
+/// On a rayon worker, as the dale binary runs its commands (src/main.rs, `on_workers`).
 fn main() {
+    rayon::scope(|_| bench())
+}
+
+fn bench() {
     let gpu = any_gpu().expect("opening the GPU adapter");
     let mut cpu = CpuBackend::new();
     let cpu_name = cpu.info().name;

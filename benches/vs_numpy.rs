@@ -179,7 +179,12 @@ fn bare(base: &RateParams, n: usize, b: usize) -> RateParams {
     }
 }
 
+/// On a rayon worker, as the dale binary runs its commands (src/main.rs, `on_workers`).
 fn main() {
+    rayon::scope(|_| bench())
+}
+
+fn bench() {
     for script in [RATE_PEER, GEMM_PEER] {
         if let Err(e) = peer(script, &["--help"]) {
             eprintln!("vs_numpy needs Python 3 with NumPy for the peers; set DALE_PYTHON to such an interpreter.\n{e}");

@@ -95,7 +95,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match on_workers(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -106,6 +106,24 @@ fn main() -> ExitCode {
             ExitCode::from(if diverged { 3 } else { 1 })
         }
     }
+}
+
+/// Runs the command on a worker of rayon's pool, so that the CPU backend's ops start their
+/// parallel loops from inside the pool; from outside, each op had to wake a worker and put the
+/// calling thread to sleep until it finished, a third of a [1 x 1000] x [1000 x 1000] product
+/// (BENCHMARKS.md, issue 24).
+fn on_workers(cli: Cli) -> anyhow::Result<()> {
+    // The main thread's stack size, which the command's code was written for.
+    let mut pool = rayon::ThreadPoolBuilder::new().stack_size(8 << 20);
+    if let Command::Run {
+        threads: Some(t), ..
+    } = cli.command
+    {
+        anyhow::ensure!(t >= 1, "--threads = {t}; allowed: an integer >= 1");
+        pool = pool.num_threads(t);
+    }
+    pool.build_global()?;
+    rayon::scope(|_| run(cli))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -172,14 +190,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             backend,
             smoke,
             quiet,
-            threads,
+            threads: _,
         } => {
-            if let Some(t) = threads {
-                anyhow::ensure!(t >= 1, "--threads = {t}; allowed: an integer >= 1");
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(t)
-                    .build_global()?;
-            }
             let parsed = Scene::read(&scene)?;
             let mut opened = select::open(backend)?;
             let info = opened.backend.info();

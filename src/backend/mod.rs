@@ -183,7 +183,7 @@ pub struct BackendInfo {
 /// backend batches them into one submission and runs them at a download or `finish`. Offsets and
 /// lengths are in values. Bounds are checked when an op is recorded: a bad bound is a bug in
 /// dale and panics, naming the op and the buffer.
-pub trait Backend {
+pub trait Backend: Send {
     fn info(&self) -> BackendInfo;
     fn alloc_raw(
         &mut self,
