@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DaleError {
     /// A scene that cannot be read, or a value outside what the model allows.
-    #[error("scene error at `{path}`: {message}")]
+    #[error("{} `{path}`: {message}", if path.starts_with("--") { "option" } else { "scene error at" })]
     Scene { path: String, message: String },
 
     /// A size that does not fit the chosen backend, found before anything is allocated.

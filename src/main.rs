@@ -70,13 +70,13 @@ enum Command {
         #[arg(long, default_value = "power", value_parser = choice::<Cost>(&Cost::NAMES))]
         cost: Cost,
         /// Exponent of the power-law cost |J|^p (robustness: 2; maxabs: 1).
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
         p: f32,
         /// Default: direct (flow for --cost maxabs).
         #[arg(long, value_parser = choice::<Solver>(&Solver::NAMES))]
         solver: Option<Solver>,
         /// Stop at ||g|| <= tol ||g0||.
-        #[arg(long, default_value_t = 1e-6)]
+        #[arg(long, default_value_t = 1e-6, allow_negative_numbers = true)]
         tol: f64,
         /// Step budget (passes over J).
         #[arg(long, default_value_t = 20_000)]
@@ -94,17 +94,44 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_wayland_probe();
     let cli = Cli::parse();
     match on_workers(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", with_causes(&e));
             let diverged = matches!(
                 e.downcast_ref::<DaleError>(),
                 Some(DaleError::Diverged { .. })
             );
             ExitCode::from(if diverged { 3 } else { 1 })
         }
+    }
+}
+
+/// The error and its chain of causes, each cause once: dale's messages already quote the cause
+/// they wrap (`cannot read F: No such file or directory`), and anyhow's `{:#}` would repeat it.
+fn with_causes(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
+/// Mesa's Vulkan drivers ask libwayland whether a compositor is running when wgpu looks for
+/// adapters; with no XDG_RUNTIME_DIR (a headless machine) libwayland answers on stderr, twice,
+/// with a line that starts "error:" but is none. dale needs no window system, so where neither
+/// Wayland variable nor XDG_RUNTIME_DIR is set it points XDG_RUNTIME_DIR at a path that cannot
+/// hold a Wayland socket: the probe then fails quietly, as it would have failed anyway. Runs
+/// before any thread starts, as changing the environment requires.
+fn quiet_wayland_probe() {
+    let unset = |var: &str| std::env::var_os(var).is_none();
+    if unset("XDG_RUNTIME_DIR") && unset("WAYLAND_DISPLAY") && unset("WAYLAND_SOCKET") {
+        std::env::set_var("XDG_RUNTIME_DIR", "/dev/null");
     }
 }
 
