@@ -176,6 +176,28 @@ pub struct BackendInfo {
     pub driver: String,
     /// Largest number of 4-byte values one buffer may hold on this backend.
     pub max_buffer_len: usize,
+    /// Values all buffers together may hold where they share the host's memory (the CPU
+    /// backend); None where they live in a device's own memory, whose size wgpu does not report
+    /// (running out there is a GPU error, not a crash).
+    pub shared_memory_len: Option<usize>,
+}
+
+/// The largest v <= `value` for which `fits(v)` holds, by bisection (`fits` holds for every v up
+/// to some bound and none beyond); 0 when none does.
+pub fn largest_that_fits(value: usize, fits: impl Fn(usize) -> bool) -> usize {
+    if fits(value) {
+        return value;
+    }
+    let (mut lo, mut hi) = (0usize, value);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 /// Memory and ops, untyped so that models can hold `&mut dyn Backend`; `BufferOps` gives the

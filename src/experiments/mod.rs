@@ -10,7 +10,7 @@ pub mod balancing_fig4;
 pub mod balancing_fig5;
 pub mod rate;
 
-use crate::backend::{Backend, BackendInfo};
+use crate::backend::{largest_that_fits, Backend, BackendInfo};
 use crate::error::DaleError;
 pub use crate::scene::arrays::Dtype;
 use crate::scene::plot::Panel;
@@ -82,23 +82,14 @@ pub fn fits(
     needed: impl Fn(usize) -> Option<usize>,
 ) -> Result<(), DaleError> {
     let max = backend.max_buffer_len;
-    let ok = |v: usize| needed(v).is_some_and(|len| len <= max);
-    if ok(value) {
+    let largest = largest_that_fits(value, |v| needed(v).is_some_and(|len| len <= max));
+    if largest == value {
         return Ok(());
-    }
-    let (mut lo, mut hi) = (0usize, value);
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if ok(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
     }
     Err(DaleError::TooLarge {
         path: path.into(),
         value,
-        largest: lo,
+        largest,
         backend: backend.name.clone(),
         why: format!("{what}, at most {max} values in one buffer"),
     })

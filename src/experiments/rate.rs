@@ -4,9 +4,10 @@
 use serde_json::json;
 
 use super::{Experiment, Plot, Report};
-use crate::backend::{Backend, BackendInfo};
+use crate::backend::{largest_that_fits, Backend, BackendInfo};
 use crate::error::DaleError;
-use crate::models::rate::{simulate, Monitors, RateParams, Trajectory, Weights};
+use crate::host::memory_bytes;
+use crate::models::rate::{simulate, Footprint, Monitors, RateParams, Trajectory, Weights};
 use crate::scene::arrays::read_array;
 use crate::scene::plot::{Panel, Series};
 use crate::scene::WeightFiles;
@@ -44,7 +45,55 @@ impl RateRun {
 impl Experiment for RateRun {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
         self.params
-            .check_fits("params", backend.max_buffer_len, &backend.name)
+            .check_fits("params", backend.max_buffer_len, &backend.name)?;
+        // Then everything the run holds at once against the machine's memory, so that a run
+        // that would exhaust it is refused before it starts rather than killed midway.
+        let Some(limit) = memory_bytes().map(|bytes| (bytes / 2 / 4) as usize) else {
+            return Ok(());
+        };
+        let shared = backend.shared_memory_len.is_some();
+        let fits = |p: &RateParams, steps: usize| {
+            Footprint::of(p, steps, &self.monitors).is_some_and(|f| {
+                let held = if shared {
+                    f.host.checked_add(f.backend)
+                } else {
+                    Some(f.host)
+                };
+                held.is_some_and(|v| v <= limit)
+            })
+        };
+        let p = &self.params;
+        if fits(p, self.steps) {
+            return Ok(());
+        }
+        let with = |change: &dyn Fn(&mut RateParams)| {
+            let mut q = p.clone();
+            change(&mut q);
+            q
+        };
+        let (path, value, largest) = if fits(p, 0) {
+            // The record over the steps is what does not fit.
+            let largest = largest_that_fits(self.steps, |s| fits(p, s));
+            ("steps", self.steps, largest)
+        } else if fits(&with(&|q| q.trials = 1), self.steps) {
+            let largest =
+                largest_that_fits(p.trials, |t| fits(&with(&|q| q.trials = t), self.steps));
+            ("params.trials", p.trials, largest)
+        } else {
+            let largest = largest_that_fits(p.n, |n| fits(&with(&|q| q.n = n), self.steps));
+            ("params.n", p.n, largest)
+        };
+        Err(DaleError::TooLarge {
+            path: path.into(),
+            value,
+            largest,
+            backend: backend.name.clone(),
+            why: format!(
+                "with the other fields as given, the run would hold more than half this \
+                 machine's memory ({limit} values of 4 bytes): weights, state{} and the record",
+                if shared { ", buffers" } else { "" }
+            ),
+        })
     }
 
     fn run(

@@ -94,6 +94,7 @@ pub enum Input {
 }
 
 impl RateParams {
+    /// networks x trials; `validate` keeps both within u32, so the product fits a usize.
     pub fn batch(&self) -> usize {
         self.networks * self.trials
     }
@@ -109,6 +110,21 @@ impl RateParams {
         ] {
             if v == 0 {
                 return err(field, format!("{field} = 0; allowed: an integer >= 1"));
+            }
+        }
+        // Kernels index with u32.
+        for (field, v) in [
+            ("n", self.n),
+            ("trials", self.trials),
+            ("networks", self.networks),
+            ("inputs", self.inputs),
+            ("outputs", self.outputs),
+        ] {
+            if v > u32::MAX as usize {
+                return err(
+                    field,
+                    format!("{field} = {v}; allowed: at most {}", u32::MAX),
+                );
             }
         }
         if !(self.tau.is_finite() && self.tau > 0.0) {
@@ -218,7 +234,10 @@ impl RateParams {
                 format!("J holds networks x n x n values, at most {max_len} in one buffer"),
             );
         }
-        if b * n > max_len {
+        // n <= max_len / g now, so g * n cannot overflow; the products with b and with the
+        // input or output count can.
+        let beyond = |a: usize, c: usize| a.checked_mul(c).is_none_or(|len| len > max_len);
+        if beyond(b, n) {
             return too_large(
                 "trials",
                 self.trials,
@@ -226,7 +245,7 @@ impl RateParams {
                 format!("the state holds networks x trials x n values, at most {max_len}"),
             );
         }
-        if g * n * self.inputs.max(self.outputs) > max_len {
+        if beyond(g * n, self.inputs.max(self.outputs)) {
             let field = if self.inputs >= self.outputs {
                 "inputs"
             } else {
@@ -326,6 +345,58 @@ pub struct Monitors {
     /// The readout y = W_out x, every `every` steps.
     #[serde(default)]
     pub y: Option<Monitor>,
+}
+
+/// Values a run holds at once: on the backend (its buffers, `simulate`'s setup) and on the host
+/// (the weights drawn or read before the upload, and the record: trajectories and per-step
+/// series over all `steps`). None when a count overflows.
+pub struct Footprint {
+    pub backend: usize,
+    pub host: usize,
+}
+
+impl Footprint {
+    pub fn of(p: &RateParams, steps: usize, monitors: &Monitors) -> Option<Self> {
+        let (n, b, m, k, g) = (p.n, p.batch(), p.inputs, p.outputs, p.networks);
+        let mul = |a: usize, c: usize| a.checked_mul(c);
+        let sum = |terms: &[Option<usize>]| {
+            terms
+                .iter()
+                .try_fold(0usize, |acc, t| acc.checked_add((*t)?))
+        };
+        let weights = sum(&[mul(mul(g, n)?, n), mul(mul(g, n)?, m), mul(mul(g, k)?, n)]);
+        // Samples per chunk on the backend, and over the run on the host, of one monitor.
+        let monitor = |mon: &Option<Monitor>, width: usize| {
+            let Some(mon) = mon else {
+                return Some((0, 0));
+            };
+            let (every, trials) = (mon.every.max(1), mon.trials.unwrap_or(b).min(b));
+            Some((
+                mul(mul(CHUNK_STEPS.div_ceil(every), trials)?, width)?,
+                mul(mul(steps / every, trials)?, width)?,
+            ))
+        };
+        let (x_chunk, x_run) = monitor(&monitors.x, n)?;
+        let (y_chunk, y_run) = monitor(&monitors.y, k)?;
+        let backend = sum(&[
+            mul(3 * b, n),
+            weights,
+            mul(CHUNK_STEPS * b, m),
+            mul(b, k),
+            mul(2 * CHUNK_STEPS, b),
+            Some(x_chunk),
+            Some(y_chunk),
+        ])?;
+        // Population rate and max |x| per step and trial, and the final state.
+        let host = sum(&[
+            weights,
+            Some(x_run),
+            Some(y_run),
+            mul(mul(2, steps)?, b),
+            mul(b, n),
+        ])?;
+        Some(Self { backend, host })
+    }
 }
 
 /// A run's record. Samples are taken after steps `every`, 2 `every`, ...; the per-step series

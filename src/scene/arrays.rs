@@ -3,13 +3,11 @@
 //! expected; non-finite values are named by their index.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
-use npyz::{DType, Endianness, NpyFile, Order, TypeChar};
-
 use crate::error::DaleError;
-use crate::host::zeroed_vec;
+use crate::host::{memory_bytes, try_zeroed_vec};
 
 /// The element type an array came in, so that results go back in the same one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,63 +50,387 @@ pub fn read_array(spec: &str) -> Result<Array, DaleError> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let f = File::open(&file).map_err(|source| DaleError::Read {
+            let read_err = |source| DaleError::Read {
                 path: file.clone(),
                 source,
-            })?;
-            let npy = NpyFile::new(BufReader::new(f))
-                .map_err(|e| input_err(&file, &name, format!("not a .npy file: {e}")))?;
-            decode(npy, &file, &name)
+            };
+            let f = File::open(&file).map_err(read_err)?;
+            let file_len = f.metadata().map_err(read_err)?.len();
+            read_npy(BufReader::new(f), file_len, &file, &name)
         }
     }
 }
 
-/// Every array of an .npz archive.
+/// A .npy file's array from `r`, which holds `len` bytes in all; `file` and `name` label errors.
+/// The fuzz targets (fuzz/) call it on bytes.
+pub fn read_npy(
+    mut r: impl Read + Seek,
+    len: u64,
+    file: &Path,
+    name: &str,
+) -> Result<Array, DaleError> {
+    let header = read_header(&mut r, file, name)?;
+    let at = r.stream_position().map_err(|source| DaleError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    header.check_holds(len.saturating_sub(at), "the file", file, name)?;
+    decode(&mut r, header, true, file, name)
+}
+
+/// Every array of an .npz archive (a zip of .npy files, stored or deflated).
 pub fn read_npz(file: &Path) -> Result<Vec<Array>, DaleError> {
-    let mut archive = npyz::npz::NpzArchive::open(file)
+    let f = File::open(file).map_err(|source| DaleError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    read_npz_from(BufReader::new(f), file)
+}
+
+/// `read_npz` of an archive in `r`; `file` labels errors. The fuzz targets call it on bytes.
+pub fn read_npz_from(r: impl Read + Seek, file: &Path) -> Result<Vec<Array>, DaleError> {
+    let mut zip = zip::ZipArchive::new(r)
         .map_err(|e| input_err(file, "", format!("not an .npz archive: {e}")))?;
-    let names: Vec<String> = archive.array_names().map(str::to_string).collect();
     let mut out = Vec::new();
-    for name in names {
-        let npy = archive
-            .by_name(&name)
-            .map_err(|e| input_err(file, &name, format!("unreadable: {e}")))?
-            .ok_or_else(|| input_err(file, &name, "listed but missing"))?;
-        out.push(decode(npy, file, &name)?);
+    for k in 0..zip.len() {
+        let mut entry = zip
+            .by_index(k)
+            .map_err(|e| input_err(file, "", format!("entry {k} unreadable: {e}")))?;
+        let entry_name = entry
+            .name()
+            .map_err(|e| input_err(file, "", format!("entry {k} has no readable name: {e}")))?
+            .into_owned();
+        let Some(name) = entry_name.strip_suffix(".npy").map(str::to_string) else {
+            continue; // numpy.load skips what is not an array too
+        };
+        let header = read_header(&mut entry, file, &name)?;
+        // A stored entry's size is known; a deflated one's is only declared, so its values are
+        // read as they arrive (`decode` with `whole` false).
+        let stored = entry.compression() == zip::CompressionMethod::Stored;
+        if stored {
+            let data_bytes = entry.size().saturating_sub(header.header_bytes);
+            header.check_holds(data_bytes, "the archive entry", file, &name)?;
+        } else {
+            header.check_holds(u64::MAX, "", file, &name)?;
+        }
+        out.push(decode(&mut entry, header, stored, file, &name)?);
     }
     Ok(out)
 }
 
-fn decode<R: std::io::Read>(npy: NpyFile<R>, file: &Path, name: &str) -> Result<Array, DaleError> {
-    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-    let order = npy.order();
-    let dtype = match npy.dtype() {
-        DType::Plain(t) if t.type_char() == TypeChar::Float && t.size_field() == 4 => Dtype::F32,
-        DType::Plain(t) if t.type_char() == TypeChar::Float && t.size_field() == 8 => Dtype::F64,
-        other => {
+/// numpy's own limit on the length of a .npy header (`max_header_size` of numpy.lib.format); a
+/// longer one is refused before it is read.
+const MAX_HEADER: usize = 10_000;
+
+/// What a .npy header declares.
+#[derive(Debug)]
+struct Header {
+    dtype: Dtype,
+    little_endian: bool,
+    fortran_order: bool,
+    shape: Vec<usize>,
+    /// Values: the product of the shape.
+    len: usize,
+    /// Bytes from the start of the .npy to its data.
+    header_bytes: u64,
+}
+
+impl Header {
+    fn value_bytes(&self) -> u64 {
+        match self.dtype {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let dtype = match self.dtype {
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+        };
+        format!("shape {:?} {dtype}", self.shape)
+    }
+
+    /// Refuses a declared size that the data (`data_bytes` of `what`) cannot hold, or that dale's
+    /// f32 copy would not fit in the machine's memory, before anything is allocated.
+    fn check_holds(
+        &self,
+        data_bytes: u64,
+        what: &str,
+        file: &Path,
+        name: &str,
+    ) -> Result<(), DaleError> {
+        let declared = self.len as u64 * self.value_bytes();
+        if declared > data_bytes {
             return Err(input_err(
                 file,
                 name,
-                format!("dtype {}; allowed: float32 or float64", other.descr()),
-            ))
+                format!(
+                    "{} declares {declared} bytes of data, but {what} holds {data_bytes} after \
+                     the header (truncated, or not what it says)",
+                    self.describe()
+                ),
+            ));
+        }
+        let f32_bytes = self.len as u64 * 4;
+        if let Some(memory) = memory_bytes().filter(|&m| f32_bytes > m) {
+            return Err(input_err(
+                file,
+                name,
+                format!(
+                    "{} needs {f32_bytes} bytes once read (dale computes in float32), more than \
+                     this machine's memory ({memory} bytes)",
+                    self.describe()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads and checks a .npy header (format versions 1 to 3): the magic string, a header length
+/// within MAX_HEADER, and a dict with exactly 'descr' (float32 or float64, either byte order),
+/// 'fortran_order' and 'shape' (non-negative integers whose product fits in memory's address
+/// space). Written here rather than taken from npyz, which allocates whatever length a header
+/// declares before reading it.
+fn read_header(r: &mut impl Read, file: &Path, name: &str) -> Result<Header, DaleError> {
+    let bad = |message: String| input_err(file, name, message);
+    let eof = |e: std::io::Error| bad(format!("not a .npy file: the header ends early ({e})"));
+    let mut pre = [0u8; 8];
+    r.read_exact(&mut pre).map_err(eof)?;
+    if &pre[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file: no \\x93NUMPY magic string".into()));
+    }
+    let (header_len, pre_len) = match pre[6] {
+        1 => {
+            let mut n = [0u8; 2];
+            r.read_exact(&mut n).map_err(eof)?;
+            (u16::from_le_bytes(n) as usize, 10)
+        }
+        2 | 3 => {
+            let mut n = [0u8; 4];
+            r.read_exact(&mut n).map_err(eof)?;
+            (u32::from_le_bytes(n) as usize, 12)
+        }
+        v => {
+            return Err(bad(format!(
+                ".npy format version {v}.{}; allowed: 1.0, 2.0, 3.0",
+                pre[7]
+            )))
         }
     };
-    let bad = |e: std::io::Error| input_err(file, name, format!("unreadable data: {e}"));
-    let data: Vec<f32> = match dtype {
-        Dtype::F32 => values::<f32, R>(npy).map_err(bad)?,
-        Dtype::F64 => values::<f64, R>(npy)
-            .map_err(bad)?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect(),
+    if header_len > MAX_HEADER {
+        return Err(bad(format!(
+            "a .npy header of {header_len} bytes; allowed: at most {MAX_HEADER} (numpy's limit)"
+        )));
+    }
+    let mut text = vec![0u8; header_len];
+    r.read_exact(&mut text).map_err(eof)?;
+    let text =
+        std::str::from_utf8(&text).map_err(|_| bad("the .npy header is not UTF-8 text".into()))?;
+    let dict = parse_header_dict(text).map_err(|e| bad(format!("the .npy header: {e}")))?;
+    let descr = dict.descr.as_str();
+    let (little_endian, dtype) = match descr.as_bytes() {
+        [order @ (b'<' | b'>' | b'='), b'f', size @ (b'4' | b'8')] => (
+            *order == b'<' || (*order == b'=' && cfg!(target_endian = "little")),
+            if *size == b'4' {
+                Dtype::F32
+            } else {
+                Dtype::F64
+            },
+        ),
+        _ => return Err(bad(format!("dtype {descr}; allowed: float32 or float64"))),
     };
-    let data = if order == Order::Fortran && shape.len() > 1 {
+    let len = dict
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&len| len.checked_mul(8).is_some())
+        .ok_or_else(|| {
+            bad(format!(
+                "shape {:?} holds more values than this machine can address",
+                dict.shape
+            ))
+        })?;
+    Ok(Header {
+        dtype,
+        little_endian,
+        fortran_order: dict.fortran_order,
+        shape: dict.shape,
+        len,
+        header_bytes: (pre_len + header_len) as u64,
+    })
+}
+
+struct HeaderDict {
+    descr: String,
+    fortran_order: bool,
+    shape: Vec<usize>,
+}
+
+/// The header's Python dict literal, as numpy writes it:
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }` (lists and double quotes too).
+fn parse_header_dict(text: &str) -> Result<HeaderDict, String> {
+    let mut t = Tokens {
+        rest: text.trim_end_matches(['\n', ' ', '\0']),
+    };
+    t.expect('{')?;
+    let (mut descr, mut fortran_order, mut shape) = (None, None, None);
+    while !t.eat('}') {
+        let key = t.string()?;
+        t.expect(':')?;
+        match key.as_str() {
+            "descr" => descr = Some(t.string().map_err(|_| "'descr' is not a plain dtype string (a structured dtype?); allowed: float32 or float64".to_string())?),
+            "fortran_order" => fortran_order = Some(t.boolean()?),
+            "shape" => shape = Some(t.shape()?),
+            other => return Err(format!("unexpected key '{other}'")),
+        }
+        if !t.eat(',') {
+            t.expect('}')?;
+            break;
+        }
+    }
+    if !t.rest.trim().is_empty() {
+        return Err(format!("text after the dict: {:?}", t.rest.trim()));
+    }
+    Ok(HeaderDict {
+        descr: descr.ok_or("no 'descr'")?,
+        fortran_order: fortran_order.ok_or("no 'fortran_order'")?,
+        shape: shape.ok_or("no 'shape'")?,
+    })
+}
+
+/// A cursor over the header text, skipping spaces.
+struct Tokens<'a> {
+    rest: &'a str,
+}
+
+impl Tokens<'_> {
+    fn eat(&mut self, c: char) -> bool {
+        self.rest = self.rest.trim_start();
+        match self.rest.strip_prefix(c) {
+            Some(r) => {
+                self.rest = r;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn expect(&mut self, c: char) -> Result<(), String> {
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(format!("expected '{c}' at {:?}", self.snippet()))
+        }
+    }
+
+    fn snippet(&self) -> String {
+        self.rest.chars().take(20).collect()
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.rest = self.rest.trim_start();
+        let quote = self
+            .rest
+            .chars()
+            .next()
+            .filter(|q| *q == '\'' || *q == '"')
+            .ok_or_else(|| format!("expected a string at {:?}", self.snippet()))?;
+        let body = &self.rest[1..];
+        let end = body
+            .find(quote)
+            .ok_or_else(|| "a string without its closing quote".to_string())?;
+        self.rest = &body[end + 1..];
+        Ok(body[..end].to_string())
+    }
+
+    fn boolean(&mut self) -> Result<bool, String> {
+        for (word, value) in [("True", true), ("False", false)] {
+            self.rest = self.rest.trim_start();
+            if let Some(r) = self.rest.strip_prefix(word) {
+                self.rest = r;
+                return Ok(value);
+            }
+        }
+        Err(format!("expected True or False at {:?}", self.snippet()))
+    }
+
+    /// A tuple or list of non-negative integers.
+    fn shape(&mut self) -> Result<Vec<usize>, String> {
+        let close = if self.eat('(') {
+            ')'
+        } else if self.eat('[') {
+            ']'
+        } else {
+            return Err(format!("expected a shape tuple at {:?}", self.snippet()));
+        };
+        let mut dims = Vec::new();
+        while !self.eat(close) {
+            self.rest = self.rest.trim_start();
+            let digits = self.rest.len()
+                - self
+                    .rest
+                    .trim_start_matches(|c: char| c.is_ascii_digit())
+                    .len();
+            if digits == 0 {
+                return Err(format!("expected a dimension at {:?}", self.snippet()));
+            }
+            let dim = self.rest[..digits]
+                .parse::<usize>()
+                .map_err(|_| format!("dimension {} is too large", &self.rest[..digits]))?;
+            self.rest = &self.rest[digits..];
+            dims.push(dim);
+            if !self.eat(',') {
+                self.expect(close)?;
+                break;
+            }
+        }
+        Ok(dims)
+    }
+}
+
+/// Reads the data a header describes, as f32 in C order, and refuses non-finite values. With
+/// `whole` (the data is known to be all there) one allocation takes it; otherwise it grows as
+/// the data arrives, a chunk at a time, so that a declared size the data does not back costs no
+/// more than the data.
+fn decode(
+    r: &mut impl Read,
+    header: Header,
+    whole: bool,
+    file: &Path,
+    name: &str,
+) -> Result<Array, DaleError> {
+    let out = if whole {
+        try_zeroed_vec(header.len).ok_or_else(|| {
+            input_err(
+                file,
+                name,
+                format!("{}: no memory left for its values", header.describe()),
+            )
+        })?
+    } else {
+        Vec::new()
+    };
+    let data = read_values(r, &header, out).map_err(|e| {
+        input_err(
+            file,
+            name,
+            format!(
+                "{}: the data ends before its {} values ({e})",
+                header.describe(),
+                header.len
+            ),
+        )
+    })?;
+    let shape = header.shape;
+    let data = if header.fortran_order && shape.len() > 1 {
         to_c_order(&shape, &data)
     } else {
         data
     };
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        let why = if dtype == Dtype::F64 {
+        let why = if header.dtype == Dtype::F64 {
             "is not finite (or beyond the f32 range dale computes in)"
         } else {
             "is not finite"
@@ -123,25 +445,76 @@ fn decode<R: std::io::Read>(npy: NpyFile<R>, file: &Path, name: &str) -> Result<
         file: file.to_path_buf(),
         name: name.to_string(),
         shape,
-        dtype,
+        dtype: header.dtype,
         data,
     })
 }
 
-/// The values of `npy`. Little-endian ones (numpy's default) on a little-endian machine are read
-/// straight into memory; element by element is ~10x slower for the 1 GiB arrays of N = 16384.
-fn values<T: npyz::Deserialize + bytemuck::Pod, R: Read>(
-    npy: NpyFile<R>,
-) -> std::io::Result<Vec<T>> {
-    let native = cfg!(target_endian = "little")
-        && matches!(npy.dtype(), DType::Plain(t) if t.endianness() == Endianness::Little);
-    if !native {
-        return npy.into_vec();
+/// Values per read at most: 4 MiB of f64.
+const CHUNK: usize = 1 << 19;
+/// Values of the first read where the size is not known to be backed: 32 KiB of f64.
+const FIRST_CHUNK: usize = 1 << 12;
+
+/// The header's values as f32. Little-endian f32 (numpy's default) on a little-endian machine
+/// is read straight into memory; element by element is ~10x slower for the 1 GiB arrays of
+/// N = 16384. `out` holds them all already, or is empty and grows with them: each read then
+/// takes at most as many values as have arrived so far, so that what is allocated stays within
+/// twice what the data held.
+fn read_values(r: &mut impl Read, header: &Header, mut out: Vec<f32>) -> std::io::Result<Vec<f32>> {
+    let native =
+        header.dtype == Dtype::F32 && header.little_endian == cfg!(target_endian = "little");
+    let whole = out.len() == header.len;
+    let size = header.value_bytes() as usize;
+    let mut raw = Vec::new();
+    let mut done = 0;
+    while done < header.len {
+        let n = if whole {
+            CHUNK
+        } else {
+            done.clamp(FIRST_CHUNK, CHUNK)
+        }
+        .min(header.len - done);
+        if !whole {
+            out.resize(done + n, 0.0);
+        }
+        let dst = &mut out[done..done + n];
+        if native {
+            r.read_exact(bytemuck::cast_slice_mut(dst))?;
+        } else {
+            raw.resize(n * size, 0);
+            r.read_exact(&mut raw)?;
+            convert(&raw, header, dst);
+        }
+        done += n;
     }
-    let mut v = zeroed_vec(npy.len() as usize);
-    npy.into_inner()
-        .read_exact(bytemuck::cast_slice_mut(&mut v))?;
-    Ok(v)
+    Ok(out)
+}
+
+/// Values of `bytes` in the header's dtype and byte order, as f32.
+fn convert(bytes: &[u8], header: &Header, dst: &mut [f32]) {
+    let little = header.little_endian;
+    match header.dtype {
+        Dtype::F32 => {
+            for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+                let b = b.try_into().expect("4 bytes");
+                *d = if little {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                };
+            }
+        }
+        Dtype::F64 => {
+            for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(8)) {
+                let b = b.try_into().expect("8 bytes");
+                *d = (if little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                }) as f32;
+            }
+        }
+    }
 }
 
 /// Fortran-ordered values (first index fastest) rearranged into C order (last index fastest),

@@ -11,7 +11,7 @@ use std::ops::{Deref, DerefMut};
 
 use super::{Backend, BackendInfo, Buf, Element, ElementType, Op, RawBuf, Slots};
 use crate::error::DaleError;
-use crate::host::zeroed_vec;
+use crate::host::{memory_bytes, try_zeroed_vec};
 
 /// Elementwise work is split into blocks of this many values per rayon task: large enough that
 /// task overhead vanishes, small enough to spread a [64 x 1000] state over all cores.
@@ -76,6 +76,15 @@ impl Memory {
     }
 }
 
+/// The most 4-byte values one buffer may hold: a third of the machine's memory, since a command
+/// holds a host copy of the weights it uploads beside the buffer, and its other arrays; where
+/// the system does not say, what an allocation can address.
+pub fn max_buffer_len() -> usize {
+    memory_bytes().map_or(isize::MAX as usize / 4, |bytes| {
+        usize::try_from(bytes / 3 / 4).unwrap_or(usize::MAX)
+    })
+}
+
 #[derive(Default)]
 pub struct CpuBackend {
     mem: Memory,
@@ -97,7 +106,8 @@ impl Backend for CpuBackend {
                 "faer and gemm kernels, dale's loops for {}, rayon",
                 simd::Isa::detected().name()
             ),
-            max_buffer_len: isize::MAX as usize / 4,
+            max_buffer_len: max_buffer_len(),
+            shared_memory_len: memory_bytes().map(|b| usize::try_from(b / 4).unwrap_or(usize::MAX)),
         }
     }
 
@@ -107,7 +117,14 @@ impl Backend for CpuBackend {
         len: usize,
         element: ElementType,
     ) -> Result<RawBuf, DaleError> {
-        let id = self.mem.slots.insert(zeroed_vec(len));
+        let words = try_zeroed_vec(len).ok_or_else(|| DaleError::TooLarge {
+            path: label.into(),
+            value: len,
+            largest: max_buffer_len(),
+            backend: self.info().name,
+            why: "the allocator refused that many values (the machine's memory is in use)".into(),
+        })?;
+        let id = self.mem.slots.insert(words);
         Ok(RawBuf {
             id,
             len,

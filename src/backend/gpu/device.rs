@@ -82,6 +82,7 @@ impl GpuContext {
             device_type: format!("{:?}", a.device_type),
             driver: format!("{} {}", a.driver, a.driver_info).trim().to_string(),
             max_buffer_len: (max_bytes / 4) as usize,
+            shared_memory_len: None,
         };
         Ok(Arc::new(Self {
             device,
