@@ -146,6 +146,8 @@ pub struct Scene {
 fn path_of<E: std::fmt::Display>(prefix: &str, e: serde_path_to_error::Error<E>) -> DaleError {
     let inner = e.path().to_string();
     let path = match (prefix, inner.as_str()) {
+        // A syntax error has no path ("?" in serde_path_to_error); the message gives the line.
+        (_, "?") => "JSON syntax".to_string(),
         ("", p) => p.to_string(),
         (pre, ".") => pre.to_string(),
         (pre, p) => format!("{pre}.{p}"),
