@@ -1,5 +1,5 @@
 // Synaptic balancing (paper 001), over `groups` independent networks of n neurons.
-//   costs:              c = alpha |w|^p                                       (eq. 23)
+//   costs:              c = alpha |w s|^p, s a power of two                  (eq. 23)
 //   cost_flows_bands:   per band of 32 rows: row totals of c0_kj s_j, and column partials of
 //                       c0_ik / s_i, in one pass over c0 (no transposed copy)
 //   cost_flows_finish:  in_k = row total / s_k, out_k = s_k * sum of the band partials
@@ -8,6 +8,10 @@
 //                       at h = 0, the others recentred among themselves
 //   task_transform:     J -> e^-H J e^H, W_in -> e^-H W_in, W_out -> W_out e^H  (eq. 4)
 // The self-synapse c_kk is left out of in_k and out_k. Twins: src/backend/balance/cpu.rs.
+// Log space (where f32 cannot hold the costs themselves): costs holds ln c (LOG_ZERO for no
+// synapse), the scale u = p h, and cost_flows runs twice: mode 1 takes each row's largest
+// ln c_kj + u_j and each column's largest ln c_ik - u_i, mode 2 sums e^(value - largest) and
+// finishes ln in_k and ln out_k; h_update then steps on ln in - ln out and records logs.
 
 struct CostsParams {
     groups: u32,
@@ -16,12 +20,15 @@ struct CostsParams {
     alpha: u32,        // 0 alpha = 1, 1 one alpha per column, 2 a full matrix
     alpha_shared: u32, // 1: one alpha for every network
     p: f32,
+    weight_scale: f32, // a power of two: 1, or what keeps every |w|^p within f32
+    log: u32,          // 1: ln c
 }
 
 struct CostFlowsParams {
     groups: u32,
     n: u32,
     aggregate: u32,    // 0 sum, 1 max
+    mode: u32,         // 0 linear, 1 log space largest values, 2 log space sums
 }
 
 struct HUpdateParams {
@@ -32,6 +39,7 @@ struct HUpdateParams {
     dt: f32,
     history_offset: u32,
     anchor: u32,       // the neuron held at h = 0; n or more: none
+    log: u32,          // 1: flows hold ln in, ln out; scale gets p h; the history gets logs
 }
 
 struct TaskTransformParams {
@@ -49,6 +57,8 @@ struct TaskTransformParams {
 
 const WG: u32 = 256u;
 const BAND: u32 = 32u;
+// ln 0 in log space: finite, so that adding to it stays far below every cost, and exp gives 0.
+const LOG_ZERO: f32 = -3.0e38;
 
 fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
@@ -69,10 +79,15 @@ fn power(a: f32, q: f32) -> f32 {
 }
 
 fn combine(a: f32, b: f32) -> f32 {
-    if (cf.aggregate == 0u) {
-        return a + b;
+    if (cf.aggregate == 1u || cf.mode == 1u) {
+        return max(a, b);
     }
-    return max(a, b);
+    return a + b;
+}
+
+// The start of a total: 0, or LOG_ZERO for the largest values of log space.
+fn empty() -> f32 {
+    return select(0.0, LOG_ZERO, cf.mode == 1u);
 }
 
 @group(0) @binding(1) var<storage, read> costs_alpha: array<f32>;
@@ -95,19 +110,28 @@ fn costs(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: ve
     } else if (cp.alpha == 2u) {
         alpha = costs_alpha[select(g * per, 0u, cp.alpha_shared == 1u) + e];
     }
-    costs_c[i] = alpha * power(abs(costs_c[i]), cp.p);
+    let w = abs(costs_c[i]);
+    if (cp.log == 1u) {
+        costs_c[i] = select(LOG_ZERO, log(alpha) + cp.p * log(w * cp.weight_scale),
+                            w > 0.0 && alpha > 0.0);
+    } else {
+        costs_c[i] = alpha * power(w * cp.weight_scale, cp.p);
+    }
 }
 
 // Partials of one network: [bands * n column partials][n row totals].
 @group(0) @binding(1) var<storage, read> bands_c0: array<f32>;
 @group(0) @binding(2) var<storage, read> bands_scale: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bands_partial: array<f32>;
+// Log space sums: each row's and column's largest value, from the first pass ([2n] a network).
+@group(0) @binding(4) var<storage, read> bands_largest: array<f32>;
 
 var<workgroup> row_parts: array<f32, 4096>;
 
 // Workgroup (band, network). Thread t walks columns t, t + 256, ...; for each it reads the
 // band's 32 rows (consecutive threads read consecutive addresses of a row), adds c0_ij / s_i into
-// its column partial and c0_ij s_j into its own total of row i.
+// its column partial and c0_ij s_j into its own total of row i (in log space: ln c0_ij - u_i and
+// ln c0_ij + u_j, their largest values, or their exponentials less those).
 @compute @workgroup_size(256, 1, 1)
 fn cost_flows_bands(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let n = cf.n;
@@ -117,25 +141,44 @@ fn cost_flows_bands(@builtin(local_invocation_index) t: u32, @builtin(workgroup_
     let first = band * BAND;
     let base = g * n * n;
     let pbase = g * (bands + 1u) * n;
+    // inv[r]: 1 / s_i, or in log space -u_i; row_shift[r]: row i's largest value (log sums).
     var inv: array<f32, 32>;
+    var row_shift: array<f32, 32>;
     var acc: array<f32, 32>;
     for (var r = 0u; r < BAND; r++) {
         let i = first + r;
         inv[r] = 0.0;
+        row_shift[r] = 0.0;
         if (i < n) {
-            inv[r] = 1.0 / bands_scale[g * n + i];
+            let s = bands_scale[g * n + i];
+            inv[r] = select(1.0 / s, -s, cf.mode != 0u);
+            if (cf.mode == 2u) {
+                row_shift[r] = bands_largest[g * 2u * n + i];
+            }
         }
-        acc[r] = 0.0;
+        acc[r] = empty();
     }
     for (var j = t; j < n; j += WG) {
         let sj = bands_scale[g * n + j];
-        var col = 0.0;
+        var col = empty();
+        var col_shift = 0.0;
+        if (cf.mode == 2u) {
+            col_shift = bands_largest[g * 2u * n + n + j];
+        }
         for (var r = 0u; r < BAND; r++) {
             let i = first + r;
             if (i < n && i != j) {
                 let c = bands_c0[base + i * n + j];
-                acc[r] = combine(acc[r], c * sj);
-                col = combine(col, c * inv[r]);
+                if (cf.mode == 0u) {
+                    acc[r] = combine(acc[r], c * sj);
+                    col = combine(col, c * inv[r]);
+                } else if (cf.mode == 1u) {
+                    acc[r] = max(acc[r], c + sj);
+                    col = max(col, c + inv[r]);
+                } else {
+                    acc[r] += exp(c + sj - row_shift[r]);
+                    col += exp(c + inv[r] - col_shift);
+                }
             }
         }
         bands_partial[pbase + band * n + j] = col;
@@ -148,7 +191,7 @@ fn cost_flows_bands(@builtin(local_invocation_index) t: u32, @builtin(workgroup_
         workgroupBarrier();
         let row = t / 16u;
         let part = t % 16u;
-        var s = 0.0;
+        var s = empty();
         for (var q = 0u; q < 16u; q++) {
             s = combine(s, row_parts[row * WG + part * 16u + q]);
         }
@@ -156,7 +199,7 @@ fn cost_flows_bands(@builtin(local_invocation_index) t: u32, @builtin(workgroup_
         row_parts[row * 16u + part] = s;
         workgroupBarrier();
         if (t < 16u) {
-            var total = 0.0;
+            var total = empty();
             for (var q = 0u; q < 16u; q++) {
                 total = combine(total, row_parts[t * 16u + q]);
             }
@@ -185,13 +228,27 @@ fn cost_flows_finish(@builtin(local_invocation_index) t: u32, @builtin(workgroup
     let k = i % n;
     let bands = (n + BAND - 1u) / BAND;
     let pbase = g * (bands + 1u) * n;
-    var col = 0.0;
+    var col = empty();
     for (var b = 0u; b < bands; b++) {
         col = combine(col, finish_partial[pbase + b * n + k]);
     }
     let s = finish_scale[i];
-    finish_flows[g * 2u * n + k] = finish_partial[pbase + bands * n + k] / s;
-    finish_flows[g * 2u * n + n + k] = col * s;
+    let row = finish_partial[pbase + bands * n + k];
+    let at_in = g * 2u * n + k;
+    let at_out = g * 2u * n + n + k;
+    if (cf.mode == 0u) {
+        finish_flows[at_in] = row / s;
+        finish_flows[at_out] = col * s;
+    } else if (cf.mode == 1u) {
+        // The largest values themselves: the sums' shifts.
+        finish_flows[at_in] = row;
+        finish_flows[at_out] = col;
+    } else {
+        // ln in_k = largest + ln(sum) - u_k; ln out_k = largest + ln(sum) + u_k; LOG_ZERO where
+        // a side has no terms at all (a network of one neuron).
+        finish_flows[at_in] = select(LOG_ZERO, finish_flows[at_in] + log(row) - s, row > 0.0);
+        finish_flows[at_out] = select(LOG_ZERO, finish_flows[at_out] + log(col) + s, col > 0.0);
+    }
 }
 
 @group(0) @binding(1) var<storage, read> update_flows: array<f32>;
@@ -251,6 +308,10 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         nu = sums[0].x / f32(moving);
         workgroupBarrier();
     }
+    if (hu.log == 1u) {
+        h_update_log(t, g);
+        return;
+    }
     // ||g||^2 (about nu), sum in_k and sum h_k over the neurons that move (all but the anchor).
     var acc = vec4<f32>(0.0);
     for (var k = t; k < n; k += WG) {
@@ -294,6 +355,60 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
     if (t == 0u) {
         update_history[hu.history_offset + 2u * g] = total.x;
         update_history[hu.history_offset + 2u * g + 1u] = total.y;
+    }
+}
+
+// Log space (no anchor, Osborne steps): flows hold ln in_k and ln out_k. h_k moves by
+// (ln in_k - ln out_k) / (4 p), none where a side has no synapse (LOG_ZERO); the scale gets
+// u = p h. The history gets ln ||g||^2 and ln sum_k in_k, summed about the largest ln in_k or
+// ln out_k of the network (m), so that no term leaves f32.
+fn h_update_log(t: u32, g: u32) {
+    let n = hu.n;
+    var m = LOG_ZERO;
+    for (var k = t; k < n; k += WG) {
+        m = max(m, max(update_flows[g * 2u * n + k], update_flows[g * 2u * n + n + k]));
+    }
+    sums[t] = vec4<f32>(m, 0.0, 0.0, 0.0);
+    workgroupBarrier();
+    for (var half = WG / 2u; half > 0u; half >>= 1u) {
+        if (t < half) {
+            sums[t].x = max(sums[t].x, sums[t + half].x);
+        }
+        workgroupBarrier();
+    }
+    m = sums[0].x;
+    workgroupBarrier();
+    var acc = vec4<f32>(0.0);
+    for (var k = t; k < n; k += WG) {
+        let inc = update_flows[g * 2u * n + k];
+        let out = update_flows[g * 2u * n + n + k];
+        let d = exp(inc - m) - exp(out - m);
+        var step = 0.0;
+        if (inc > 0.5 * LOG_ZERO && out > 0.5 * LOG_ZERO) {
+            step = (inc - out) / (4.0 * hu.p);
+        }
+        let h = update_h[g * n + k] + step;
+        update_h[g * n + k] = h;
+        acc += vec4<f32>(d * d, exp(inc - m), h, 0.0);
+    }
+    sums[t] = acc;
+    workgroupBarrier();
+    for (var half = WG / 2u; half > 0u; half >>= 1u) {
+        if (t < half) {
+            sums[t] += sums[t + half];
+        }
+        workgroupBarrier();
+    }
+    let total = sums[0];
+    let mean = total.z / f32(n);
+    for (var k = t; k < n; k += WG) {
+        let h = update_h[g * n + k] - mean;
+        update_h[g * n + k] = h;
+        update_scale[g * n + k] = hu.p * h;
+    }
+    if (t == 0u) {
+        update_history[hu.history_offset + 2u * g] = 2.0 * m + log(total.x);
+        update_history[hu.history_offset + 2u * g + 1u] = m + log(total.y);
     }
 }
 

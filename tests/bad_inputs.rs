@@ -240,3 +240,32 @@ fn dale_balance_refuses_a_file_that_declares_more_than_it_holds_and_writes_nothi
     );
     assert!(!out.exists(), "a refused input created {}", out.display());
 }
+
+/// `--p` reaches dale's own checks whatever its sign, and a p beyond what f32 holds even as
+/// logarithms is refused before anything is written, naming the largest p that fits.
+#[test]
+fn dale_balance_answers_every_p_with_its_own_message() {
+    let dir = temp_path("bad-p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("J.npy");
+    std::fs::copy("fuzz/seeds/npy/f64_c", &file).unwrap();
+    for (p, want) in [
+        ("-1", "option `--p`: p = -1; allowed: a finite value > 0"),
+        ("0", "option `--p`: p = 0; allowed: a finite value > 0"),
+        ("1e9", "option `--p`: p = 1000000000: neuron"),
+    ] {
+        let out = dir.join(format!("out{p}"));
+        let o = dale(&[
+            "balance",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--p",
+            p,
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "--p {p}: {err}");
+        assert!(err.contains(want), "--p {p}: {err}");
+        assert!(!out.exists(), "--p {p} created {}", out.display());
+    }
+}

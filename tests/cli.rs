@@ -245,11 +245,25 @@ fn negative_tau_names_the_field_value_and_range() {
 
 #[test]
 fn size_beyond_the_limit_is_refused_before_allocation_with_the_largest_that_fits() {
-    // CPU backend: J of n^2 values overflows any address space.
-    let (code, err) = refused("huge-cpu", &rate_scene(r#"{"n": 5000000000}"#, 10), "cpu");
+    // CPU backend: one buffer may take a third of the machine's memory; J of 100000^2 values
+    // (40 GB) does not fit any machine under 120 GB, as CI's; the largest n follows from it.
+    let (code, err) = refused("huge-cpu", &rate_scene(r#"{"n": 100000}"#, 10), "cpu");
+    assert_eq!(code, 1);
+    let largest = (dale::backend::cpu::max_buffer_len() as f64).sqrt().floor() as usize;
+    assert!(
+        largest < 100000,
+        "this machine holds the scene; the test needs less memory"
+    );
+    assert!(
+        err.contains("`params.n` = 100000 does not fit")
+            && err.contains(&format!("the largest value that fits is {largest}\n")),
+        "{err}"
+    );
+    // Beyond the kernels' u32 indices, on any backend.
+    let (code, err) = refused("huge-u32", &rate_scene(r#"{"n": 5000000000}"#, 10), "cpu");
     assert_eq!(code, 1);
     assert!(
-        err.contains("`params.n` = 5000000000") && err.contains("the largest value that fits is"),
+        err.contains("`params.n`: n = 5000000000; allowed: at most 4294967295"),
         "{err}"
     );
 }

@@ -874,7 +874,7 @@ fn readout_aware_cost_is_convex_its_flow_and_solver_balance_silent_neurons_on_su
         ..Networks::recurrent(1, n, &w.j)
     };
     assert!(
-        nets.split_components(0, 2.0).is_some(),
+        nets.split_components(0).is_some(),
         "the robustness cost alone splits it"
     );
     for input_path in [false, true] {
@@ -1023,4 +1023,120 @@ fn readout_aware_cost_is_convex_its_flow_and_solver_balance_silent_neurons_on_su
         }
         other => panic!("neuron 1 reaches no readout, got {other:?}"),
     }
+}
+
+/// J dense (no self-synapses), random signs, magnitudes 10^u with u = decades tanh(z), z ~ N(0, 1):
+/// weights spread over 2 `decades` decades, a third of them beyond 2/3 of the way out.
+fn spanning_decades(n: usize, seed: u64, decades: f32) -> Vec<f32> {
+    let z = normal(2 * n * n, seed);
+    (0..n * n)
+        .map(|e| {
+            if e / n == e % n {
+                return 0.0;
+            }
+            let sign = if z[2 * e + 1] < 0.0 { -1.0 } else { 1.0 };
+            sign * 10f32.powf(decades * z[2 * e].tanh())
+        })
+        .collect()
+}
+
+/// ln(in_k) - ln(out_k) for every neuron at h, in f64 and in log space (ln c_ij(h) = p ln|J_ij| +
+/// p (h_j - h_i), totals by log-sum-exp), so that no cost of any p over- or underflows.
+fn log_imbalance(j: &[f32], n: usize, p: f64, h: &[f64]) -> Vec<f64> {
+    let log_cost = |i: usize, c: usize| {
+        let w = f64::from(j[i * n + c]).abs();
+        (i != c && w > 0.0).then(|| p * (w.ln() + h[c] - h[i]))
+    };
+    let lse = |terms: Vec<f64>| {
+        let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()
+    };
+    (0..n)
+        .map(|k| {
+            let inc = lse((0..n).filter_map(|c| log_cost(k, c)).collect());
+            let out = lse((0..n).filter_map(|i| log_cost(i, k)).collect());
+            inc - out
+        })
+        .collect()
+}
+
+/// The balanced h of the power cost, by half-step parallel Osborne sweeps in f64 and log space:
+/// h_k += (ln in_k - ln out_k) / (4 p), recentred, until every neuron's log imbalance is below
+/// 1e-12. An oracle independent of dale's f32 ops.
+fn log_space_oracle(j: &[f32], n: usize, p: f64) -> Vec<f64> {
+    let mut h = vec![0.0f64; n];
+    for _ in 0..200_000 {
+        let r = log_imbalance(j, n, p, &h);
+        if r.iter().all(|v| v.abs() < 1e-12) {
+            return h;
+        }
+        for (hk, rk) in h.iter_mut().zip(&r) {
+            *hk += rk / (4.0 * p);
+        }
+        let mean = h.iter().sum::<f64>() / n as f64;
+        h.iter_mut().for_each(|v| *v -= mean);
+    }
+    panic!("the oracle did not converge");
+}
+
+backend_tests! {
+    /// Issue 23: the power cost balances at extreme p, checked against an f64 log-space oracle:
+    /// p = 1e-3 on weights from 1e-30 to 1e30, and p = 50 on weights from 1e-3 to 1e3, whose
+    /// costs reach 1e150, beyond f32 (the weights are scaled by a power of two first:
+    /// `Networks::weight_scale`). Every neuron ends balanced (its log imbalance, in f64 log space,
+    /// below 1e-3: f32 totals over n terms) and h equals the oracle's within what that imbalance
+    /// allows, 1e-3 / (2 p) (a neuron's log imbalance moves by 2 p per unit of its h).
+    fn extreme_p_balances_against_the_log_space_oracle(side: &Side) {
+        let n = 24;
+        for (p, decades) in [(1e-3f32, 30.0), (50.0, 1.0)] {
+            let j = spanning_decades(n, 2323, decades);
+            let params = BalanceParams {
+                p,
+                max_iterations: 4000,
+                ..solver(0.0)
+            };
+            let b = balance(side.backend().as_mut(), &Networks::recurrent(1, n, &j), &params)
+                .unwrap_or_else(|e| panic!("p = {p}: {e}"));
+            let h = to_f64(&b.h);
+            let worst = log_imbalance(&j, n, f64::from(p), &h)
+                .iter()
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            assert!(worst < 1e-3, "p = {p}: a neuron's log imbalance is {worst:.2e}");
+            let oracle = log_space_oracle(&j, n, f64::from(p));
+            let dh = h.iter().zip(&oracle).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                dh <= 1e-3 / (2.0 * f64::from(p)),
+                "p = {p}: h differs from the oracle's by {dh:.2e}"
+            );
+            assert!(b.j.iter().all(|v| v.is_finite()), "p = {p}: balanced J not finite");
+            // The costs were scaled where they had to be, and the reports say by how much.
+            assert_eq!(b.cost_unit_log2 != 0.0, p == 50.0, "p = {p}");
+        }
+    }
+}
+
+/// Where f32 cannot hold some neuron's costs beside the others' even scaled, balancing is
+/// refused before it runs, naming p, the neuron, its weight and the largest p that keeps it.
+#[test]
+fn a_p_whose_costs_leave_f32_is_refused_naming_the_largest_that_fits() {
+    let n = 24;
+    let j = spanning_decades(n, 2323, 30.0);
+    let params = BalanceParams {
+        p: 1e9,
+        ..solver(1e-6)
+    };
+    let err = balance(&mut cpu(), &Networks::recurrent(1, n, &j), &params)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("p = 1000000000: neuron") && err.contains("the largest p that fits is"),
+        "{err}"
+    );
+    let largest: f64 = err.rsplit(' ').next().unwrap().parse().unwrap();
+    let fits = BalanceParams {
+        p: (largest * 0.99) as f32,
+        ..solver(1e-6)
+    };
+    balance(&mut cpu(), &Networks::recurrent(1, n, &j), &fits)
+        .unwrap_or_else(|e| panic!("the largest p said to fit is refused: {e}"));
 }

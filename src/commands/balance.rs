@@ -29,11 +29,19 @@ pub fn balance_weights(
 ) -> Result<(serde_json::Value, Vec<String>), DaleError> {
     settings.validate("--")?;
     let t = Instant::now();
-    let network = BalanceNetwork::new(read_inputs(weights)?, settings)?;
+    // The model names its parameter p; here the user gave it as --p.
+    let as_option = |e| match e {
+        DaleError::Scene { path, message } if path == "p" => DaleError::Scene {
+            path: "--p".into(),
+            message,
+        },
+        e => e,
+    };
+    let network = BalanceNetwork::new(read_inputs(weights)?, settings).map_err(as_option)?;
     let read_s = t.elapsed().as_secs_f64();
     network.check_fits(&backend.info())?;
     let out = prepare_dir(out)?;
-    let report = network.run(backend, &mut |_| {})?;
+    let report = network.run(backend, &mut |_| {}).map_err(as_option)?;
     let t = Instant::now();
     let mut files = write_report(&out, &report, &Outputs::default())?;
     let mut summary = report.figures.clone();

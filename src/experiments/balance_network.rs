@@ -14,7 +14,7 @@ use crate::backend::balance::{Aggregate, Alpha};
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
 use crate::models::balancing::{
-    balance, balance_with_io_paths, BalanceParams, Method, Networks, Topology, World,
+    balance, balance_with_io_paths, cost_form, BalanceParams, Method, Networks, Topology, World,
 };
 use crate::scene::arrays::{expect_shape, read_array, read_npz, Array};
 use crate::scene::plot::{Panel, Series};
@@ -112,6 +112,15 @@ fn budget() -> usize {
 type CostChoice = (Alpha, Vec<f32>, f32, Aggregate);
 
 impl BalanceSettings {
+    /// The solver asked for, or the cost's own: the flow for maxabs, else the direct solver.
+    pub fn solver(&self) -> Solver {
+        match (self.solver, self.cost) {
+            (Some(s), _) => s,
+            (None, Cost::Maxabs) => Solver::Flow,
+            (None, _) => Solver::Direct,
+        }
+    }
+
     /// What the cost needs from the inputs; called before anything is written.
     pub fn costs_of(&self, inputs: &Inputs) -> Result<CostChoice, DaleError> {
         Ok(match self.cost {
@@ -192,7 +201,22 @@ pub struct BalanceNetwork {
 impl BalanceNetwork {
     /// Checks that the settings and the inputs go together; nothing is written before.
     pub fn new(inputs: Inputs, settings: BalanceSettings) -> Result<Self, DaleError> {
-        settings.costs_of(&inputs)?;
+        let (alpha, alpha_values, p, _) = settings.costs_of(&inputs)?;
+        // A p whose costs no form holds is refused here, before the output folder exists.
+        let nets = Networks {
+            groups: 1,
+            n: inputs.j.shape[0],
+            j: &inputs.j.data,
+            w_in: None,
+            w_out: None,
+            alpha,
+            alpha_values: &alpha_values,
+        };
+        let method = match settings.solver() {
+            Solver::Direct => Method::Solver,
+            Solver::Flow => Method::Flow { dt: 0.0 },
+        };
+        cost_form(&nets, p, method, settings.cost == Cost::Readout)?;
         Ok(BalanceNetwork { inputs, settings })
     }
 }
@@ -339,11 +363,7 @@ fn balance_inputs(
 ) -> Result<Report, DaleError> {
     let n = inputs.j.shape[0];
     let (alpha, alpha_values, p, aggregate) = settings.costs_of(inputs)?;
-    let solver = match (settings.solver, settings.cost) {
-        (Some(s), _) => s,
-        (None, Cost::Maxabs) => Solver::Flow,
-        (None, _) => Solver::Direct,
-    };
+    let solver = settings.solver();
     let nets = Networks {
         groups: 1,
         n,
@@ -397,14 +417,17 @@ fn balance_inputs(
         Solver::Flow => {
             // By components every network has a balanced point on its components.
             let why = match settings.topology {
-                Topology::Whole => graph.why_unbalanceable(0, p),
+                Topology::Whole => graph.why_unbalanceable(0),
                 Topology::Components => None,
             };
             let method = flow();
             (run(backend, &params(method))?, method, why)
         }
     };
-    let lower_bound = geometric_mean_bound(graph.n, |i, k| graph.cost(0, i, k, p));
+    // In the unit the run's costs are in (`Balanced::cost_unit_log2`).
+    let weight_scale = graph.weight_scale(p);
+    let lower_bound =
+        geometric_mean_bound(graph.n, |i, k| graph.scaled_cost(0, i, k, p, weight_scale));
     let balance_s = t.elapsed().as_secs_f64();
 
     let mut report = Report::default();
@@ -495,6 +518,9 @@ fn balance_inputs(
             "why": "not strongly connected: these neurons lie on no cycle of the cost graph (no path of synapses leads back to them), so no finite balanced point exists for them (Prop. B.1); they are held at h = 0, each component is balanced on its own synapses, and the costs and ||g|| here count the synapses inside components",
         })),
         "total_cost": { "before": c0, "after": c_end },
+        // Where |J|^p would leave f32 the costs were computed with the weights scaled by a power
+        // of two; every cost figure here is then in units of 2^cost_unit_log2.
+        "cost_unit_log2": b.cost_unit_log2,
         "prop5_bounds_on_balanced_cost": { "lower": lower_bound, "upper": upper_bound, "apply_to": "power-law costs (sum aggregate)" },
         "grad_norm": { "before": g0, "after": b.grad_norm[b.grad_norm.len() - 1], "tol_relative": settings.tol },
         // The tolerance is checked once per chunk (balancing::chunk_iterations); the run goes on to

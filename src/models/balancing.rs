@@ -7,6 +7,7 @@
 //! per iteration gives every neuron's incoming and outgoing cost, and the weights are
 //! transformed once at the end (eq. 4). Signs and zeros of J are therefore kept exactly.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::balance::{
@@ -30,6 +31,65 @@ const CHUNK_SYNAPSE_PASSES: usize = 1 << 26;
 /// Iterations per chunk for `synapses` synapses in all networks together: 1 to 64.
 pub fn chunk_iterations(synapses: usize) -> usize {
     (CHUNK_SYNAPSE_PASSES / synapses.max(1)).clamp(1, CHUNK_ITERATIONS)
+}
+
+/// The depth, in e-folds, to which log-space costs stay exact to 1e-3 in f32: a log of this
+/// size has a rounding step of about 1e-3 (2^13 x 2^-23).
+pub const LOG_SPAN: f64 = 8192.0;
+
+/// Where balancing computes the costs (`Networks::cost_space`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CostSpace {
+    Linear,
+    Log,
+}
+
+/// How balancing computes the costs of its p for given networks (`cost_form`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CostForm {
+    /// `Costs::weight_scale`.
+    pub weight_scale: f32,
+    /// `Costs::log`: in log space.
+    pub log: bool,
+}
+
+/// The form in which the costs of power p can be computed for `nets` by `method` (with an
+/// anchor or not): scaled weights where |J|^p would leave f32, and log space where even scaled
+/// costs would vanish for some neuron. An error, before anything runs or is written, where no
+/// form holds them, or where the method cannot take the form that does: the flow's dt is in
+/// units of the costs (scaling them would change its time scale), and only the direct solver
+/// without an anchor steps in log space.
+pub fn cost_form(
+    nets: &Networks,
+    p: f32,
+    method: Method,
+    anchored: bool,
+) -> Result<CostForm, DaleError> {
+    let weight_scale = nets.weight_scale(p);
+    let log = nets.cost_space(p, weight_scale)? == CostSpace::Log;
+    let solver = method == Method::Solver;
+    if log && !(solver && !anchored) {
+        return Err(DaleError::scene(
+            "p",
+            format!(
+                "p = {p}: some neuron's costs fall below f32's smallest number beside the largest \
+                 cost, so they must be computed in log space, which only the direct solver \
+                 (method \"solver\", --solver direct) of the power cost does"
+            ),
+        ));
+    }
+    if weight_scale != 1.0 && !solver {
+        return Err(DaleError::scene(
+            "p",
+            format!(
+                "p = {p} with weights up to {:e}: their costs |J|^p leave 2^-64..2^64, so the \
+                 flow's step would mean another time; the direct solver (method \"solver\", \
+                 --solver direct) scales the costs and balances any p",
+                1.0 / weight_scale
+            ),
+        ));
+    }
+    Ok(CostForm { weight_scale, log })
 }
 
 /// How h moves.
@@ -136,8 +196,118 @@ impl<'a> Networks<'a> {
 
     /// c_ij of network g (eq. 23), computed on the host as the balance ops compute it.
     pub fn cost(&self, g: usize, i: usize, j: usize, p: f32) -> f64 {
+        self.scaled_cost(g, i, j, p, 1.0)
+    }
+
+    /// c_ij with the weights scaled by `weight_scale` first, as `Costs` says.
+    pub fn scaled_cost(&self, g: usize, i: usize, j: usize, p: f32, weight_scale: f32) -> f64 {
         let n = self.n;
-        f64::from(self.alpha(g, i, j) * power(self.j[g * n * n + i * n + j].abs(), p))
+        let w = self.j[g * n * n + i * n + j].abs() * weight_scale;
+        f64::from(self.alpha(g, i, j) * power(w, p))
+    }
+
+    /// Whether synapse (i, j) of network g has a cost at all (J_ij != 0 and alpha_ij > 0): the
+    /// cost graph's edges, whatever p does to their size in f32.
+    pub fn has_cost(&self, g: usize, i: usize, j: usize) -> bool {
+        let n = self.n;
+        self.j[g * n * n + i * n + j] != 0.0 && self.alpha(g, i, j) > 0.0
+    }
+
+    /// The largest |J_ij| of each row and of each column of network g, self-synapses aside: one
+    /// pass over J, rows in parallel and columns by bands of rows (max is exact in any order).
+    fn largest_weights(&self, g: usize) -> (Vec<f32>, Vec<f32>) {
+        const BAND: usize = 64;
+        let n = self.n;
+        let jg = &self.j[g * n * n..][..n * n];
+        let rows = jg
+            .par_chunks(n.max(1))
+            .enumerate()
+            .map(|(i, row)| off_diagonal(i, row).fold(0.0f32, f32::max))
+            .collect();
+        let cols = jg
+            .par_chunks((BAND * n).max(1))
+            .enumerate()
+            .map(|(b, band)| {
+                let mut m = vec![0.0f32; n];
+                for (r, row) in band.chunks(n).enumerate() {
+                    m.iter_mut()
+                        .zip(off_diagonal(b * BAND + r, row))
+                        .for_each(|(m, v)| *m = m.max(v));
+                }
+                m
+            })
+            .reduce(
+                || vec![0.0f32; n],
+                |a, b| a.iter().zip(&b).map(|(x, y)| x.max(*y)).collect(),
+            );
+        (rows, cols)
+    }
+
+    /// The power of two the weights are scaled by before the power p (`Costs::weight_scale`): 1
+    /// where the largest |J|^p lies within 2^-64..2^64, so that ordinary networks are costed
+    /// exactly as written; otherwise the one that brings the largest |J| of the batch to
+    /// (1/2, 1], so that no cost overflows f32 for any p (a constant factor on every cost of a
+    /// network moves no balanced point, and the direct solver's steps ignore it).
+    pub fn weight_scale(&self, p: f32) -> f32 {
+        let largest = self
+            .j
+            .par_chunks(self.n.max(1))
+            .map(|row| row.iter().fold(0.0f32, |m, v| m.max(v.abs())))
+            .reduce(|| 0.0, f32::max);
+        if largest == 0.0 || (f64::from(p) * f64::from(largest).log2()).abs() <= 64.0 {
+            return 1.0;
+        }
+        // largest = m 2^e with m in [1/2, 1): 2^-e brings it to [1/2, 1).
+        let exponent = f64::from(largest).log2().floor() as i32 + 1;
+        2f32.powi(-exponent)
+    }
+
+    /// The neuron whose largest incoming or outgoing weight (self-synapses aside) is the
+    /// smallest of all such, over every network: (network, neuron, "incoming" or "outgoing", that
+    /// weight); None where no neuron has synapses. Its cost, relative to the largest, says
+    /// whether f32 can hold every neuron's costs (`cost_space`).
+    fn weakest_neuron(&self) -> Option<(usize, usize, &'static str, f32)> {
+        (0..self.groups)
+            .filter_map(|g| {
+                let (rows, cols) = self.largest_weights(g);
+                rows.into_iter()
+                    .enumerate()
+                    .map(|(k, w)| (g, k, "incoming", w))
+                    .chain(
+                        cols.into_iter()
+                            .enumerate()
+                            .map(|(k, w)| (g, k, "outgoing", w)),
+                    )
+                    .filter(|(.., w)| *w > 0.0)
+                    .min_by(|a, b| a.3.total_cmp(&b.3))
+            })
+            .min_by(|a, b| a.3.total_cmp(&b.3))
+    }
+
+    /// Where the costs of power p are computed: as they are (scaled by `weight_scale`) where
+    /// every neuron's largest cost stays above f32's smallest normal number beside the largest
+    /// of all, else in log space (the direct solver), where f32 logs hold them to 1e-3 while
+    /// p |ln w| stays below LOG_SPAN; beyond that, an error naming p, the neuron, its weight and
+    /// the largest p that fits.
+    pub fn cost_space(&self, p: f32, weight_scale: f32) -> Result<CostSpace, DaleError> {
+        let Some((g, k, side, w)) = self.weakest_neuron() else {
+            return Ok(CostSpace::Linear);
+        };
+        // How far the neuron's largest cost lies below the largest of all, in e-folds.
+        let depth = -f64::from(p) * f64::from(w * weight_scale).ln();
+        if depth <= -f64::from(f32::MIN_POSITIVE).ln() {
+            return Ok(CostSpace::Linear);
+        }
+        if depth <= LOG_SPAN {
+            return Ok(CostSpace::Log);
+        }
+        Err(DaleError::scene(
+            "p",
+            format!(
+                "p = {p}: neuron {k} of network {g} has no {side} weight larger than {w:e}, whose cost is e^-{depth:.3e} of the largest weight's; f32 holds such costs neither as they are (down to e^-87) nor as logarithms to 1e-3 (down to e^-{LOG_SPAN}); the largest p that fits is {:.4e}",
+                f64::from(p) * LOG_SPAN / depth
+            ),
+        ))
     }
 
     /// The costs of network g on the host, [n, n] in f64, for analyses and tests.
@@ -154,14 +324,14 @@ impl<'a> Networks<'a> {
     }
 
     /// Why network g has no finite balanced point, if it has none (001 Prop. B.1).
-    pub fn why_unbalanceable(&self, g: usize, p: f32) -> Option<String> {
-        why_no_balanced_point(self.n, |i, j| self.cost(g, i, j, p) > 0.0)
+    pub fn why_unbalanceable(&self, g: usize) -> Option<String> {
+        why_no_balanced_point(self.n, |i, j| self.has_cost(g, i, j))
     }
 
     /// The strongly connected component of each neuron of network g, or None when the network
     /// is strongly connected (one component).
-    pub fn split_components(&self, g: usize, p: f32) -> Option<Vec<usize>> {
-        let positive = |i, j| self.cost(g, i, j, p) > 0.0;
+    pub fn split_components(&self, g: usize) -> Option<Vec<usize>> {
+        let positive = |i, j| self.has_cost(g, i, j);
         (!strongly_connected(self.n, positive)).then(|| strong_components(self.n, positive))
     }
 }
@@ -225,6 +395,9 @@ pub struct Balanced {
     pub flows: Vec<f32>,
     /// First iteration at which ||g|| <= tol ||g0|| held in every network, if it did.
     pub converged_at: Option<usize>,
+    /// The costs above, ||g|| and `flows` are in units of 2^cost_unit_log2 (0 but where the
+    /// costs were scaled to stay within f32: `Networks::weight_scale`).
+    pub cost_unit_log2: f64,
     /// The networks that balancing by components split, and how (empty when none was split).
     /// Their costs and ||g|| above count the synapses inside components only.
     pub splits: Vec<Split>,
@@ -263,12 +436,15 @@ fn balance_in(
     anchor: Option<usize>,
 ) -> Result<Balanced, DaleError> {
     let (groups, n, p) = (nets.groups, nets.n, params.p);
+    let CostForm { weight_scale, log } = cost_form(nets, p, params.method, anchor.is_some())?;
     let costs = Costs {
         groups,
         rows: n,
         cols: n,
         p,
         alpha: nets.alpha,
+        weight_scale,
+        log,
     };
     assert_eq!(nets.j.len(), groups * n * n, "J must be [groups, n, n]");
     assert_eq!(
@@ -287,7 +463,7 @@ fn balance_in(
             // reaches the anchor (checked by balance_with_io_paths), strongly connected or not.
             if params.topology == Topology::Whole && anchor.is_none() {
                 for g in 0..groups {
-                    if let Some(why) = nets.why_unbalanceable(g, p) {
+                    if let Some(why) = nets.why_unbalanceable(g) {
                         return Err(DaleError::NoBalance { network: g, why });
                     }
                 }
@@ -300,7 +476,7 @@ fn balance_in(
     let parts: Vec<Option<Parts>> = match params.topology {
         Topology::Whole => (0..groups).map(|_| None).collect(),
         Topology::Components => (0..groups)
-            .map(|g| nets.split_components(g, p).map(Parts::new))
+            .map(|g| nets.split_components(g).map(Parts::new))
             .collect(),
     };
     let split = parts.iter().any(Option::is_some);
@@ -329,12 +505,30 @@ fn balance_in(
     };
     // sum_k c_kk: the self-synapses, which the transformation leaves alone.
     let self_cost: Vec<f64> = (0..groups)
-        .map(|g| (0..n).map(|k| nets.cost(g, k, k, p)).sum())
+        .map(|g| {
+            (0..n)
+                .map(|k| nets.scaled_cost(g, k, k, p, weight_scale))
+                .sum()
+        })
+        .collect();
+    // ln of the same sum in log space, where the costs themselves may not fit an f64.
+    let log_self_cost: Vec<f64> = (0..groups)
+        .map(|g| {
+            let terms: Vec<f64> = (0..n)
+                .filter(|&k| nets.has_cost(g, k, k))
+                .map(|k| {
+                    let w = f64::from(nets.j[g * n * n + k * n + k].abs() * weight_scale);
+                    f64::from(nets.alpha(g, k, k)).ln() + f64::from(p) * w.ln()
+                })
+                .collect();
+            log_sum_exp(&terms)
+        })
         .collect();
 
     let gradients = CostFlows {
         groups,
         n,
+        log,
         aggregate: params.aggregate,
     };
     let alpha = scope.alloc_from(
@@ -350,7 +544,9 @@ fn balance_in(
     // its costs at once (J comes up again for the transformation, after c0 is freed).
     let c0 = scope.alloc_from(backend, "J, then its costs c0", nets.j)?;
     let h = scope.alloc(backend, "h", groups * n)?;
-    let scale = scope.alloc_from(backend, "s = e^(p h)", &vec![1.0; groups * n])?;
+    // s = e^(p h) at h = 0, or in log space u = p h.
+    let s0 = if log { 0.0 } else { 1.0 };
+    let scale = scope.alloc_from(backend, "s = e^(p h)", &vec![s0; groups * n])?;
     let flows = scope.alloc(backend, "incoming and outgoing costs", groups * 2 * n)?;
     let partials = scope.alloc(backend, "cost_flows partials", gradients.partials_len())?;
     let history = scope.alloc(backend, "history", CHUNK_ITERATIONS * 2 * groups)?;
@@ -361,8 +557,12 @@ fn balance_in(
     };
     let h_samples = scope.alloc(backend, "h samples", samples_per_chunk * groups * n)?;
     backend.costs(c0, alpha, costs);
-    let mut out = Balanced::default();
+    let mut out = Balanced {
+        cost_unit_log2: -f64::from(p) * f64::from(weight_scale).log2(),
+        ..Balanced::default()
+    };
     let mut g0: Option<Vec<f64>> = None;
+    let mut log_unit: Option<f64> = None;
     let mut done = 0;
     let per_chunk = chunk_iterations(groups * n * n);
     while done < params.max_iterations && out.converged_at.is_none() {
@@ -387,6 +587,7 @@ fn balance_in(
                     step,
                     history_offset: 2 * groups * i,
                     anchor,
+                    log,
                 },
             );
         }
@@ -394,7 +595,21 @@ fn balance_in(
         out.h_trajectory
             .extend(backend.download(h_samples, 0, samples * groups * n)?);
         for (i, rec) in hist.chunks(2 * groups).enumerate() {
-            let norms: Vec<f64> = rec.chunks(2).map(|r| f64::from(r[0]).sqrt()).collect();
+            // In log space the records are ln ||g||^2 and ln C, taken here in units of e^unit,
+            // the first record's largest ln C: relative to it every later one is at most ~1.
+            let unit = *log_unit.get_or_insert_with(|| {
+                rec.chunks(2)
+                    .zip(&log_self_cost)
+                    .map(|(r, s)| f64::from(r[1]).max(*s))
+                    .fold(f64::NEG_INFINITY, f64::max)
+            });
+            let norms: Vec<f64> = rec
+                .chunks(2)
+                .map(|r| match log {
+                    true => (0.5 * f64::from(r[0]) - unit).exp(),
+                    false => f64::from(r[0]).sqrt(),
+                })
+                .collect();
             if let Some(g) = norms.iter().position(|v| !v.is_finite()) {
                 return Err(DaleError::Diverged {
                     step: done + i,
@@ -412,11 +627,11 @@ fn balance_in(
             {
                 out.converged_at = Some(done + i);
             }
-            out.total_cost.extend(
-                rec.chunks(2)
-                    .zip(&self_cost)
-                    .map(|(r, d)| f64::from(r[1]) + d),
-            );
+            out.total_cost
+                .extend(rec.chunks(2).enumerate().map(|(g, r)| match log {
+                    true => (f64::from(r[1]) - unit).exp() + (log_self_cost[g] - unit).exp(),
+                    false => f64::from(r[1]) + self_cost[g],
+                }));
             out.grad_norm.extend(norms);
         }
         done += chunk;
@@ -426,6 +641,18 @@ fn balance_in(
     // The end point: its costs, neural gradients and weights.
     backend.cost_flows(c0, scale, flows, partials, gradients);
     out.flows = backend.download(flows, 0, groups * 2 * n)?;
+    let unit = log_unit.unwrap_or(0.0);
+    if log {
+        out.flows
+            .iter_mut()
+            .for_each(|f| *f = (f64::from(*f) - unit).exp() as f32);
+        // e^unit in the scaled weights' costs, each 2^(-p log2 weight_scale) of the real one.
+        out.cost_unit_log2 += unit / std::f64::consts::LN_2;
+    }
+    let self_cost: Vec<f64> = match log {
+        true => log_self_cost.iter().map(|s| (s - unit).exp()).collect(),
+        false => self_cost,
+    };
     for g in 0..groups {
         let (inc, outg) = out.flows[g * 2 * n..][..2 * n].split_at(n);
         let moving = (0..n).filter(|&k| Some(k) != anchor);
@@ -483,6 +710,19 @@ fn balance_in(
     // never holds more than one [groups, n, n] array beside the host's J.
     scope.free_one(backend, c0);
     (out.j, out.w_in, out.w_out) = transformed(backend, scope, nets, h)?;
+    // h is finite, but e^(h_j - h_i) J_ij can leave f32 where the balanced point asks for
+    // weights beyond it: said, not written.
+    if let Some(e) = out.j.iter().position(|v| !v.is_finite()) {
+        let (g, i, j) = (e / (n * n), e / n % n, e % n);
+        return Err(DaleError::scene(
+            "p",
+            format!(
+                "p = {p}: the balanced weight J[{i}, {j}] of network {g} (from {:e}, scaled by e^{}) leaves f32",
+                nets.j[e],
+                out.h[g * n + j] - out.h[g * n + i]
+            ),
+        ));
+    }
     Ok(out)
 }
 
@@ -554,7 +794,7 @@ pub fn balance_with_io_paths(
     let graph = world.networks();
     let (groups, n) = (nets.groups, nets.n);
     for g in 0..groups {
-        let reaches = reaches(graph.n, n, |i, j| graph.cost(g, i, j, params.p) > 0.0);
+        let reaches = reaches(graph.n, n, |i, j| graph.has_cost(g, i, j));
         if let Some(k) = (0..n).find(|&k| !reaches[k]) {
             return Err(DaleError::NoBalance {
                 network: g,
@@ -644,4 +884,20 @@ impl World {
             alpha_values: &self.alpha,
         }
     }
+}
+
+/// ln sum e^t over `terms`, about their largest (-inf for none).
+fn log_sum_exp(terms: &[f64]) -> f64 {
+    let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()
+}
+
+/// |row[c]| for every column c, with the self-synapse (c = i) as 0.
+fn off_diagonal(i: usize, row: &[f32]) -> impl Iterator<Item = f32> + '_ {
+    row.iter()
+        .enumerate()
+        .map(move |(c, v)| if c == i { 0.0 } else { v.abs() })
 }

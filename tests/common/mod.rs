@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
 use dale::backend::balance::{
-    Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights,
+    Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights, LOG_ZERO,
 };
 use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::select::any_gpu;
@@ -339,7 +339,12 @@ pub mod balance_oracle {
                     }
                     Alpha::Full { shared } => alpha[if shared { 0 } else { g * per } + e] as f64,
                 };
-                (a * (w[i].abs() as f64).powf(s.p as f64)) as f32
+                let w = w[i].abs() as f64 * s.weight_scale as f64;
+                match s.log {
+                    true if w > 0.0 && a > 0.0 => (a.ln() + s.p as f64 * w.ln()) as f32,
+                    true => LOG_ZERO,
+                    false => (a * w.powf(s.p as f64)) as f32,
+                }
             })
             .collect()
     }
@@ -365,6 +370,70 @@ pub mod balance_oracle {
             }
         }
         out
+    }
+
+    /// Log space: [groups, 2n] of ln in_k and ln out_k, from ln c0 (LOG_ZERO: no synapse) and
+    /// u = p h, by log-sum-exp in f64; LOG_ZERO where a side has no synapse.
+    pub fn cost_flows_log(c0: &[f32], u: &[f32], s: CostFlows) -> Vec<f32> {
+        let n = s.n;
+        let mut out = vec![0.0f32; s.groups * 2 * n];
+        let lse = |terms: Vec<f64>| {
+            let m = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if m == f64::NEG_INFINITY {
+                return LOG_ZERO;
+            }
+            (m + terms.iter().map(|t| (t - m).exp()).sum::<f64>().ln()) as f32
+        };
+        for g in 0..s.groups {
+            let c = |i: usize, j: usize| {
+                let v = c0[(g * n + i) * n + j];
+                (v > 0.5 * LOG_ZERO).then(|| v as f64 + u[g * n + j] as f64 - u[g * n + i] as f64)
+            };
+            for k in 0..n {
+                out[g * 2 * n + k] =
+                    lse((0..n).filter(|&o| o != k).filter_map(|o| c(k, o)).collect());
+                out[g * 2 * n + n + k] =
+                    lse((0..n).filter(|&o| o != k).filter_map(|o| c(o, k)).collect());
+            }
+        }
+        out
+    }
+
+    /// Log space: returns (h, u = p h, history [groups, 2] of ln ||g||^2 and ln sum in_k).
+    pub fn h_update_log(flows: &[f32], h0: &[f32], s: HUpdate) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let n = s.n;
+        let (mut h, mut u, mut hist) = (
+            vec![0.0f32; s.groups * n],
+            vec![0.0f32; s.groups * n],
+            vec![0.0f32; 2 * s.groups],
+        );
+        let p = s.p as f64;
+        for g in 0..s.groups {
+            let f = |k: usize| flows[g * 2 * n + k] as f64;
+            let is_zero = |v: f64| v <= 0.5 * LOG_ZERO as f64;
+            let exp = |v: f64| if is_zero(v) { 0.0 } else { v.exp() };
+            let mut hg: Vec<f64> = (0..n)
+                .map(|k| {
+                    let (inc, out) = (f(k), f(n + k));
+                    let step = if is_zero(inc) || is_zero(out) {
+                        0.0
+                    } else {
+                        (inc - out) / (4.0 * p)
+                    };
+                    h0[g * n + k] as f64 + step
+                })
+                .collect();
+            let mean = hg.iter().sum::<f64>() / n as f64;
+            hg.iter_mut().for_each(|v| *v -= mean);
+            for k in 0..n {
+                h[g * n + k] = hg[k] as f32;
+                u[g * n + k] = (p * hg[k]) as f32;
+            }
+            let norm2: f64 = (0..n).map(|k| (exp(f(k)) - exp(f(n + k))).powi(2)).sum();
+            hist[2 * g] = norm2.ln() as f32;
+            hist[2 * g + 1] = (0..n).map(|k| exp(f(k))).sum::<f64>().ln() as f32;
+        }
+        (h, u, hist)
     }
 
     /// Returns (h, scale, history [groups, 2]).

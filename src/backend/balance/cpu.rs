@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights};
+use super::{Aggregate, Alpha, CostFlows, Costs, HStep, HUpdate, TaskTransform, Weights, LOG_ZERO};
 use crate::backend::cpu::simd::{Isa, Kernel};
 use crate::backend::cpu::BLOCK;
 
@@ -24,18 +24,27 @@ pub fn power(a: f32, p: f32) -> f32 {
 pub(super) fn costs(c: &mut [f32], alpha: &[f32], spec: Costs) {
     // One copy of the loops per exponent that has its own form, so that none branches on p per
     // synapse and the common p = 1 and 2 vectorise.
+    let s = spec.weight_scale;
     match spec.p {
-        1.0 => costs_by(c, alpha, spec, |a| a),
-        2.0 => costs_by(c, alpha, spec, |a| a * a),
-        p => costs_by(c, alpha, spec, move |a| power(a, p)),
+        _ if spec.log => costs_by(c, alpha, spec, move |a, w| {
+            if w > 0.0 && a > 0.0 {
+                a.ln() + spec.p * (w * s).ln()
+            } else {
+                LOG_ZERO
+            }
+        }),
+        1.0 => costs_by(c, alpha, spec, move |a, w| a * (w * s)),
+        2.0 => costs_by(c, alpha, spec, move |a, w| a * ((w * s) * (w * s))),
+        p => costs_by(c, alpha, spec, move |a, w| a * power(w * s, p)),
     }
 }
 
+/// c <- cost(alpha_ij, |c|) over every network.
 fn costs_by(
     c: &mut [f32],
     alpha: &[f32],
     spec: Costs,
-    power: impl Fn(f32) -> f32 + Copy + Send + Sync,
+    cost: impl Fn(f32, f32) -> f32 + Copy + Send + Sync,
 ) {
     let Costs {
         groups,
@@ -54,20 +63,20 @@ fn costs_by(
         .for_each(|(g, cg)| {
             let base = |shared: bool, one: usize| if shared { 0 } else { g * one };
             match kind {
-                Alpha::One => cg.iter_mut().for_each(|c| *c = power(c.abs())),
+                Alpha::One => cg.iter_mut().for_each(|c| *c = cost(1.0, c.abs())),
                 Alpha::PerColumn { shared } => {
                     let a = &alpha[base(shared, cols)..][..cols];
                     for crow in cg.chunks_mut(cols) {
                         crow.iter_mut()
                             .zip(a)
-                            .for_each(|(c, a)| *c = a * power(c.abs()));
+                            .for_each(|(c, a)| *c = cost(*a, c.abs()));
                     }
                 }
                 Alpha::Full { shared } => {
                     let a = &alpha[base(shared, per)..][..per];
                     cg.iter_mut()
                         .zip(a)
-                        .for_each(|(c, a)| *c = a * power(c.abs()));
+                        .for_each(|(c, a)| *c = cost(*a, c.abs()));
                 }
             }
         });
@@ -85,6 +94,9 @@ pub(super) fn cost_flows(
     partials: &mut [f32],
     spec: CostFlows,
 ) {
+    if spec.log {
+        return cost_flows_log(c0, scale, flows, spec);
+    }
     // One copy of the loops per aggregate, so that each inner loop is compiled for its own.
     match spec.aggregate {
         Aggregate::Sum => cost_flows_by::<false>(c0, scale, flows, partials, spec),
@@ -157,6 +169,80 @@ fn cost_flows_by<const MAX: bool>(
                 });
                 incoming[k] = (rows[g * n + k] / s) as f32;
                 outgoing[k] = (col * s) as f32;
+            }
+        });
+}
+
+/// `cost_flows` in log space, as balance.wgsl's two passes: each row's largest ln c0_kj + u_j and
+/// each column's largest ln c0_ik - u_i, then the sums of e^(value - largest), in f64 over bands
+/// of ROW_BAND rows added in band order (deterministic). For the rare costs that no scaling keeps
+/// within f32, so written plainly: f32 exponentials one at a time.
+fn cost_flows_log(c0: &[f32], u: &[f32], flows: &mut [f32], spec: CostFlows) {
+    let CostFlows { groups, n, .. } = spec;
+    if n == 0 {
+        return;
+    }
+    flows[..groups * 2 * n]
+        .par_chunks_mut(2 * n)
+        .enumerate()
+        .for_each(|(g, f)| {
+            let c = &c0[g * n * n..][..n * n];
+            let u = &u[g * n..][..n];
+            // Row i of c, with the column index, its self-synapse left out.
+            let row = |i: usize| {
+                c[i * n..][..n]
+                    .iter()
+                    .enumerate()
+                    .filter(move |(j, _)| *j != i)
+            };
+            let row_max: Vec<f32> = (0..n)
+                .into_par_iter()
+                .map(|i| row(i).fold(LOG_ZERO, |m, (j, v)| m.max(v + u[j])))
+                .collect();
+            let bands = |first: usize| first..(first + ROW_BAND).min(n);
+            let col_max = (0..n.div_ceil(ROW_BAND))
+                .into_par_iter()
+                .map(|b| {
+                    bands(b * ROW_BAND).fold(vec![LOG_ZERO; n], |mut m, i| {
+                        row(i).for_each(|(j, v)| m[j] = m[j].max(v - u[i]));
+                        m
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .fold(vec![LOG_ZERO; n], |a, b| {
+                    a.iter().zip(&b).map(|(x, y)| x.max(*y)).collect()
+                });
+            let row_sum: Vec<f64> = (0..n)
+                .into_par_iter()
+                .map(|i| {
+                    row(i)
+                        .map(|(j, v)| f64::from((v + u[j] - row_max[i]).exp()))
+                        .sum()
+                })
+                .collect();
+            let col_sum = (0..n.div_ceil(ROW_BAND))
+                .into_par_iter()
+                .map(|b| {
+                    bands(b * ROW_BAND).fold(vec![0.0f64; n], |mut s, i| {
+                        row(i).for_each(|(j, v)| s[j] += f64::from((v - u[i] - col_max[j]).exp()));
+                        s
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .fold(vec![0.0f64; n], |a, b| {
+                    a.iter().zip(&b).map(|(x, y)| x + y).collect()
+                });
+            let (incoming, outgoing) = f.split_at_mut(n);
+            // LOG_ZERO where a side has no terms at all (a network of one neuron).
+            let finish = |largest: f32, sum: f64, u: f32| match sum > 0.0 {
+                true => largest + sum.ln() as f32 + u,
+                false => LOG_ZERO,
+            };
+            for k in 0..n {
+                incoming[k] = finish(row_max[k], row_sum[k], -u[k]);
+                outgoing[k] = finish(col_max[k], col_sum[k], u[k]);
             }
         });
 }
@@ -310,6 +396,7 @@ pub(super) fn h_update(
         step,
         history_offset,
         anchor,
+        log,
     } = spec;
     if n == 0 {
         return;
@@ -322,6 +409,9 @@ pub(super) fn h_update(
         .zip(hist.par_chunks_mut(2))
         .enumerate()
         .for_each(|(g, ((h, s), rec))| {
+            if log {
+                return h_update_log(&flows[g * 2 * n..][..2 * n], h, s, rec, p);
+            }
             isa.run(HUpdateNetwork {
                 flows: &flows[g * 2 * n..][..2 * n],
                 h,
@@ -408,6 +498,31 @@ impl Kernel for HUpdateNetwork<'_> {
         rec[0] = norm2 as f32;
         rec[1] = total as f32;
     }
+}
+
+/// `h_update` of one network in log space, as balance.wgsl's h_update_log: the history's sums
+/// about the largest ln in_k or ln out_k (m), in f64.
+fn h_update_log(flows: &[f32], h: &mut [f32], u: &mut [f32], rec: &mut [f32], p: f32) {
+    let n = h.len();
+    let (incoming, outgoing) = flows.split_at(n);
+    let m = flows.iter().fold(LOG_ZERO, |m, v| m.max(*v));
+    let (mut norm2, mut total, mut sum_h) = (0.0f64, 0.0f64, 0.0f64);
+    for ((h, &inc), &out) in h.iter_mut().zip(incoming).zip(outgoing) {
+        let d = f64::from((inc - m).exp()) - f64::from((out - m).exp());
+        norm2 += d * d;
+        total += f64::from((inc - m).exp());
+        if inc > 0.5 * LOG_ZERO && out > 0.5 * LOG_ZERO {
+            *h += (inc - out) / (4.0 * p);
+        }
+        sum_h += f64::from(*h);
+    }
+    let mean = (sum_h / n as f64) as f32;
+    for (h, u) in h.iter_mut().zip(u.iter_mut()) {
+        *h -= mean;
+        *u = p * *h;
+    }
+    rec[0] = 2.0 * m + norm2.ln() as f32;
+    rec[1] = m + total.ln() as f32;
 }
 
 /// Y = e^(p delta) for the step delta along h_k alone that solves in e^(-p delta) -

@@ -33,7 +33,9 @@ pub enum Alpha {
     Full { shared: bool },
 }
 
-/// Synaptic costs c[g, i, j] = alpha_ij |w[g, i, j]|^p of `groups` [rows, cols] matrices.
+/// Synaptic costs c[g, i, j] = alpha_ij |w[g, i, j] weight_scale|^p of `groups` [rows, cols]
+/// matrices. `weight_scale` is a power of two (exact): 1, or what brings the largest weight to
+/// (1/2, 1] where |w|^p would leave f32 (`Networks::weight_scale`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Costs {
     pub groups: usize,
@@ -41,7 +43,15 @@ pub struct Costs {
     pub cols: usize,
     pub p: f32,
     pub alpha: Alpha,
+    pub weight_scale: f32,
+    /// Log space: c = ln alpha + p ln|w weight_scale| (LOG_ZERO where w = 0 or alpha = 0), for
+    /// costs that no scaling keeps within f32.
+    pub log: bool,
 }
+
+/// ln 0 in log space: finite, so that sums with it stay far below every cost and its
+/// exponential is 0. As balance.wgsl has it.
+pub const LOG_ZERO: f32 = -3.0e38;
 
 impl Costs {
     pub fn len(&self) -> usize {
@@ -84,6 +94,10 @@ pub struct CostFlows {
     pub groups: usize,
     pub n: usize,
     pub aggregate: Aggregate,
+    /// Log space (sum aggregate): c0 holds ln c0, `scale` holds u = p h, and the flows are
+    /// ln in_k = ln sum_{j != k} e^(ln c0_kj + u_j - u_k) and ln out_k likewise, each summed about
+    /// its largest term (two passes over c0).
+    pub log: bool,
 }
 
 impl CostFlows {
@@ -128,6 +142,10 @@ pub struct HUpdate {
     pub step: HStep,
     pub history_offset: usize,
     pub anchor: Option<usize>,
+    /// Log space (Osborne steps, no anchor): `flows` hold ln in_k and ln out_k, h_k moves by
+    /// (ln in_k - ln out_k) / (4 p) (none where a side is LOG_ZERO), the scale gets u = p h, and
+    /// the history gets ln ||g||^2 and ln sum_k in_k.
+    pub log: bool,
 }
 
 /// Which weights the task-preserving transformation pi_h (001 eq. 4) rescales.
@@ -229,6 +247,9 @@ params! {
         /// 1: one alpha for every network.
         pub alpha_shared: u32,
         pub p: f32,
+        pub weight_scale: f32,
+        /// 1: ln c.
+        pub log: u32,
     }
 }
 
@@ -238,6 +259,8 @@ params! {
         pub n: u32,
         /// 0 sum, 1 max.
         pub aggregate: u32,
+        /// 0 linear, 1 log space largest values, 2 log space sums.
+        pub mode: u32,
     }
 }
 
@@ -253,6 +276,8 @@ params! {
         pub history_offset: u32,
         /// The neuron held at h = 0; n or more: none.
         pub anchor: u32,
+        /// 1: log space.
+        pub log: u32,
     }
 }
 
@@ -279,6 +304,7 @@ pub static COST_FLOWS_BANDS: Kernel = Kernel::new::<CostFlowsParams>(
         Binding::read::<f32>("c0"),
         Binding::read::<f32>("scale"),
         Binding::write::<f32>("partials"),
+        Binding::read::<f32>("largest"),
     ],
 );
 pub static COST_FLOWS_FINISH: Kernel = Kernel::new::<CostFlowsParams>(
@@ -354,6 +380,8 @@ impl Op for CostsOp {
             alpha,
             alpha_shared: shared as u32,
             p: s.p,
+            weight_scale: s.weight_scale,
+            log: s.log as u32,
         };
         vec![Dispatch::new(
             &COSTS,
@@ -379,6 +407,10 @@ impl Op for CostFlowsOp {
 
     fn check(&self) {
         let (g, n) = (self.spec.groups, self.spec.n);
+        assert!(
+            !self.spec.log || self.spec.aggregate == Aggregate::Sum,
+            "cost_flows: log space sums costs"
+        );
         check_range(self.c0.raw(), 0, g * n * n, "cost_flows c0");
         check_range(self.scale.raw(), 0, g * n, "cost_flows scale");
         check_range(self.flows.raw(), 0, g * 2 * n, "cost_flows flows");
@@ -408,6 +440,7 @@ impl Op for CostFlowsOp {
             groups,
             n,
             aggregate,
+            log,
         } = self.spec;
         if groups * n == 0 {
             return Vec::new();
@@ -418,34 +451,43 @@ impl Op for CostFlowsOp {
             bands <= max && groups <= max,
             "cost_flows: {bands} bands x {groups} networks exceed this adapter's {max} workgroups per dimension"
         );
-        let params = CostFlowsParams {
-            groups: groups as u32,
-            n: n as u32,
-            aggregate: match aggregate {
-                Aggregate::Sum => 0,
-                Aggregate::Max => 1,
-            },
-        };
         let (c0, scale, flows, partials) = (
             self.c0.raw(),
             self.scale.raw(),
             self.flows.raw(),
             self.partials.raw(),
         );
-        vec![
-            Dispatch::new(
-                &COST_FLOWS_BANDS,
-                &[c0, scale, partials],
-                params,
-                [bands as u32, groups as u32, 1],
-            ),
-            Dispatch::new(
-                &COST_FLOWS_FINISH,
-                &[partials, scale, flows],
-                params,
-                spread((groups * n).div_ceil(WG), limits),
-            ),
-        ]
+        // One pass, or in log space two: the largest values (into flows), then the sums about
+        // them.
+        let modes: &[u32] = if log { &[1, 2] } else { &[0] };
+        modes
+            .iter()
+            .flat_map(|&mode| {
+                let params = CostFlowsParams {
+                    groups: groups as u32,
+                    n: n as u32,
+                    aggregate: match aggregate {
+                        Aggregate::Sum => 0,
+                        Aggregate::Max => 1,
+                    },
+                    mode,
+                };
+                [
+                    Dispatch::new(
+                        &COST_FLOWS_BANDS,
+                        &[c0, scale, partials, flows],
+                        params,
+                        [bands as u32, groups as u32, 1],
+                    ),
+                    Dispatch::new(
+                        &COST_FLOWS_FINISH,
+                        &[partials, scale, flows],
+                        params,
+                        spread((groups * n).div_ceil(WG), limits),
+                    ),
+                ]
+            })
+            .collect()
     }
 }
 
@@ -477,6 +519,10 @@ impl Op for HUpdateOp {
         assert!(
             s.anchor.is_none_or(|a| a < n),
             "h_update: anchor outside the network"
+        );
+        assert!(
+            !s.log || (s.anchor.is_none() && s.step == HStep::Osborne),
+            "h_update: log space takes Osborne steps without an anchor"
         );
     }
 
@@ -515,6 +561,7 @@ impl Op for HUpdateOp {
             dt,
             history_offset: s.history_offset as u32,
             anchor: s.anchor.map_or(u32::MAX, |a| a as u32),
+            log: s.log as u32,
         };
         let bufs = [self.flows, self.h, self.scale, self.history].map(Buf::raw);
         vec![Dispatch::new(
