@@ -140,6 +140,7 @@ fn quiet_wayland_probe() {
 /// calling thread to sleep until it finished, a third of a [1 x 1000] x [1000 x 1000] product
 /// (BENCHMARKS.md, issue 24).
 fn on_workers(cli: Cli) -> anyhow::Result<()> {
+    dale::backend::cpu::simd::Isa::requested().map_err(anyhow::Error::msg)?;
     // The main thread's stack size, which the command's code was written for.
     let mut pool = rayon::ThreadPoolBuilder::new().stack_size(8 << 20);
     if let Command::Run {

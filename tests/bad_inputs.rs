@@ -269,3 +269,19 @@ fn dale_balance_answers_every_p_with_its_own_message() {
         assert!(!out.exists(), "--p {p} created {}", out.display());
     }
 }
+
+/// An environment variable dale reads is checked like an option.
+#[test]
+fn an_unknown_instruction_set_is_refused_naming_the_allowed_ones() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_dale"))
+        .arg("devices")
+        .env("DALE_CPU_ISA", "sse9")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("DALE_CPU_ISA = \"sse9\"; allowed: portable, avx2, avx512"),
+        "{err}"
+    );
+}

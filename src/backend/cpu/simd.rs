@@ -26,16 +26,31 @@ pub trait Kernel {
 }
 
 impl Isa {
-    /// The set the loops run on: the best this processor has, found once.
-    /// DALE_CPU_ISA=portable|avx2 asks for a lower one, to compare paths; a set the processor
-    /// lacks is never used.
+    /// The set the loops run on: the best this processor has, found once, or the one
+    /// DALE_CPU_ISA asks for (`requested`); a set the processor lacks is never used.
     pub fn detected() -> Isa {
         static ISA: OnceLock<Isa> = OnceLock::new();
-        *ISA.get_or_init(|| match std::env::var("DALE_CPU_ISA").as_deref() {
-            Ok("portable") => Isa::Portable,
-            Ok("avx2") => Isa::best().min(Isa::Avx2),
-            _ => Isa::best(),
+        *ISA.get_or_init(|| {
+            let asked = Isa::requested().ok().flatten().unwrap_or(Isa::Avx512);
+            Isa::best().min(asked)
         })
+    }
+
+    /// DALE_CPU_ISA=portable|avx2|avx512, which asks for a set at most that high, to compare
+    /// paths: None when unset; an error naming the value and the allowed ones otherwise (the
+    /// dale command refuses to start on it).
+    pub fn requested() -> Result<Option<Isa>, String> {
+        let Some(value) = std::env::var_os("DALE_CPU_ISA") else {
+            return Ok(None);
+        };
+        match value.to_str() {
+            Some("portable") => Ok(Some(Isa::Portable)),
+            Some("avx2") => Ok(Some(Isa::Avx2)),
+            Some("avx512") => Ok(Some(Isa::Avx512)),
+            _ => Err(format!(
+                "DALE_CPU_ISA = {value:?}; allowed: portable, avx2, avx512 (or unset: the best this processor has)"
+            )),
+        }
     }
 
     /// Every set this processor can run, Portable first.
