@@ -258,6 +258,22 @@ fn cost_flows_finish(@builtin(local_invocation_index) t: u32, @builtin(workgroup
 
 var<workgroup> sums: array<vec4<f32>, 256>;
 
+// The total of v over the workgroup's threads, for every thread: a tree over `sums`, in the
+// same order each time. Called where control flow is uniform.
+fn workgroup_total(t: u32, v: vec4<f32>) -> vec4<f32> {
+    sums[t] = v;
+    workgroupBarrier();
+    for (var half = WG / 2u; half > 0u; half >>= 1u) {
+        if (t < half) {
+            sums[t] += sums[t + half];
+        }
+        workgroupBarrier();
+    }
+    let total = sums[0];
+    workgroupBarrier(); // every thread has read it before sums is written again
+    return total;
+}
+
 // Y = e^(p delta) for the step delta along h_k alone that solves in e^(-p delta) -
 // out e^(p delta) = nu: the positive root of out Y^2 + nu Y - in = 0, in the form that does not
 // cancel; 1 where no finite step exists. Twin: osborne_on_constraint in src/backend/balance/cpu.rs.
@@ -297,16 +313,7 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
                 part += update_flows[g * 2u * n + k] - update_flows[g * 2u * n + n + k];
             }
         }
-        sums[t] = vec4<f32>(part, 0.0, 0.0, 0.0);
-        workgroupBarrier();
-        for (var half = WG / 2u; half > 0u; half >>= 1u) {
-            if (t < half) {
-                sums[t] += sums[t + half];
-            }
-            workgroupBarrier();
-        }
-        nu = sums[0].x / f32(moving);
-        workgroupBarrier();
+        nu = workgroup_total(t, vec4<f32>(part, 0.0, 0.0, 0.0)).x / f32(moving);
     }
     if (hu.log == 1u) {
         h_update_log(t, g);
@@ -334,15 +341,7 @@ fn h_update(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wid:
         update_h[g * n + k] = h;
         acc += vec4<f32>((d - nu) * (d - nu), inc, h, 0.0);
     }
-    sums[t] = acc;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half >>= 1u) {
-        if (t < half) {
-            sums[t] += sums[t + half];
-        }
-        workgroupBarrier();
-    }
-    let total = sums[0];
+    let total = workgroup_total(t, acc);
     let mean = total.z / f32(moving);
     for (var k = t; k < n; k += WG) {
         var h = 0.0;
@@ -391,15 +390,7 @@ fn h_update_log(t: u32, g: u32) {
         update_h[g * n + k] = h;
         acc += vec4<f32>(d * d, exp(inc - m), h, 0.0);
     }
-    sums[t] = acc;
-    workgroupBarrier();
-    for (var half = WG / 2u; half > 0u; half >>= 1u) {
-        if (t < half) {
-            sums[t] += sums[t + half];
-        }
-        workgroupBarrier();
-    }
-    let total = sums[0];
+    let total = workgroup_total(t, acc);
     let mean = total.z / f32(n);
     for (var k = t; k < n; k += WG) {
         let h = update_h[g * n + k] - mean;

@@ -111,6 +111,9 @@ fn npy_want(name: &str) -> Want {
 #[test]
 fn npy_seeds_are_read_or_refused_naming_the_problem_within_their_size() {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // The same 5 x 5 matrix in four layouts (fuzz/make_seeds.py): float32 and float64, C and
+    // Fortran order, little- and big-endian, each read into the same C-order f32 values.
+    let mut same_matrix: Vec<Vec<f32>> = Vec::new();
     for (name, bytes) in seeds("npy") {
         let (got, peak) = peak_of(|| {
             read_npy(
@@ -131,6 +134,9 @@ fn npy_seeds_are_read_or_refused_naming_the_problem_within_their_size() {
             (Want::Shape(shape), Ok(a)) => {
                 assert_eq!(a.shape, shape, "{name}");
                 assert_eq!(a.data.len(), shape.iter().product::<usize>(), "{name}");
+                if ["f32_c", "f64_c", "f32_fortran", "f64_big_endian"].contains(&name.as_str()) {
+                    same_matrix.push(a.data);
+                }
             }
             (Want::Error(text), Err(e)) => {
                 let e = e.to_string();
@@ -146,6 +152,11 @@ fn npy_seeds_are_read_or_refused_naming_the_problem_within_their_size() {
             }
         }
     }
+    assert_eq!(same_matrix.len(), 4);
+    assert!(
+        same_matrix.iter().all(|m| *m == same_matrix[0]),
+        "{same_matrix:?}"
+    );
 }
 
 #[test]

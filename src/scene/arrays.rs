@@ -494,26 +494,21 @@ fn read_values(r: &mut impl Read, header: &Header, mut out: Vec<f32>) -> std::io
 fn convert(bytes: &[u8], header: &Header, dst: &mut [f32]) {
     let little = header.little_endian;
     match header.dtype {
-        Dtype::F32 => {
-            for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
-                let b = b.try_into().expect("4 bytes");
-                *d = if little {
-                    f32::from_le_bytes(b)
-                } else {
-                    f32::from_be_bytes(b)
-                };
-            }
-        }
-        Dtype::F64 => {
-            for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(8)) {
-                let b = b.try_into().expect("8 bytes");
-                *d = (if little {
-                    f64::from_le_bytes(b)
-                } else {
-                    f64::from_be_bytes(b)
-                }) as f32;
-            }
-        }
+        Dtype::F32 => each_value(bytes, dst, |b: [u8; 4]| match little {
+            true => f32::from_le_bytes(b),
+            false => f32::from_be_bytes(b),
+        }),
+        Dtype::F64 => each_value(bytes, dst, |b: [u8; 8]| match little {
+            true => f64::from_le_bytes(b) as f32,
+            false => f64::from_be_bytes(b) as f32,
+        }),
+    }
+}
+
+/// dst[i] = value(the i-th W bytes).
+fn each_value<const W: usize>(bytes: &[u8], dst: &mut [f32], value: impl Fn([u8; W]) -> f32) {
+    for (d, b) in dst.iter_mut().zip(bytes.as_chunks::<W>().0) {
+        *d = value(*b);
     }
 }
 
