@@ -1,6 +1,7 @@
 //! Weight arrays from the user: `file.npy`, or `file.npz:name` for one array of an archive, f32 or
 //! f64, C or Fortran order. Every problem is an error naming the file, the array and what was
-//! expected; non-finite values are named by their index.
+//! expected; non-finite values are named by their index. A declared size is checked against the
+//! data the file holds and the machine's memory before anything is allocated (issue 23).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
