@@ -1,5 +1,5 @@
 //! Buffers and ops. A backend owns typed buffers and runs ops; models are written against the
-//! op families (`linalg`, `rate`, `train`, `balance`), each a trait that every backend has.
+//! op families (`linalg`, `rate`, `train`, `balance`, `sort`), each a trait that every backend has.
 //!
 //! An op is one unit in its family's folder (as in vello, where each stage's WGSL and CPU code
 //! pair up): its spec, its `#[repr(C)]` Params (mirrored by the WGSL struct of the same name), its
@@ -14,6 +14,7 @@ pub mod linalg;
 mod op;
 pub mod rate;
 pub mod select;
+pub mod sort;
 pub mod train;
 
 use std::marker::PhantomData;
@@ -22,6 +23,7 @@ pub use balance::BalanceOps;
 pub use linalg::LinalgOps;
 pub use op::{spread, Access, Binding, DeviceLimits, Dispatch, Kernel, Op, Params};
 pub use rate::RateOps;
+pub use sort::SortOps;
 pub use train::TrainOps;
 
 use crate::error::DaleError;
@@ -33,6 +35,7 @@ pub fn kernels() -> impl Iterator<Item = &'static Kernel> {
         rate::KERNELS,
         train::KERNELS,
         balance::KERNELS,
+        sort::KERNELS,
     ]
     .into_iter()
     .flatten()

@@ -13,8 +13,8 @@ use crate::error::DaleError;
 /// one submission.
 pub const SLOTS: usize = 4096;
 
-/// Storage buffers one kernel may bind (h_update has four).
-pub const MAX_BINDINGS: usize = 4;
+/// Storage buffers one kernel may bind (the sort kernels have five).
+pub const MAX_BINDINGS: usize = 5;
 
 enum Command {
     Dispatch {
