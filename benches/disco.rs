@@ -40,7 +40,13 @@ fn python() -> String {
 /// NumPy's seconds per call at one shape: (sort, argsort + take, stable argsort + take).
 fn numpy_times((rows, len): (usize, usize)) -> (f64, f64, f64, String) {
     let out = Command::new(python())
-        .args([SORT_PEER, "--shapes", &format!("{rows}x{len}"), "--rounds", "1"])
+        .args([
+            SORT_PEER,
+            "--shapes",
+            &format!("{rows}x{len}"),
+            "--rounds",
+            "1",
+        ])
         .output()
         .unwrap_or_else(|e| panic!("cannot start {}: {e}", python()));
     assert!(
@@ -123,8 +129,13 @@ fn bench() {
         }
         let rate = |t: f64| spec.keys() as f64 / t / 1e6;
         let gpu_cell = match &gpu {
-            Some(ctx) if spec.keys() as f64 / 2e6 < GPU_BUDGET_S || ctx.info.device_type != "Cpu" => {
-                format!("{:>11.1}", rate(dale_time(&mut GpuBackend::new(ctx.clone()), &keys, spec)))
+            Some(ctx)
+                if spec.keys() as f64 / 2e6 < GPU_BUDGET_S || ctx.info.device_type != "Cpu" =>
+            {
+                format!(
+                    "{:>11.1}",
+                    rate(dale_time(&mut GpuBackend::new(ctx.clone()), &keys, spec))
+                )
             }
             Some(_) => format!("{:>11}", "skipped"),
             None => format!("{:>11}", "-"),

@@ -1,3 +1,4 @@
 //! Figures computed from results, in f64 on the host: the analyses the papers apply to a run.
 
 pub mod balance;
+pub mod disco;
