@@ -113,7 +113,7 @@ fn bench() {
     );
     let mut version = String::new();
     for (rows, len) in SHAPES {
-        let spec = SortRows { rows, len };
+        let spec = SortRows::packed(rows, len);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let keys: Vec<f32> = (0..spec.keys())
             .map(|_| StandardNormal.sample(&mut rng))

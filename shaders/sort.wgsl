@@ -19,10 +19,14 @@
 //                  mirroring step: one comparator a thread, on work and perm.
 //   merge_blocks:  a merge's steps at distances BLOCK / 2 ... 1, in workgroup memory.
 //   gather_sorted: sorted[r, i] = keys[r, perm[r, i]].
+// Keys row r starts at offset + r * stride (a population's slice of each perceptron's weights);
+// work, perm and sorted are packed [rows, len].
 
 struct SortParams {
     rows: u32,
     len: u32,
+    offset: u32,        // row r's keys start at offset + r * stride
+    stride: u32,
     pad_log2: u32,
     run_log2: u32,      // the runs a step forms; sort_blocks: the longest it forms
     distance_log2: u32, // merge_step: its comparators' distance; run_log2 for the mirroring step
@@ -61,10 +65,15 @@ fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
 }
 
+// The position in its row of padded position q.
+fn pos_of(q: u32) -> u32 {
+    return q & ((1u << sp.pad_log2) - 1u);
+}
+
 // Where padded position q is stored in work and perm, or PAST for padding.
 fn stored_at(q: u32) -> u32 {
     let row = q >> sp.pad_log2;
-    let pos = q & ((1u << sp.pad_log2) - 1u);
+    let pos = pos_of(q);
     if (row >= sp.rows || pos >= sp.len) {
         return PAST;
     }
@@ -121,12 +130,12 @@ fn sort_blocks(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
         var key = PAST;
         var pos = PAST;
         if (at != PAST) {
-            let v = keys[at];
+            let v = keys[sp.offset + (q >> sp.pad_log2) * sp.stride + pos_of(q)];
             if ((bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u) {
                 atomicMax(&nan_rows[q >> sp.pad_log2], 1u);
             }
             key = order_key(v);
-            pos = q & ((1u << sp.pad_log2) - 1u);
+            pos = pos_of(q);
         }
         block_keys[e] = key;
         block_pos[e] = pos;
@@ -197,6 +206,35 @@ fn gather_sorted(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
     }
     let p = perm[i];
     if (p < sp.len) {
-        sorted[i] = keys[i - i % sp.len + p];
+        sorted[i] = keys[sp.offset + (i / sp.len) * sp.stride + p];
     }
+}
+
+// transport_step: paper 003's eq. 9 on each row, the key of rank k moved toward targets[k]:
+// w <- (1 - rate) w + rate targets[k] (exact at rate 0 and 1). One thread per (row, rank); the
+// ranks of a row name distinct keys.
+
+struct TransportParams {
+    rows: u32,
+    len: u32,
+    offset: u32,
+    stride: u32,
+    rate: f32,
+}
+
+@group(0) @binding(0) var<uniform> tp: TransportParams;
+@group(0) @binding(1) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(2) var<storage, read> ranked: array<u32>;
+@group(0) @binding(3) var<storage, read> targets: array<f32>;
+
+@compute @workgroup_size(256)
+fn transport_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = workgroup_index(wid, nwg) * WG + lid;
+    if (e >= tp.rows * tp.len) {
+        return;
+    }
+    let rank = e % tp.len;
+    let i = tp.offset + (e / tp.len) * tp.stride + ranked[e];
+    weights[i] = (1.0 - tp.rate) * weights[i] + tp.rate * targets[rank];
 }

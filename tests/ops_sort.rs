@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{backend_tests, normal, Side};
+use common::{assert_close, backend_tests, normal, Side, Tol};
 use dale::backend::cpu::CpuBackend;
 use dale::backend::sort::{SortOps, SortRows};
 use dale::backend::{Backend, BufferOps};
@@ -58,7 +58,8 @@ fn check(side: &Side, keys: &[f32], spec: SortRows, what: &str) {
     let got = run_sort(side.backend().as_mut(), keys, spec, &clear);
     match side {
         Side::Cpu => {
-            for (r, row) in keys.chunks(spec.len.max(1)).take(spec.rows).enumerate() {
+            for r in 0..spec.rows {
+                let row = &keys[spec.row_start(r)..][..spec.len];
                 let want = stable_argsort(row);
                 let range = r * spec.len..(r + 1) * spec.len;
                 assert_eq!(
@@ -108,13 +109,13 @@ backend_tests! {
     fn rows_of_every_length(side: &Side) {
         for (i, &len) in LENS.iter().enumerate() {
             for rows in [1, 3] {
-                let spec = SortRows { rows, len };
+                let spec = SortRows::packed(rows, len);
                 let keys = normal(spec.keys(), 100 + 10 * i as u64 + rows as u64);
                 check(side, &keys, spec, &format!("normal keys, {rows} x {len}"));
             }
         }
         // Many short rows to a workgroup, the last one part full.
-        let spec = SortRows { rows: 200, len: 31 };
+        let spec = SortRows::packed(200, 31);
         check(side, &normal(spec.keys(), 7), spec, "normal keys, 200 x 31");
     }
 }
@@ -125,7 +126,7 @@ backend_tests! {
             let ascending: Vec<f32> = (0..len).map(|i| i as f32 - 500.0).collect();
             let descending: Vec<f32> = ascending.iter().rev().copied().collect();
             let keys = [ascending, descending].concat();
-            check(side, &keys, SortRows { rows: 2, len }, &format!("sorted and reversed, {len}"));
+            check(side, &keys, SortRows::packed(2, len), &format!("sorted and reversed, {len}"));
         }
     }
 }
@@ -134,7 +135,7 @@ backend_tests! {
     fn ties_go_by_position(side: &Side) {
         // -0 and +0 tie, subnormals keep their values, infinities sort to the ends.
         for (i, &len) in LENS.iter().enumerate() {
-            let spec = SortRows { rows: 2, len };
+            let spec = SortRows::packed(2, len);
             let keys = tied(spec.keys(), 300 + i as u64);
             check(side, &keys, spec, &format!("tied keys, 2 x {len}"));
         }
@@ -144,7 +145,7 @@ backend_tests! {
 backend_tests! {
     fn rows_holding_nan_are_flagged(side: &Side) {
         for len in [31, 4097] {
-            let spec = SortRows { rows: 3, len };
+            let spec = SortRows::packed(3, len);
             let mut keys = normal(spec.keys(), 500 + len as u64);
             // A quiet NaN in row 1 and a negative one in row 2; row 0 is clean but was flagged
             // by an earlier sort, which the op must not clear.
@@ -159,6 +160,85 @@ backend_tests! {
                 positions.sort_unstable();
                 let all: Vec<u32> = (0..len as u32).collect();
                 assert_eq!(positions, all, "{len}: row {r}'s permutation holds every position");
+            }
+        }
+    }
+}
+
+backend_tests! {
+    fn rows_inside_a_wider_buffer(side: &Side) {
+        // One population's slice of each perceptron's weights: rows of 1000 and 4097 keys at an
+        // offset inside rows of a larger stride, the keys around them left out.
+        for (len, offset, stride) in [(1000, 7, 1500), (4097, 100, 5000)] {
+            let spec = SortRows { rows: 3, len, offset, stride };
+            let keys = normal(spec.span() + 11, 900 + len as u64);
+            check(side, &keys, spec, &format!("{len} keys at {offset} + r * {stride}"));
+        }
+    }
+}
+
+/// The transport step on `side`: sort the rows of `weights`, then move each toward its rank's
+/// target; the weights after it.
+fn run_transport(
+    be: &mut dyn Backend,
+    weights: &[f32],
+    targets: &[f32],
+    rate: f32,
+    spec: SortRows,
+) -> Vec<f32> {
+    let n = spec.keys();
+    let w = be.alloc_from("weights", weights).unwrap();
+    let sorted = be.alloc::<f32>("sorted", n).unwrap();
+    let perm = be.alloc::<u32>("perm", n).unwrap();
+    let work = be.alloc::<u32>("work", n).unwrap();
+    let flags = be.alloc::<u32>("nan_rows", spec.rows).unwrap();
+    let t = be.alloc_from("targets", targets).unwrap();
+    be.sort_rows(w, sorted, perm, work, flags, spec);
+    be.transport_step(w, perm, t, rate, spec);
+    be.download(w, 0, weights.len()).unwrap()
+}
+
+backend_tests! {
+    fn transport_moves_each_rank_toward_its_target(side: &Side) {
+        for (len, offset, stride) in [(1, 0, 1), (31, 5, 40), (1000, 0, 1000), (4097, 3, 4100)] {
+            let spec = SortRows { rows: 3, len, offset, stride };
+            let weights = normal(spec.span() + 2, 40 + len as u64);
+            // Targets ascending, as Q^-1 of the ranks' CDF values is.
+            let targets: Vec<f32> = (0..len).map(|k| (k as f32 + 0.5) / len as f32 - 0.5).collect();
+            for rate in [0.0, 0.1, 1.0] {
+                let got = run_transport(side.backend().as_mut(), &weights, &targets, rate, spec);
+                let what = format!("{len} at {offset} + r * {stride}, rate {rate}");
+                match side {
+                    Side::Cpu => {
+                        // Eq. 9 written out: rank by the stable order, then the step; keys
+                        // outside the rows untouched.
+                        let mut want = weights.clone();
+                        for r in 0..spec.rows {
+                            let start = spec.row_start(r);
+                            let row = &weights[start..][..len];
+                            for (k, &i) in stable_argsort(row).iter().enumerate() {
+                                let w = row[i as usize];
+                                want[start + i as usize] = (1.0 - rate) * w + rate * targets[k];
+                            }
+                        }
+                        assert_eq!(got, want, "{what}");
+                        if rate == 1.0 {
+                            // The one-step projection: each row's sorted weights are the targets.
+                            for r in 0..spec.rows {
+                                let mut row = got[spec.row_start(r)..][..len].to_vec();
+                                row.sort_by(f32::total_cmp);
+                                assert_eq!(row, targets, "{what}: row {r}");
+                            }
+                        }
+                    }
+                    Side::Gpu(_) => {
+                        let cpu = run_transport(&mut CpuBackend::new(), &weights, &targets, rate, spec);
+                        // The GPU may fuse (1 - rate) w + rate t into one rounding where the CPU
+                        // rounds twice: at most an ulp or two of the largest weight.
+                        let tol = Tol { rel: 2.0 * f32::EPSILON as f64, why: "a fused multiply-add: one ulp" };
+                        assert_close(&what, &got, &cpu, tol);
+                    }
+                }
             }
         }
     }

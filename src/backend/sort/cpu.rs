@@ -33,7 +33,7 @@ pub(super) fn sort_rows(
     nan_rows: &mut [u32],
     spec: SortRows,
 ) {
-    let SortRows { rows, len } = spec;
+    let SortRows { rows, len, .. } = spec;
     if rows * len == 0 {
         return;
     }
@@ -43,8 +43,9 @@ pub(super) fn sort_rows(
     } else {
         0
     };
-    keys[..rows * len]
-        .par_chunks(len)
+    (0..rows)
+        .into_par_iter()
+        .map(|r| &keys[spec.row_start(r)..][..len])
         .zip(sorted[..rows * len].par_chunks_mut(len))
         .zip(perm[..rows * len].par_chunks_mut(len))
         .zip(&mut nan_rows[..rows])
@@ -157,4 +158,28 @@ fn sort_pairs(a: &mut [u64], spare: &mut [u64]) {
 #[inline(always)]
 fn digit(pair: u64, byte: usize) -> usize {
     ((pair >> (32 + 8 * byte)) & 0xff) as usize
+}
+
+/// w <- (1 - rate) w + rate target for the key of each rank (`transport_step`).
+pub(super) fn transport_step(
+    weights: &mut [f32],
+    perm: &[u32],
+    targets: &[f32],
+    rate: f32,
+    spec: SortRows,
+) {
+    let SortRows { rows, len, .. } = spec;
+    if rows * len == 0 {
+        return;
+    }
+    // Rows are disjoint (stride >= len), so the chunks of `stride` from `offset` hold one each.
+    weights[spec.offset..spec.span()]
+        .par_chunks_mut(spec.stride.max(len))
+        .zip(perm[..rows * len].par_chunks(len))
+        .for_each(|(w, ranked)| {
+            for (&i, &target) in ranked.iter().zip(targets) {
+                let w = &mut w[i as usize];
+                *w = (1.0 - rate) * *w + rate * target;
+            }
+        });
 }

@@ -22,17 +22,42 @@ const WG: usize = 256;
 /// 16 KiB, the least any WebGPU adapter offers.
 const BLOCK_LOG2: u32 = 11;
 
-/// A batch of `rows` rows of `len` keys each.
+/// `rows` rows of `len` keys, row r at keys[offset + r * stride..][..len]: a plain [rows, len]
+/// batch (`SortRows::packed`), or one population's slice of each perceptron's weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SortRows {
     pub rows: usize,
     pub len: usize,
+    pub offset: usize,
+    pub stride: usize,
 }
 
 impl SortRows {
-    /// Keys in the batch: the length of keys, sorted, perm and work.
+    pub fn packed(rows: usize, len: usize) -> Self {
+        SortRows {
+            rows,
+            len,
+            offset: 0,
+            stride: len,
+        }
+    }
+
+    /// Keys in the batch: the length of sorted, perm and work, which are packed [rows, len].
     pub fn keys(&self) -> usize {
         self.rows * self.len
+    }
+
+    /// Values of the keys' buffer the rows reach.
+    pub fn span(&self) -> usize {
+        match self.rows {
+            0 => 0,
+            rows => self.offset + (rows - 1) * self.stride + self.len,
+        }
+    }
+
+    /// Where row r's keys start.
+    pub fn row_start(&self, r: usize) -> usize {
+        self.offset + r * self.stride
     }
 
     /// log2 of the row length padded to a power of two (the sorting network's width).
@@ -63,6 +88,26 @@ pub trait SortOps: Backend {
             spec,
         })
     }
+
+    /// Paper 003's transport step (eq. 9) on each row: the key of rank k moves toward targets[k],
+    /// w <- (1 - rate) w + rate targets[k], which is exact at rate 0 and at rate 1 (eq. 8's
+    /// one-step projection). `perm` is sort_rows' permutation of these rows.
+    fn transport_step(
+        &mut self,
+        weights: Buf<f32>,
+        perm: Buf<u32>,
+        targets: Buf<f32>,
+        rate: f32,
+        spec: SortRows,
+    ) {
+        self.run(&Transport {
+            weights,
+            perm,
+            targets,
+            rate,
+            spec,
+        })
+    }
 }
 
 impl<B: Backend + ?Sized> SortOps for B {}
@@ -71,6 +116,9 @@ params! {
     pub struct SortParams {
         pub rows: u32,
         pub len: u32,
+        /// Where row r's keys start: offset + r * stride.
+        pub offset: u32,
+        pub stride: u32,
         /// The row length padded to a power of two, log2.
         pub pad_log2: u32,
         /// The length of the sorted runs a step forms, log2 (sort_blocks: up to which).
@@ -92,7 +140,33 @@ pub static MERGE_STEP: Kernel = Kernel::new::<SortParams>(WGSL, "merge_step", SO
 pub static MERGE_BLOCKS: Kernel = Kernel::new::<SortParams>(WGSL, "merge_blocks", SORT_BINDINGS);
 pub static GATHER_SORTED: Kernel = Kernel::new::<SortParams>(WGSL, "gather_sorted", SORT_BINDINGS);
 
-pub static KERNELS: &[&Kernel] = &[&SORT_BLOCKS, &MERGE_STEP, &MERGE_BLOCKS, &GATHER_SORTED];
+params! {
+    pub struct TransportParams {
+        pub rows: u32,
+        pub len: u32,
+        pub offset: u32,
+        pub stride: u32,
+        pub rate: f32,
+    }
+}
+
+pub static TRANSPORT_STEP: Kernel = Kernel::new::<TransportParams>(
+    WGSL,
+    "transport_step",
+    &[
+        Binding::write::<f32>("weights"),
+        Binding::read::<u32>("ranked"),
+        Binding::read::<f32>("targets"),
+    ],
+);
+
+pub static KERNELS: &[&Kernel] = &[
+    &SORT_BLOCKS,
+    &MERGE_STEP,
+    &MERGE_BLOCKS,
+    &GATHER_SORTED,
+    &TRANSPORT_STEP,
+];
 
 struct Sort {
     keys: Buf<f32>,
@@ -110,7 +184,11 @@ impl Op for Sort {
 
     fn check(&self) {
         let s = self.spec;
-        check_range(self.keys.raw(), 0, s.keys(), "sort_rows keys");
+        assert!(
+            s.stride >= s.len || s.rows <= 1,
+            "sort_rows: rows overlap: {s:?}"
+        );
+        check_range(self.keys.raw(), 0, s.span(), "sort_rows keys");
         check_range(self.sorted.raw(), 0, s.keys(), "sort_rows sorted");
         check_range(self.perm.raw(), 0, s.keys(), "sort_rows perm");
         check_range(self.work.raw(), 0, s.keys(), "sort_rows work");
@@ -164,6 +242,8 @@ impl Op for Sort {
             let params = SortParams {
                 rows: s.rows as u32,
                 len: s.len as u32,
+                offset: s.offset as u32,
+                stride: s.stride as u32,
                 pad_log2,
                 run_log2,
                 distance_log2,
@@ -183,5 +263,62 @@ impl Op for Sort {
         }
         dispatches.push(step(&GATHER_SORTED, 0, 0, s.keys()));
         dispatches
+    }
+}
+
+struct Transport {
+    weights: Buf<f32>,
+    perm: Buf<u32>,
+    targets: Buf<f32>,
+    rate: f32,
+    spec: SortRows,
+}
+
+impl Op for Transport {
+    fn name(&self) -> &'static str {
+        "transport_step"
+    }
+
+    fn check(&self) {
+        let s = self.spec;
+        assert!(
+            s.stride >= s.len || s.rows <= 1,
+            "transport_step: rows overlap: {s:?}"
+        );
+        check_range(self.weights.raw(), 0, s.span(), "transport_step weights");
+        check_range(self.perm.raw(), 0, s.keys(), "transport_step perm");
+        check_range(self.targets.raw(), 0, s.len, "transport_step targets");
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let mut weights = mem.take(self.weights);
+        cpu::transport_step(
+            &mut weights,
+            mem.get(self.perm),
+            mem.get(self.targets),
+            self.rate,
+            self.spec,
+        );
+        mem.put(weights);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        let s = self.spec;
+        if s.keys() == 0 {
+            return Vec::new();
+        }
+        let params = TransportParams {
+            rows: s.rows as u32,
+            len: s.len as u32,
+            offset: s.offset as u32,
+            stride: s.stride as u32,
+            rate: self.rate,
+        };
+        vec![Dispatch::new(
+            &TRANSPORT_STEP,
+            &[self.weights.raw(), self.perm.raw(), self.targets.raw()],
+            params,
+            spread(s.keys().div_ceil(WG), limits),
+        )]
     }
 }
