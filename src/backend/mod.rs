@@ -1,5 +1,5 @@
 //! Buffers and ops. A backend owns typed buffers and runs ops; models are written against the
-//! op families (`linalg`, `rate`, `train`, `balance`, `sort`), each a trait that every backend has.
+//! op families (`linalg`, `rate`, `train`, `balance`, `sort`, `perceptron`), each a trait that every backend has.
 //!
 //! An op is one unit in its family's folder (as in vello, where each stage's WGSL and CPU code
 //! pair up): its spec, its `#[repr(C)]` Params (mirrored by the WGSL struct of the same name), its
@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod gpu;
 pub mod linalg;
 mod op;
+pub mod perceptron;
 pub mod rate;
 pub mod select;
 pub mod sort;
@@ -22,6 +23,7 @@ use std::marker::PhantomData;
 pub use balance::BalanceOps;
 pub use linalg::LinalgOps;
 pub use op::{spread, Access, Binding, DeviceLimits, Dispatch, Kernel, Op, Params};
+pub use perceptron::PerceptronOps;
 pub use rate::RateOps;
 pub use sort::SortOps;
 pub use train::TrainOps;
@@ -36,6 +38,7 @@ pub fn kernels() -> impl Iterator<Item = &'static Kernel> {
         train::KERNELS,
         balance::KERNELS,
         sort::KERNELS,
+        perceptron::KERNELS,
     ]
     .into_iter()
     .flatten()
