@@ -2,4 +2,5 @@
 
 pub mod balancing;
 pub mod bptt;
+pub mod disco;
 pub mod rate;
