@@ -8,6 +8,7 @@ pub mod balance_network;
 pub mod balancing_fig3;
 pub mod balancing_fig4;
 pub mod balancing_fig5;
+pub mod disco_capacity;
 pub mod rate;
 
 use crate::backend::{largest_that_fits, Backend, BackendInfo};

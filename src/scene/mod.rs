@@ -14,6 +14,7 @@ use crate::experiments::balance_network::{inputs_from_files, BalanceNetwork, Bal
 use crate::experiments::balancing_fig3::{Fig3, TwoNeurons};
 use crate::experiments::balancing_fig4::{CdiParams, Fig4};
 use crate::experiments::balancing_fig5::{Fig5, RingPerturbation};
+use crate::experiments::disco_capacity::{Capacity, CapacityParams};
 use crate::experiments::rate::RateRun;
 use crate::experiments::Experiment;
 use crate::models::rate::{Monitors, RateParams};
@@ -24,6 +25,7 @@ use crate::models::rate::{Monitors, RateParams};
 pub enum ModelName {
     Rate,
     Balancing,
+    Disco,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -102,6 +104,16 @@ impl Default for Outputs {
 pub enum ModelParams {
     Rate(RateParams),
     Balancing(BalancingScene),
+    Disco(DiscoScene),
+}
+
+/// The experiments of paper 003's DisCo-SGD, by the `experiment` tag of `params`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "experiment", rename_all = "snake_case")]
+pub enum DiscoScene {
+    /// Fig. 2d for any distribution: capacity measured against eq. 3; `steps` is the SGD step
+    /// budget of each problem.
+    Capacity(CapacityParams),
 }
 
 /// The experiments of paper 001's balancing model, by the `experiment` tag of `params`.
@@ -173,6 +185,13 @@ impl Scene {
                 p.validate("params")?;
                 ModelParams::Balancing(p)
             }
+            ModelName::Disco => {
+                let p: DiscoScene = serde_path_to_error::deserialize(file.params)
+                    .map_err(|e| path_of("params", e))?;
+                let DiscoScene::Capacity(c) = &p;
+                c.validate("params")?;
+                ModelParams::Disco(p)
+            }
         };
         if file.steps == 0 {
             return Err(DaleError::scene(
@@ -211,7 +230,7 @@ impl Scene {
                 return Err(DaleError::scene("weights.J", "missing; the experiment \"network\" balances the J given here (.npy or file.npz:name)"));
             }
             ModelParams::Balancing(BalancingScene::Network(_)) => {}
-            ModelParams::Balancing(_) if !w.is_empty() => {
+            ModelParams::Balancing(_) | ModelParams::Disco(_) if !w.is_empty() => {
                 return Err(DaleError::scene(
                     "weights",
                     "allowed with the rate model and with the balancing experiment \"network\"",
@@ -240,12 +259,19 @@ impl Scene {
 
     /// The same scene at a size that runs in seconds: every scene in scenes/ is smoke-tested.
     pub fn smoke(&mut self) {
+        let steps = self.steps;
         self.steps = self.steps.min(100);
         match &mut self.params {
             ModelParams::Rate(p) => p.smoke(),
             ModelParams::Balancing(BalancingScene::RingPerturbation(p)) => p.smoke(),
             ModelParams::Balancing(BalancingScene::Cdi(p)) => p.smoke(),
             ModelParams::Balancing(BalancingScene::TwoNeurons(_) | BalancingScene::Network(_)) => {}
+            ModelParams::Disco(DiscoScene::Capacity(p)) => {
+                // A problem needs some hundreds of SGD steps to separate even at half its
+                // capacity; the smoke runs few problems at few loads instead.
+                self.steps = steps.min(1000);
+                p.smoke();
+            }
         }
     }
 
@@ -276,6 +302,11 @@ impl Scene {
                 inputs_from_files(&self.weights)?,
                 s.clone(),
             )?),
+            ModelParams::Disco(DiscoScene::Capacity(p)) => Box::new(Capacity {
+                params: p.clone(),
+                steps,
+                seed,
+            }),
         })
     }
 }
