@@ -373,3 +373,52 @@ fn disco_sgd_on_the_gpu_follows_the_cpu() {
     assert!(worst < 1e-5, "largest weight difference {worst}");
     assert_eq!(gpu.errors, cpu.errors, "errors at the last check");
 }
+
+#[test]
+fn capacity_scenes_refuse_bad_values_naming_the_field() {
+    use dale::scene::Scene;
+    let scene = |params: &str| {
+        format!(
+            r#"{{"model": "disco", "seed": 1, "steps": 10, "params": {{"experiment": "capacity",
+            "n": 100, "problems": 2, "batch": 10, "eta1_times_n": 3.0, "rate_beta": 0.001,
+            "transport_rate": 0.02, "check_every": 5, "tolerance": 0.1, {params}}}}}"#
+        )
+    };
+    let good = r#""distributions": [{"shifted_normal": {"s": 0.6}}], "load_ratios": [0.5, 1.5]"#;
+    assert!(Scene::parse(&scene(good)).is_ok());
+    for (params, path, says) in [
+        (
+            r#""distributions": [{"shifted_normal": {"s": 1.5}}], "load_ratios": [0.5, 1.5]"#,
+            "params.distributions[0].s",
+            "0 < s <= 1",
+        ),
+        (
+            r#""distributions": [{"log_normal": {"mu": 0.0, "sigma": -1.0}}], "load_ratios": [0.5, 1.5]"#,
+            "params.distributions[0].sigma",
+            "> 0",
+        ),
+        (
+            r#""distributions": [{"shifted_normal": {"s": 0.6}}], "load_ratios": [1.5, 0.5]"#,
+            "params.load_ratios",
+            "ascending",
+        ),
+        (
+            r#""distributions": [], "load_ratios": [0.5, 1.5]"#,
+            "params.distributions",
+            "one or more",
+        ),
+        (
+            r#""distributions": [{"cauchy": {"s": 1.0}}], "load_ratios": [0.5, 1.5]"#,
+            "params.distributions[0]",
+            "unknown variant",
+        ),
+        (
+            r#""distributions": [{"shifted_normal": {"s": 0.6, "mean": 1.0}}], "load_ratios": [0.5, 1.5]"#,
+            "params.distributions[0].shifted_normal",
+            "unknown field `mean`",
+        ),
+    ] {
+        let err = Scene::parse(&scene(params)).unwrap_err().to_string();
+        assert!(err.contains(path) && err.contains(says), "{params}: {err}");
+    }
+}

@@ -174,7 +174,7 @@ impl CapacityParams {
         ] {
             positive(at, name, f64::from(v))?;
         }
-        if !(self.transport_rate <= 1.0) {
+        if self.transport_rate > 1.0 {
             return Err(DaleError::scene(
                 format!("{at}.transport_rate"),
                 format!(

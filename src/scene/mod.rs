@@ -108,7 +108,7 @@ pub enum ModelParams {
 }
 
 /// The experiments of paper 003's DisCo-SGD, by the `experiment` tag of `params`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(tag = "experiment", rename_all = "snake_case")]
 pub enum DiscoScene {
     /// Fig. 2d for any distribution: capacity measured against eq. 3; `steps` is the SGD step
@@ -186,11 +186,27 @@ impl Scene {
                 ModelParams::Balancing(p)
             }
             ModelName::Disco => {
-                let p: DiscoScene = serde_path_to_error::deserialize(file.params)
-                    .map_err(|e| path_of("params", e))?;
-                let DiscoScene::Capacity(c) = &p;
-                c.validate("params")?;
-                ModelParams::Disco(p)
+                // The tag is taken off first: serde reads an internally tagged enum through a
+                // buffer that loses the path of an error inside it.
+                let mut params = file.params;
+                let experiment = params.as_object_mut().and_then(|o| o.remove("experiment"));
+                match experiment.as_ref().and_then(|v| v.as_str()) {
+                    Some("capacity") => {
+                        let c: CapacityParams = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        c.validate("params")?;
+                        ModelParams::Disco(DiscoScene::Capacity(c))
+                    }
+                    _ => {
+                        return Err(DaleError::scene(
+                            "params.experiment",
+                            format!(
+                                "{}; allowed: \"capacity\"",
+                                experiment.map_or("missing".into(), |v| v.to_string())
+                            ),
+                        ))
+                    }
+                }
             }
         };
         if file.steps == 0 {
