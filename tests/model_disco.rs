@@ -389,12 +389,12 @@ fn capacity_scenes_refuse_bad_values_naming_the_field() {
     for (params, path, says) in [
         (
             r#""distributions": [{"shifted_normal": {"s": 1.5}}], "load_ratios": [0.5, 1.5]"#,
-            "params.distributions[0].s",
+            "params.distributions[0].shifted_normal.s",
             "0 < s <= 1",
         ),
         (
             r#""distributions": [{"log_normal": {"mu": 0.0, "sigma": -1.0}}], "load_ratios": [0.5, 1.5]"#,
-            "params.distributions[0].sigma",
+            "params.distributions[0].log_normal.sigma",
             "> 0",
         ),
         (
@@ -406,6 +406,11 @@ fn capacity_scenes_refuse_bad_values_naming_the_field() {
             r#""distributions": [], "load_ratios": [0.5, 1.5]"#,
             "params.distributions",
             "one or more",
+        ),
+        (
+            r#""distributions": [{"ei_lognormal": {"g_e": 1.2, "sigma_e": 0.5, "sigma_i": 0.5}}], "load_ratios": [0.5, 1.5]"#,
+            "params.distributions[0].ei_lognormal.g_e",
+            "0 < g_e < 1",
         ),
         (
             r#""distributions": [{"cauchy": {"s": 1.0}}], "load_ratios": [0.5, 1.5]"#,
@@ -421,4 +426,35 @@ fn capacity_scenes_refuse_bad_values_naming_the_field() {
         let err = Scene::parse(&scene(params)).unwrap_err().to_string();
         assert!(err.contains(path) && err.contains(says), "{params}: {err}");
     }
+}
+
+#[test]
+fn the_ei_capacity_experiment_transports_two_populations() {
+    use dale::backend::cpu::CpuBackend;
+    use dale::scene::Scene;
+    // Section 4's E/I perceptron at smoke size: 80 excitatory and 20 inhibitory weights, each
+    // population sorted and transported on its own; the report's theory is eq. 10's.
+    let mut scene = Scene::parse(
+        r#"{"model": "disco", "seed": 3, "steps": 1000, "params": {"experiment": "capacity",
+        "n": 100, "problems": 4, "batch": 100, "eta1_times_n": 3.0, "rate_beta": 0.001,
+        "transport_rate": 0.02, "check_every": 250, "tolerance": 0.1,
+        "distributions": [{"ei_lognormal": {"g_e": 0.8, "sigma_e": 0.5, "sigma_i": 0.5}}],
+        "load_ratios": [0.3, 1.5]}}"#,
+    )
+    .unwrap();
+    scene.smoke();
+    let report = rayon::scope(|_| {
+        scene
+            .experiment()
+            .unwrap()
+            .run(&mut CpuBackend::new(), &mut |_| {})
+            .unwrap()
+    });
+    for (name, passed) in &report.checks {
+        assert!(passed, "{name}");
+    }
+    let d = &report.figures["distributions"][0];
+    let want = EiLognormal::balanced(0.8, 0.5, 0.5).capacity(0.0);
+    let theory = d["capacity"]["theory_eq3_or_10"].as_f64().unwrap();
+    assert!((theory - want).abs() < 1e-12, "{theory} vs eq. 10's {want}");
 }

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::balancing_fig3::positive;
 use super::{fits, Experiment, Plot, Report};
-use crate::analysis::disco::{constrained_capacity, jacobian_factor, WeightDistribution};
+use crate::analysis::disco::{
+    constrained_capacity, jacobian_factor, EiLognormal, WeightDistribution,
+};
 use crate::backend::perceptron::Rates;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
@@ -44,10 +46,32 @@ pub enum DistributionSpec {
         low: f64,
         high: f64,
     },
+    /// Section 4's E/I perceptron: a fraction g_e of excitatory lognormal weights, the rest
+    /// inhibitory (negative lognormal), balanced with unit total second moment; two populations
+    /// transported apart, capacity by eq. 10.
+    EiLognormal {
+        g_e: f64,
+        sigma_e: f64,
+        sigma_i: f64,
+    },
 }
 
 impl DistributionSpec {
+    /// Its key in the scene.
+    fn key(&self) -> &'static str {
+        match self {
+            DistributionSpec::ShiftedNormal { .. } => "shifted_normal",
+            DistributionSpec::Normal { .. } => "normal",
+            DistributionSpec::LogNormal { .. } => "log_normal",
+            DistributionSpec::NegLogNormal { .. } => "neg_log_normal",
+            DistributionSpec::HalfNormal { .. } => "half_normal",
+            DistributionSpec::Uniform { .. } => "uniform",
+            DistributionSpec::EiLognormal { .. } => "ei_lognormal",
+        }
+    }
+
     fn validate(&self, at: &str) -> Result<(), DaleError> {
+        let at = &format!("{at}.{}", self.key());
         let finite = |name: &str, v: f64| {
             if v.is_finite() {
                 Ok(())
@@ -73,6 +97,29 @@ impl DistributionSpec {
                 positive(at, "sigma", sigma)
             }
             DistributionSpec::HalfNormal { scale } => positive(at, "scale", scale),
+            DistributionSpec::EiLognormal {
+                g_e,
+                sigma_e,
+                sigma_i,
+            } => {
+                if !(g_e > 0.0 && g_e < 1.0) {
+                    return Err(DaleError::scene(
+                        format!("{at}.g_e"),
+                        format!("g_e = {g_e}; allowed: 0 < g_e < 1"),
+                    ));
+                }
+                // Beyond sigma 4 the weights span more than e^16 and the smallest f32 targets
+                // lose their digits against the largest.
+                for (name, v) in [("sigma_e", sigma_e), ("sigma_i", sigma_i)] {
+                    if !(v > 0.0 && v <= 4.0) {
+                        return Err(DaleError::scene(
+                            format!("{at}.{name}"),
+                            format!("{name} = {v}; allowed: 0 < sigma <= 4"),
+                        ));
+                    }
+                }
+                Ok(())
+            }
             DistributionSpec::Uniform { low, high } => {
                 finite("low", low)?;
                 finite("high", high)?;
@@ -88,8 +135,43 @@ impl DistributionSpec {
         }
     }
 
-    /// The distribution at unit second moment.
-    pub fn distribution(&self) -> WeightDistribution {
+    /// The populations of a perceptron of n weights (n >= 2), at unit total second moment, and
+    /// the capacity eq. 3 or 10 gives them (with the fractions as rounded to whole weights).
+    pub fn populations(&self, n: usize) -> (Vec<Population>, f64) {
+        if let DistributionSpec::EiLognormal {
+            g_e,
+            sigma_e,
+            sigma_i,
+        } = *self
+        {
+            let n_e = ((g_e * n as f64).round() as usize).clamp(1, n - 1);
+            let ei = EiLognormal::balanced(n_e as f64 / n as f64, sigma_e, sigma_i);
+            let [(_, e), (_, i)] = ei.populations();
+            let pops = vec![
+                Population {
+                    size: n_e,
+                    distribution: e,
+                },
+                Population {
+                    size: n - n_e,
+                    distribution: i,
+                },
+            ];
+            return (pops, ei.capacity(0.0));
+        }
+        let q = self.distribution();
+        let alpha_c = constrained_capacity(0.0, &[(1.0, &q)]);
+        (
+            vec![Population {
+                size: n,
+                distribution: q,
+            }],
+            alpha_c,
+        )
+    }
+
+    /// A single distribution at unit second moment.
+    fn distribution(&self) -> WeightDistribution {
         match *self {
             DistributionSpec::ShiftedNormal { s } => WeightDistribution::Normal {
                 mean: (1.0 - s * s).sqrt(),
@@ -104,6 +186,7 @@ impl DistributionSpec {
             }
             DistributionSpec::HalfNormal { scale } => WeightDistribution::HalfNormal { scale },
             DistributionSpec::Uniform { low, high } => WeightDistribution::Uniform { low, high },
+            DistributionSpec::EiLognormal { .. } => unreachable!("two populations"),
         }
         .unit()
     }
@@ -146,6 +229,12 @@ impl CapacityParams {
                     format!("{name} = {v}; allowed: an integer from 1 to {}", u32::MAX),
                 ));
             }
+        }
+        if self.n < 2 {
+            return Err(DaleError::scene(
+                format!("{at}.n"),
+                format!("n = {}; allowed: at least 2 weights", self.n),
+            ));
         }
         if self.distributions.is_empty() {
             return Err(DaleError::scene(
@@ -211,14 +300,10 @@ impl CapacityParams {
         let top = self.load_ratios.last().copied().unwrap_or(1.0);
         self.distributions
             .iter()
-            .map(|d| patterns(top * theory(&d.distribution()), self.n))
+            .map(|d| patterns(top * d.populations(self.n).1, self.n))
             .max()
             .unwrap_or(1)
     }
-}
-
-fn theory(q: &WeightDistribution) -> f64 {
-    constrained_capacity(0.0, &[(1.0, q)])
 }
 
 fn patterns(load: f64, n: usize) -> usize {
@@ -260,8 +345,7 @@ impl Experiment for Capacity {
         let mut measured_vs_theory = Vec::new();
         let mut done = 0;
         for (d, spec) in p.distributions.iter().enumerate() {
-            let q = spec.distribution();
-            let alpha_c = theory(&q);
+            let (populations, alpha_c) = spec.populations(p.n);
             let mut fractions = Vec::new();
             for (r, ratio) in p.load_ratios.iter().enumerate() {
                 let load = ratio * alpha_c;
@@ -270,10 +354,7 @@ impl Experiment for Capacity {
                     &DiscoParams {
                         problems: p.problems,
                         patterns: patterns(load, p.n),
-                        populations: vec![Population {
-                            size: p.n,
-                            distribution: q.clone(),
-                        }],
+                        populations: populations.clone(),
                         batch: p.batch,
                         rates: Rates {
                             weights: p.eta1_times_n / p.n as f32,
@@ -323,8 +404,12 @@ impl Experiment for Capacity {
             }
             figures.push(json!({
                 "distribution": spec,
-                "jacobian_factor": jacobian_factor(&q),
-                "capacity": { "theory_eq3": alpha_c, "measured_50pct": half, "relative_error": error },
+                // sum_m g_m <dw^m/dx> (eq. 10; one population: eq. 4).
+                "jacobian_factor": populations
+                    .iter()
+                    .map(|pop| pop.size as f64 / p.n as f64 * jacobian_factor(&pop.distribution))
+                    .sum::<f64>(),
+                "capacity": { "theory_eq3_or_10": alpha_c, "measured_50pct": half, "relative_error": error },
                 "width_90_to_10pct": match (high, low) { (Some(h), Some(l)) => Some(l - h), _ => None },
                 "loads": alphas,
                 "fraction_solved": fractions,
