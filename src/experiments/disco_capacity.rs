@@ -396,7 +396,7 @@ impl Experiment for Capacity {
             if p.n >= 1000 {
                 report.check(
                     format!(
-                        "{name}: measured capacity within {:.0}% of eq. 3",
+                        "{name}: measured capacity within {:.0}% of the theory (eq. 3; eq. 10 for E/I)",
                         100.0 * p.tolerance
                     ),
                     within,
@@ -474,6 +474,11 @@ impl Experiment for Capacity {
 fn spec_name(spec: &DistributionSpec) -> String {
     match spec {
         DistributionSpec::ShiftedNormal { s } => format!("shifted normal s = {s}"),
+        DistributionSpec::EiLognormal {
+            g_e,
+            sigma_e,
+            sigma_i,
+        } => format!("E/I lognormal g_e = {g_e}, sigma_e = {sigma_e}, sigma_i = {sigma_i}"),
         other => format!("{other:?}"),
     }
 }
