@@ -6,17 +6,25 @@
 //!    `np.sort` for the keys alone, `np.argsort` + `np.take_along_axis` for what sort_rows
 //!    returns, and its stable kind for dale's order of ties), rounds interleaved; the GPU
 //!    adapter's column beside them (on lavapipe, a correctness contrast only).
+//! 2. DisCo-SGD iterations per second (models/disco.rs: fields of a mini-batch, the logistic step,
+//!    a sort and the transport step per problem) on the CPU backend, against the same algorithm
+//!    in JAX on the CPU (benches/peers/disco_jax.py, jitted and vmapped, K iterations in one
+//!    fori_loop), rounds interleaved. Per iteration: (T(2K) - T(K)) / K on both sides.
 //!
-//! The peer needs Python 3 with NumPy: `python3`, or the interpreter in DALE_PYTHON.
+//! The peers need Python 3 with NumPy (`python3`, or the interpreter in DALE_PYTHON) and, for
+//! section 2, JAX (`pip install "jax[cpu]"`; the interpreter in DALE_JAX_PYTHON, or the same).
 
 use std::process::Command;
 use std::time::Instant;
 
+use dale::analysis::disco::WeightDistribution;
 use dale::backend::cpu::CpuBackend;
 use dale::backend::gpu::select::any_gpu;
 use dale::backend::gpu::GpuBackend;
+use dale::backend::perceptron::Rates;
 use dale::backend::sort::{SortOps, SortRows};
 use dale::backend::{Backend, BufferOps};
+use dale::models::disco::{train, DiscoParams, Population};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -153,4 +161,102 @@ fn bench() {
         );
     }
     println!("NumPy {version} ({SORT_PEER}); ratios are dale's keys/s over NumPy's");
+    disco_iterations();
+}
+
+const DISCO_PEER: &str = "benches/peers/disco_jax.py";
+/// (problems, n, patterns, batch).
+const DISCO_SHAPES: [(usize, usize, usize, usize); 2] =
+    [(64, 1000, 1000, 100), (16, 2000, 1000, 200)];
+const DISCO_ITERATIONS: usize = 50;
+
+/// dale's seconds per DisCo-SGD iteration: whole `train` runs of K and 2K steps with one check
+/// at the end, differenced (the task's generation and upload cancel).
+fn dale_disco((problems, n, patterns, batch): (usize, usize, usize, usize)) -> f64 {
+    let s: f64 = 0.6;
+    let run = |steps: usize| {
+        let params = DiscoParams {
+            problems,
+            patterns,
+            populations: vec![Population {
+                size: n,
+                distribution: WeightDistribution::Normal {
+                    mean: (1.0 - s * s).sqrt(),
+                    sd: s,
+                },
+            }],
+            batch,
+            rates: Rates {
+                weights: 0.003,
+                beta: 0.001,
+            },
+            transport_rate: 0.02,
+            beta0: 1.0 / (n as f32).sqrt(),
+            // Above every margin: no problem stops early.
+            kappa: f32::MAX,
+            max_steps: steps,
+            check_every: steps,
+            seed: 0,
+        };
+        let start = Instant::now();
+        train(&mut CpuBackend::new(), &params).expect("bench run");
+        start.elapsed().as_secs_f64()
+    };
+    (run(2 * DISCO_ITERATIONS) - run(DISCO_ITERATIONS)) / DISCO_ITERATIONS as f64
+}
+
+fn jax_disco((problems, n, patterns, batch): (usize, usize, usize, usize)) -> (f64, String) {
+    let python = std::env::var("DALE_JAX_PYTHON").unwrap_or_else(|_| python());
+    let out = Command::new(&python)
+        .args([
+            DISCO_PEER,
+            "--shape",
+            &format!("{problems}x{n}x{patterns}x{batch}"),
+            "--iterations",
+            &DISCO_ITERATIONS.to_string(),
+            "--rounds",
+            "1",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "the JAX peer failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the peer prints one JSON line");
+    (
+        v["seconds_per_iteration"].as_f64().expect("seconds"),
+        v["jax"].as_str().unwrap_or("?").into(),
+    )
+}
+
+fn disco_iterations() {
+    println!();
+    println!(
+        "DisCo-SGD iterations per second (one population, N(0.8, 0.6^2)), best of {ROUNDS} interleaved rounds, CPU backend vs JAX on the CPU"
+    );
+    println!(
+        "{:>8} {:>6} {:>8} {:>6} | {:>10} {:>10} | {:>9}",
+        "problems", "n", "patterns", "batch", "dale it/s", "JAX it/s", "dale/JAX"
+    );
+    let mut version = String::new();
+    for shape in DISCO_SHAPES {
+        let (mut dale, mut jax) = (f64::INFINITY, f64::INFINITY);
+        for _ in 0..ROUNDS {
+            dale = dale.min(dale_disco(shape));
+            let (t, v) = jax_disco(shape);
+            jax = jax.min(t);
+            version = v;
+        }
+        let (problems, n, patterns, batch) = shape;
+        println!(
+            "{problems:>8} {n:>6} {patterns:>8} {batch:>6} | {:>10.1} {:>10.1} | {:>9.2}",
+            1.0 / dale,
+            1.0 / jax,
+            jax / dale
+        );
+    }
+    println!("JAX {version} ({DISCO_PEER})");
 }
