@@ -24,7 +24,7 @@ use dale::backend::gpu::GpuBackend;
 use dale::backend::perceptron::Rates;
 use dale::backend::sort::{SortOps, SortRows};
 use dale::backend::{Backend, BufferOps};
-use dale::models::disco::{train, DiscoParams, Population};
+use dale::models::disco::{train, Constraint, DiscoParams, Labels, Population, Start};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -178,13 +178,15 @@ fn dale_disco((problems, n, patterns, batch): (usize, usize, usize, usize)) -> f
         let params = DiscoParams {
             problems,
             patterns,
-            populations: vec![Population {
+            constraint: Constraint::Distributions(vec![Population {
                 size: n,
                 distribution: WeightDistribution::Normal {
                     mean: (1.0 - s * s).sqrt(),
                     sd: s,
                 },
-            }],
+            }]),
+            labels: Labels::Random,
+            start: Start::Sample,
             batch,
             rates: Rates {
                 weights: 0.003,
@@ -196,6 +198,8 @@ fn dale_disco((problems, n, patterns, batch): (usize, usize, usize, usize)) -> f
             kappa: f32::MAX,
             max_steps: steps,
             check_every: steps,
+            stop_when_solved: true,
+            record_weights: false,
             seed: 0,
         };
         let start = Instant::now();

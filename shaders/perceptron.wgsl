@@ -6,8 +6,10 @@
 //   logistic_errors: e = sigmoid(beta h) - (1 + zeta) / 2 written over h, and
 //                    beta -= rate_beta sum_k h e; a workgroup per problem.
 //   weight_step:     w_i -= rate_weights sum_k xi_i^k e_k; a thread per weight.
-//   margin_stats:    stats[b] = (min_mu zeta h / ||w||, #{mu: zeta h <= 0}) from the fields of
+//   margin_stats:    stats[b] = (min_mu zeta h / ||w||, #{mu: not zeta h > 0}) from the fields of
 //                    all patterns; a workgroup per problem.
+//   hold_signs:      w = 0 where w has the opposite sign to its sign +-1 (0: free); a thread per
+//                    weight.
 
 struct PerceptronParams {
     problems: u32,
@@ -159,7 +161,8 @@ fn margin_stats(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
     var errors = 0.0;
     for (var mu = lid; mu < pp.patterns; mu += WG) {
         let signed = m_labels[pattern(b, mu)] * m_h[b * pp.patterns + mu];
-        if (signed <= 0.0) {
+        // A NaN field is on neither side: an error.
+        if (!(signed > 0.0)) {
             errors += 1.0;
         }
         // The zero vector classifies nothing: margin 0.
@@ -174,5 +177,21 @@ fn margin_stats(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
     if (lid == 0u) {
         m_stats[2u * b] = smallest;
         m_stats[2u * b + 1u] = errors;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> g_signs: array<f32>;
+@group(0) @binding(2) var<storage, read_write> g_w: array<f32>;
+
+@compute @workgroup_size(256)
+fn hold_signs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (e >= pp.problems * pp.n) {
+        return;
+    }
+    // A NaN weight stays NaN, for the sort's NaN flag to catch.
+    if (g_signs[e] * g_w[e] < 0.0) {
+        g_w[e] = 0.0;
     }
 }

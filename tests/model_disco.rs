@@ -230,6 +230,33 @@ fn generalisation_error_at_the_ends() {
     assert!((generalisation_error(0.5 * 2f64.sqrt(), 1.0) - 1.0 / 3.0).abs() < 1e-12);
 }
 
+/// The unconstrained max-margin student (section 5.1) at its two ends, each known apart from
+/// the saddle-point equations solved here: at small loads every pattern is a support vector of
+/// equal stability and the student is Hebb's, R = sqrt(2 alpha / pi); at large loads
+/// eps_g = 0.5005 / alpha (Opper, Kinzel, Kleinz & Nehl 1990, the maximally stable perceptron).
+#[test]
+fn max_margin_student_at_small_and_large_loads() {
+    use dale::analysis::disco::max_margin_student;
+    let alpha: f64 = 1e-3;
+    let (r, kappa) = max_margin_student(alpha);
+    let hebb = (2.0 * alpha / std::f64::consts::PI).sqrt();
+    // The next order is O(alpha) relative: 1e-3 here (1.8e-4 measured).
+    assert!((r / hebb - 1.0).abs() < 1e-3, "R {r} against Hebb's {hebb}");
+    // Every pattern at the margin, and the margin the Gardner bound allows: kappa^2 ~ 1 / alpha.
+    assert!((kappa * alpha.sqrt() - 1.0).abs() < 0.01, "kappa {kappa}");
+    let alpha = 300.0;
+    let (r, _) = max_margin_student(alpha);
+    let scaled = alpha * generalisation_error(r, 0.0);
+    // The 1 / alpha law's correction at alpha = 300 is below 1e-3 relative (0.50048 measured).
+    assert!((scaled / 0.5005 - 1.0).abs() < 2e-3, "alpha eps_g {scaled}");
+    // R rises with alpha between the ends.
+    let rs: Vec<f64> = [0.1, 1.0, 10.0]
+        .iter()
+        .map(|a| max_margin_student(*a).0)
+        .collect();
+    assert!(rs.windows(2).all(|w| w[1] > w[0]), "{rs:?}");
+}
+
 #[test]
 fn empirical_samples_must_be_finite() {
     assert!(WeightDistribution::empirical(&[]).is_err());
@@ -259,7 +286,9 @@ mod training {
     use dale::analysis::disco::wasserstein2;
     use dale::backend::cpu::CpuBackend;
     use dale::backend::perceptron::Rates;
-    use dale::models::disco::{train, DiscoParams, DiscoRun, Population};
+    use dale::models::disco::{
+        train, Constraint, DiscoParams, DiscoRun, Labels, Population, Start,
+    };
 
     /// Problems of N = 200 weights held to N(sqrt(1 - s^2), s^2) with s = 0.6, whose capacity is
     /// 2 s^2 = 0.72 (eq. 3) as N grows.
@@ -268,13 +297,15 @@ mod training {
         DiscoParams {
             problems: 8,
             patterns: (load * 200.0).round() as usize,
-            populations: vec![Population {
+            constraint: Constraint::Distributions(vec![Population {
                 size: 200,
                 distribution: WeightDistribution::Normal {
                     mean: (1.0 - s * s).sqrt(),
                     sd: s,
                 },
-            }],
+            }]),
+            labels: Labels::Random,
+            start: Start::Sample,
             batch: 50,
             rates: Rates {
                 weights: 0.01,
@@ -285,6 +316,8 @@ mod training {
             kappa: 0.0,
             max_steps: 3000,
             check_every: 100,
+            stop_when_solved: true,
+            record_weights: false,
             seed: 5,
         }
     }
@@ -305,7 +338,10 @@ mod training {
         );
         // The weights trained on are near the target: W2 of each problem's empirical
         // distribution to q is a small part of its unit scale.
-        let q = &p.populations[0].distribution;
+        let Constraint::Distributions(pops) = &p.constraint else {
+            unreachable!("params() holds the weights to a distribution")
+        };
+        let q = &pops[0].distribution;
         for (b, w) in r.weights.chunks(200).enumerate() {
             let empirical =
                 WeightDistribution::empirical(&w.iter().map(|v| f64::from(*v)).collect::<Vec<_>>())
@@ -328,7 +364,7 @@ fn disco_sgd_on_the_gpu_follows_the_cpu() {
     use dale::backend::cpu::CpuBackend;
     use dale::backend::gpu::GpuBackend;
     use dale::backend::perceptron::Rates;
-    use dale::models::disco::{train, DiscoParams, Population};
+    use dale::models::disco::{train, Constraint, DiscoParams, Labels, Population, Start};
     let Some(ctx) = common::gpu() else { return };
     // Two populations (an E/I split of 61 + 40 weights) and a mini-batch that wraps.
     let ei = EiLognormal::balanced(0.6, 0.5, 0.5);
@@ -336,7 +372,7 @@ fn disco_sgd_on_the_gpu_follows_the_cpu() {
     let params = DiscoParams {
         problems: 3,
         patterns: 70,
-        populations: vec![
+        constraint: Constraint::Distributions(vec![
             Population {
                 size: 61,
                 distribution: e,
@@ -345,7 +381,9 @@ fn disco_sgd_on_the_gpu_follows_the_cpu() {
                 size: 40,
                 distribution: i,
             },
-        ],
+        ]),
+        labels: Labels::Random,
+        start: Start::Sample,
         batch: 33,
         rates: Rates {
             weights: 0.01,
@@ -356,6 +394,8 @@ fn disco_sgd_on_the_gpu_follows_the_cpu() {
         kappa: 0.0,
         max_steps: 60,
         check_every: 20,
+        stop_when_solved: true,
+        record_weights: false,
         seed: 9,
     };
     let cpu = rayon::scope(|_| train(&mut CpuBackend::new(), &params).unwrap());
@@ -380,12 +420,35 @@ fn capacity_scenes_refuse_bad_values_naming_the_field() {
     let scene = |params: &str| {
         format!(
             r#"{{"model": "disco", "seed": 1, "steps": 10, "params": {{"experiment": "capacity",
-            "n": 100, "problems": 2, "batch": 10, "eta1_times_n": 3.0, "rate_beta": 0.001,
-            "transport_rate": 0.02, "check_every": 5, "tolerance": 0.1, {params}}}}}"#
+            "n": 100, "problems": 2, "tolerance": 0.1, {params}}}}}"#
         )
     };
-    let good = r#""distributions": [{"shifted_normal": {"s": 0.6}}], "load_ratios": [0.5, 1.5]"#;
-    assert!(Scene::parse(&scene(good)).is_ok());
+    let training = r#""training": {"batch": 10, "eta1_times_n": 3.0, "rate_beta": 0.001,
+        "transport_rate": 0.02, "check_every": 5}"#;
+    let good = format!(
+        r#""distributions": [{{"shifted_normal": {{"s": 0.6}}}}], "load_ratios": [0.5, 1.5], {training}"#
+    );
+    assert!(Scene::parse(&scene(&good)).is_ok());
+    let bad_training = good.replace(r#""transport_rate": 0.02"#, r#""transport_rate": 1.5"#);
+    let no_samples = good.replace(
+        r#"{"shifted_normal": {"s": 0.6}}"#,
+        r#"{"empirical": {"samples": ""}}"#,
+    );
+    for (params, path, says) in [
+        (
+            bad_training.as_str(),
+            "params.training.transport_rate",
+            "0 < rate <= 1",
+        ),
+        (
+            no_samples.as_str(),
+            "params.distributions[0].empirical.samples",
+            "a .npy file",
+        ),
+    ] {
+        let err = Scene::parse(&scene(params)).unwrap_err().to_string();
+        assert!(err.contains(path) && err.contains(says), "{params}: {err}");
+    }
     for (params, path, says) in [
         (
             r#""distributions": [{"shifted_normal": {"s": 1.5}}], "load_ratios": [0.5, 1.5]"#,
@@ -423,8 +486,52 @@ fn capacity_scenes_refuse_bad_values_naming_the_field() {
             "unknown field `mean`",
         ),
     ] {
-        let err = Scene::parse(&scene(params)).unwrap_err().to_string();
+        let params = format!("{params}, {training}");
+        let err = Scene::parse(&scene(&params)).unwrap_err().to_string();
         assert!(err.contains(path) && err.contains(says), "{params}: {err}");
+    }
+}
+
+/// A scene may hold the weights to a measured distribution given as samples in a .npy: its
+/// targets are the samples' quantiles at unit second moment, and samples that cannot make a
+/// distribution are refused naming the file, or the scene path, and what is wrong.
+#[test]
+fn empirical_targets_come_from_a_npy_of_samples() {
+    use dale::experiments::disco_setup::{DistributionSpec, Target};
+    let write = |name: &str, values: &[f64]| {
+        let path = common::temp_path(name);
+        dale::scene::output::write_npy(&path, &[values.len()], values).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    // Samples 1, 2, 3, 4 (mean square 7.5): the quantile of u is sample ceil(4 u).
+    let good = write("empirical_good.npy", &[3.0, 1.0, 4.0, 2.0]);
+    let spec = DistributionSpec::Empirical { samples: good };
+    let Target::One(q) = spec.resolve("params.distributions[0]").unwrap() else {
+        panic!("one population")
+    };
+    let scale = 7.5f64.sqrt();
+    let targets = q.targets(8);
+    let want: Vec<f32> = [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]
+        .iter()
+        .map(|v: &f64| (v / scale) as f32)
+        .collect();
+    assert_eq!(targets, want);
+    for (values, says) in [
+        (vec![1.0, f64::NAN], "index [1]"),
+        (vec![0.0, 0.0], "not all zero"),
+        (vec![], "no samples"),
+    ] {
+        let file = write("empirical_bad.npy", &values);
+        let err = DistributionSpec::Empirical {
+            samples: file.clone(),
+        }
+        .resolve("params.distributions[0]")
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(says) && err.contains(&file),
+            "{values:?}: {err}"
+        );
     }
 }
 
@@ -436,8 +543,8 @@ fn the_ei_capacity_experiment_transports_two_populations() {
     // population sorted and transported on its own; the report's theory is eq. 10's.
     let mut scene = Scene::parse(
         r#"{"model": "disco", "seed": 3, "steps": 1000, "params": {"experiment": "capacity",
-        "n": 100, "problems": 4, "batch": 100, "eta1_times_n": 3.0, "rate_beta": 0.001,
-        "transport_rate": 0.02, "check_every": 250, "tolerance": 0.1,
+        "n": 100, "problems": 4, "tolerance": 0.1, "training": {"batch": 100,
+        "eta1_times_n": 3.0, "rate_beta": 0.001, "transport_rate": 0.02, "check_every": 250},
         "distributions": [{"ei_lognormal": {"g_e": 0.8, "sigma_e": 0.5, "sigma_i": 0.5}}],
         "load_ratios": [0.3, 1.5]}}"#,
     )

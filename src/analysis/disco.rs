@@ -267,10 +267,15 @@ fn legendre16() -> &'static [(f64, f64); 16] {
 /// The integral of f over [a, b]: 16-point Gauss-Legendre on panels at most 1/4 wide (exact to
 /// f64 rounding for the smooth integrands here: each is analytic on its panel).
 pub fn integrate(f: impl Fn(f64) -> f64, a: f64, b: f64) -> f64 {
+    integrate_panels(f, a, b, 0.25)
+}
+
+/// `integrate` on panels at most `width` wide, for an integrand that turns on a shorter scale.
+fn integrate_panels(f: impl Fn(f64) -> f64, a: f64, b: f64, width: f64) -> f64 {
     if b <= a {
         return 0.0;
     }
-    let panels = ((b - a) / 0.25).ceil().max(1.0) as usize;
+    let panels = ((b - a) / width).ceil().max(1.0) as usize;
     let width = (b - a) / panels as f64;
     (0..panels)
         .map(|p| {
@@ -381,4 +386,74 @@ pub fn generalisation_error(overlap: f64, noise_sd: f64) -> f64 {
         .clamp(-1.0, 1.0)
         .acos()
         / PI
+}
+
+/// The maximally stable (max-margin) student of a noiseless teacher, unconstrained (section 5.1's
+/// baseline, from [61, 22]): its overlap R with the teacher and its margin kappa at load alpha.
+/// Patterns are isotropic, so the teacher's weight distribution does not enter. In Gardner's
+/// q -> 1 limit the volume of students at overlap R and margin kappa vanishes where
+///     G(R, kappa) = 1 - R^2 - alpha I(R, kappa) = 0,
+///     I = int_{-inf}^kappa Dt 2 P(R t / sqrt(1 - R^2)) (kappa - t)^2,
+/// and the max-margin student sits at the maximum over R: dG/dR = 0 as well. For each R the
+/// second condition, (1 - R^2) dI/dR + 2 R I = 0, fixes kappa, and the first then alpha(R),
+/// which rises with R; alpha is inverted by bisection. R -> sqrt(2 alpha / pi) as alpha -> 0
+/// (the Hebbian student) and eps_g -> 0.50 / alpha as alpha grows.
+pub fn max_margin_student(alpha: f64) -> (f64, f64) {
+    // (alpha, kappa) at overlap R.
+    let at_overlap = |r: f64| {
+        let c = (1.0 - r * r).sqrt();
+        // The teacher's factor turns over |t| ~ c / R about 0, and is flat to 1e-20 beyond ten
+        // times that: fine panels there, the usual ones elsewhere.
+        let width = (c / r).clamp(1e-6, 0.25);
+        let integrals = |kappa: f64| {
+            let low = -(SCORE_SPAN + kappa.abs());
+            let part = |f: &dyn Fn(f64) -> f64| {
+                let mut edges = vec![low, -10.0 * width, 0.0, 10.0 * width, kappa];
+                edges.retain(|e| *e <= kappa && *e >= low);
+                edges.sort_by(f64::total_cmp);
+                edges
+                    .windows(2)
+                    .map(|e| {
+                        let fine = e[0] >= -10.0 * width && e[1] <= 10.0 * width;
+                        integrate_panels(f, e[0], e[1], if fine { width } else { 0.25 })
+                    })
+                    .sum::<f64>()
+            };
+            let i = part(&|t| 2.0 * normal_cdf(r * t / c) * (kappa - t).powi(2) * normal_pdf(t));
+            let di =
+                part(&|t| 2.0 * normal_pdf(r * t / c) * t * (kappa - t).powi(2) * normal_pdf(t))
+                    / (c * c * c);
+            (i, di)
+        };
+        let stationary = |kappa: f64| {
+            let (i, di) = integrals(kappa);
+            c * c * di + 2.0 * r * i
+        };
+        // Negative at kappa 0 (only the fields t < 0 count), positive for kappa large enough.
+        let (mut low, mut high) = (0.0, 1.0);
+        while stationary(high) < 0.0 {
+            high *= 2.0;
+        }
+        for _ in 0..60 {
+            let mid = 0.5 * (low + high);
+            if stationary(mid) < 0.0 {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        let kappa = 0.5 * (low + high);
+        ((1.0 - r * r) / integrals(kappa).0, kappa)
+    };
+    let (mut low, mut high) = (0.0f64, 1.0f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (low + high);
+        if at_overlap(mid).0 < alpha {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    let r = 0.5 * (low + high);
+    (r, at_overlap(r).1)
 }

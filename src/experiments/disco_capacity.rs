@@ -9,188 +9,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::balancing_fig3::positive;
-use super::{fits, Experiment, Plot, Report};
-use crate::analysis::disco::{
-    constrained_capacity, jacobian_factor, EiLognormal, WeightDistribution,
+use super::disco_setup::{
+    ascending, capacity, patterns, sizes, DistributionSpec, Target, Training,
 };
-use crate::backend::perceptron::Rates;
+use super::{fits, Experiment, Plot, Report};
+use crate::analysis::disco::jacobian_factor;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
-use crate::models::disco::{train, DiscoParams, Population};
+use crate::models::disco::{train, Constraint, DiscoParams, Population};
 use crate::scene::plot::{Panel, Series};
-
-/// A target distribution as a scene names it; scaled to <w^2> = 1 before use (section 2.1).
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum DistributionSpec {
-    /// N(sqrt(1 - s^2), s^2), 0 < s <= 1: Fig. 2's family, <dw/dx> = s.
-    ShiftedNormal {
-        s: f64,
-    },
-    Normal {
-        mean: f64,
-        sd: f64,
-    },
-    LogNormal {
-        mu: f64,
-        sigma: f64,
-    },
-    NegLogNormal {
-        mu: f64,
-        sigma: f64,
-    },
-    HalfNormal {
-        scale: f64,
-    },
-    Uniform {
-        low: f64,
-        high: f64,
-    },
-    /// Section 4's E/I perceptron: a fraction g_e of excitatory lognormal weights, the rest
-    /// inhibitory (negative lognormal), balanced with unit total second moment; two populations
-    /// transported apart, capacity by eq. 10.
-    EiLognormal {
-        g_e: f64,
-        sigma_e: f64,
-        sigma_i: f64,
-    },
-}
-
-impl DistributionSpec {
-    /// Its key in the scene.
-    fn key(&self) -> &'static str {
-        match self {
-            DistributionSpec::ShiftedNormal { .. } => "shifted_normal",
-            DistributionSpec::Normal { .. } => "normal",
-            DistributionSpec::LogNormal { .. } => "log_normal",
-            DistributionSpec::NegLogNormal { .. } => "neg_log_normal",
-            DistributionSpec::HalfNormal { .. } => "half_normal",
-            DistributionSpec::Uniform { .. } => "uniform",
-            DistributionSpec::EiLognormal { .. } => "ei_lognormal",
-        }
-    }
-
-    fn validate(&self, at: &str) -> Result<(), DaleError> {
-        let at = &format!("{at}.{}", self.key());
-        let finite = |name: &str, v: f64| {
-            if v.is_finite() {
-                Ok(())
-            } else {
-                Err(DaleError::scene(
-                    format!("{at}.{name}"),
-                    format!("{name} = {v}; allowed: a finite value"),
-                ))
-            }
-        };
-        match *self {
-            DistributionSpec::ShiftedNormal { s } if !(s > 0.0 && s <= 1.0) => Err(
-                DaleError::scene(format!("{at}.s"), format!("s = {s}; allowed: 0 < s <= 1")),
-            ),
-            DistributionSpec::ShiftedNormal { .. } => Ok(()),
-            DistributionSpec::Normal { mean, sd } => {
-                finite("mean", mean)?;
-                positive(at, "sd", sd)
-            }
-            DistributionSpec::LogNormal { mu, sigma }
-            | DistributionSpec::NegLogNormal { mu, sigma } => {
-                finite("mu", mu)?;
-                positive(at, "sigma", sigma)
-            }
-            DistributionSpec::HalfNormal { scale } => positive(at, "scale", scale),
-            DistributionSpec::EiLognormal {
-                g_e,
-                sigma_e,
-                sigma_i,
-            } => {
-                if !(g_e > 0.0 && g_e < 1.0) {
-                    return Err(DaleError::scene(
-                        format!("{at}.g_e"),
-                        format!("g_e = {g_e}; allowed: 0 < g_e < 1"),
-                    ));
-                }
-                // Beyond sigma 4 the weights span more than e^16 and the smallest f32 targets
-                // lose their digits against the largest.
-                for (name, v) in [("sigma_e", sigma_e), ("sigma_i", sigma_i)] {
-                    if !(v > 0.0 && v <= 4.0) {
-                        return Err(DaleError::scene(
-                            format!("{at}.{name}"),
-                            format!("{name} = {v}; allowed: 0 < sigma <= 4"),
-                        ));
-                    }
-                }
-                Ok(())
-            }
-            DistributionSpec::Uniform { low, high } => {
-                finite("low", low)?;
-                finite("high", high)?;
-                if high > low && (low != 0.0 || high != 0.0) {
-                    Ok(())
-                } else {
-                    Err(DaleError::scene(
-                        format!("{at}.high"),
-                        format!("[{low}, {high}]; allowed: low < high"),
-                    ))
-                }
-            }
-        }
-    }
-
-    /// The populations of a perceptron of n weights (n >= 2), at unit total second moment, and
-    /// the capacity eq. 3 or 10 gives them (with the fractions as rounded to whole weights).
-    pub fn populations(&self, n: usize) -> (Vec<Population>, f64) {
-        if let DistributionSpec::EiLognormal {
-            g_e,
-            sigma_e,
-            sigma_i,
-        } = *self
-        {
-            let n_e = ((g_e * n as f64).round() as usize).clamp(1, n - 1);
-            let ei = EiLognormal::balanced(n_e as f64 / n as f64, sigma_e, sigma_i);
-            let [(_, e), (_, i)] = ei.populations();
-            let pops = vec![
-                Population {
-                    size: n_e,
-                    distribution: e,
-                },
-                Population {
-                    size: n - n_e,
-                    distribution: i,
-                },
-            ];
-            return (pops, ei.capacity(0.0));
-        }
-        let q = self.distribution();
-        let alpha_c = constrained_capacity(0.0, &[(1.0, &q)]);
-        (
-            vec![Population {
-                size: n,
-                distribution: q,
-            }],
-            alpha_c,
-        )
-    }
-
-    /// A single distribution at unit second moment.
-    fn distribution(&self) -> WeightDistribution {
-        match *self {
-            DistributionSpec::ShiftedNormal { s } => WeightDistribution::Normal {
-                mean: (1.0 - s * s).sqrt(),
-                sd: s,
-            },
-            DistributionSpec::Normal { mean, sd } => WeightDistribution::Normal { mean, sd },
-            DistributionSpec::LogNormal { mu, sigma } => {
-                WeightDistribution::LogNormal { mu, sigma }
-            }
-            DistributionSpec::NegLogNormal { mu, sigma } => {
-                WeightDistribution::NegLogNormal { mu, sigma }
-            }
-            DistributionSpec::HalfNormal { scale } => WeightDistribution::HalfNormal { scale },
-            DistributionSpec::Uniform { low, high } => WeightDistribution::Uniform { low, high },
-            DistributionSpec::EiLognormal { .. } => unreachable!("two populations"),
-        }
-        .unit()
-    }
-}
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -202,40 +29,19 @@ pub struct CapacityParams {
     pub distributions: Vec<DistributionSpec>,
     /// Loads as multiples of each distribution's theoretical capacity, ascending.
     pub load_ratios: Vec<f64>,
-    /// Patterns per SGD step.
-    pub batch: usize,
-    /// eta_1 N: the fields w . xi move by about eta_1 N per step, so that this keeps the
-    /// learning's pace when N changes (eta_1 = eta1_times_n / n).
-    pub eta1_times_n: f32,
-    pub rate_beta: f32,
-    pub transport_rate: f32,
-    /// SGD steps between checks of the margins.
-    pub check_every: usize,
+    pub training: Training,
+    /// Also measure the max margin kappa(alpha) (Fig. 4c): every problem trains the whole step
+    /// budget, solved or not, and the best margin of its solution is set beside eq. 3 (or 10)
+    /// solved for kappa at its load.
+    #[serde(default)]
+    pub margins: bool,
     /// The measured capacity passes within this fraction of the theory, at n >= 1000.
     pub tolerance: f64,
 }
 
 impl CapacityParams {
     pub fn validate(&self, at: &str) -> Result<(), DaleError> {
-        for (name, v) in [
-            ("n", self.n),
-            ("problems", self.problems),
-            ("batch", self.batch),
-            ("check_every", self.check_every),
-        ] {
-            if v == 0 || v > u32::MAX as usize {
-                return Err(DaleError::scene(
-                    format!("{at}.{name}"),
-                    format!("{name} = {v}; allowed: an integer from 1 to {}", u32::MAX),
-                ));
-            }
-        }
-        if self.n < 2 {
-            return Err(DaleError::scene(
-                format!("{at}.n"),
-                format!("n = {}; allowed: at least 2 weights", self.n),
-            ));
-        }
+        sizes(at, self.n, self.problems)?;
         if self.distributions.is_empty() {
             return Err(DaleError::scene(
                 format!("{at}.distributions"),
@@ -245,42 +51,8 @@ impl CapacityParams {
         for (i, d) in self.distributions.iter().enumerate() {
             d.validate(&format!("{at}.distributions[{i}]"))?;
         }
-        let ratios = &self.load_ratios;
-        if ratios.len() < 2
-            || ratios
-                .iter()
-                .any(|r| !(*r > 0.0 && r.is_finite() && *r <= 100.0))
-            || ratios.windows(2).any(|w| w[1] <= w[0])
-        {
-            return Err(DaleError::scene(
-                format!("{at}.load_ratios"),
-                format!("{ratios:?}; allowed: two or more ascending values in (0, 100]"),
-            ));
-        }
-        for (name, v) in [
-            ("eta1_times_n", self.eta1_times_n),
-            ("transport_rate", self.transport_rate),
-        ] {
-            positive(at, name, f64::from(v))?;
-        }
-        if self.transport_rate > 1.0 {
-            return Err(DaleError::scene(
-                format!("{at}.transport_rate"),
-                format!(
-                    "transport_rate = {}; allowed: 0 < rate <= 1",
-                    self.transport_rate
-                ),
-            ));
-        }
-        if !(self.rate_beta >= 0.0 && self.rate_beta.is_finite()) {
-            return Err(DaleError::scene(
-                format!("{at}.rate_beta"),
-                format!(
-                    "rate_beta = {}; allowed: a finite value >= 0",
-                    self.rate_beta
-                ),
-            ));
-        }
+        ascending(&format!("{at}.load_ratios"), &self.load_ratios)?;
+        self.training.validate(&format!("{at}.training"))?;
         positive(at, "tolerance", self.tolerance)
     }
 
@@ -294,33 +66,50 @@ impl CapacityParams {
         let highest = self.load_ratios[self.load_ratios.len() - 1];
         self.load_ratios = vec![0.3f64.min(highest / 2.0), highest];
     }
+}
+
+pub struct Capacity {
+    params: CapacityParams,
+    /// The distributions' targets, samples read.
+    targets: Vec<Target>,
+    /// SGD steps at most per problem.
+    steps: usize,
+    seed: u64,
+}
+
+impl Capacity {
+    /// Reads the samples of any empirical distribution (errors name the scene path or file).
+    pub fn new(params: CapacityParams, steps: usize, seed: u64) -> Result<Self, DaleError> {
+        let targets = params
+            .distributions
+            .iter()
+            .enumerate()
+            .map(|(i, d)| d.resolve(&format!("params.distributions[{i}]")))
+            .collect::<Result<_, _>>()?;
+        Ok(Capacity {
+            params,
+            targets,
+            steps,
+            seed,
+        })
+    }
 
     /// The patterns of the largest load of any distribution.
     fn most_patterns(&self) -> usize {
-        let top = self.load_ratios.last().copied().unwrap_or(1.0);
-        self.distributions
+        let p = &self.params;
+        let top = p.load_ratios.last().copied().unwrap_or(1.0);
+        self.targets
             .iter()
-            .map(|d| patterns(top * d.populations(self.n).1, self.n))
+            .map(|t| patterns(top * capacity(&t.populations(p.n), 0.0), p.n))
             .max()
             .unwrap_or(1)
     }
 }
 
-fn patterns(load: f64, n: usize) -> usize {
-    ((load * n as f64).round() as usize).max(1)
-}
-
-pub struct Capacity {
-    pub params: CapacityParams,
-    /// SGD steps at most per problem.
-    pub steps: usize,
-    pub seed: u64,
-}
-
 impl Experiment for Capacity {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
         let p = &self.params;
-        let most = p.most_patterns();
+        let most = self.most_patterns();
         fits(
             backend,
             "params.problems",
@@ -339,39 +128,51 @@ impl Experiment for Capacity {
         let mut report = Report::default();
         let mut figures = Vec::new();
         let mut panels_fraction = Vec::new();
+        let mut panels_margin = Vec::new();
         let (d_count, r_count) = (p.distributions.len(), p.load_ratios.len());
         let mut loads = Vec::with_capacity(d_count * r_count);
         let mut solved = Vec::with_capacity(d_count * r_count);
         let mut measured_vs_theory = Vec::new();
         let mut done = 0;
-        for (d, spec) in p.distributions.iter().enumerate() {
-            let (populations, alpha_c) = spec.populations(p.n);
+        for (d, (spec, target)) in p.distributions.iter().zip(&self.targets).enumerate() {
+            let populations = target.populations(p.n);
+            let alpha_c = capacity(&populations, 0.0);
             let mut fractions = Vec::new();
+            let (mut margins_measured, mut margins_theory) = (Vec::new(), Vec::new());
             for (r, ratio) in p.load_ratios.iter().enumerate() {
                 let load = ratio * alpha_c;
                 let run = train(
                     backend,
                     &DiscoParams {
-                        problems: p.problems,
-                        patterns: patterns(load, p.n),
-                        populations: populations.clone(),
-                        batch: p.batch,
-                        rates: Rates {
-                            weights: p.eta1_times_n / p.n as f32,
-                            beta: p.rate_beta,
-                        },
-                        transport_rate: p.transport_rate,
-                        beta0: 1.0 / (p.n as f32).sqrt(),
-                        kappa: 0.0,
-                        max_steps: self.steps,
-                        check_every: p.check_every,
-                        // Each (distribution, load) its own problems.
-                        seed: self.seed ^ ((d * r_count + r) as u64) << 32,
+                        stop_when_solved: !p.margins,
+                        ..p.training.disco(
+                            p.problems,
+                            patterns(load, p.n),
+                            Constraint::Distributions(populations.clone()),
+                            self.steps,
+                            // Each (distribution, load) its own problems.
+                            self.seed ^ ((d * r_count + r) as u64) << 32,
+                        )
                     },
                 )?;
                 let fraction =
                     run.solved_at.iter().filter(|s| s.is_some()).count() as f64 / p.problems as f64;
                 fractions.push(fraction);
+                if p.margins {
+                    // The mean over the problems solved of the margin each solution reached.
+                    let reached: Vec<f64> = run
+                        .solved_at
+                        .iter()
+                        .zip(&run.best_margin)
+                        .filter(|(s, _)| s.is_some())
+                        .map(|(_, m)| f64::from(*m))
+                        .collect();
+                    margins_measured.push(
+                        (!reached.is_empty())
+                            .then(|| reached.iter().sum::<f64>() / reached.len() as f64),
+                    );
+                    margins_theory.push(max_margin(&populations, load));
+                }
                 loads.push(load as f32);
                 solved.push(fraction as f32);
                 done += self.steps;
@@ -382,7 +183,7 @@ impl Experiment for Capacity {
             let (half, high, low) = (at(0.5), at(0.9), at(0.1));
             let error = half.map(|h| (h - alpha_c).abs() / alpha_c);
             let within = error.is_some_and(|e| e <= p.tolerance);
-            let name = spec_name(spec);
+            let name = spec.name();
             // At half the capacity nearly every problem separates; at small N a few draws of
             // patterns do not within the step budget, so three in four is asked.
             report.check(
@@ -414,6 +215,24 @@ impl Experiment for Capacity {
                 "loads": alphas,
                 "fraction_solved": fractions,
             }));
+            if p.margins {
+                let fig = figures.last_mut().expect("pushed above");
+                fig["max_margin"] = json!({
+                    "measured_mean_of_solved": margins_measured,
+                    "theory_eq3_or_10": margins_theory,
+                });
+                let curve = |name: &str, values: &[Option<f64>]| Series {
+                    label: format!("{name}: {}", spec.name()),
+                    points: alphas
+                        .iter()
+                        .zip(values)
+                        .filter_map(|(a, m)| Some((*a, (*m)?)))
+                        .collect(),
+                    band: Vec::new(),
+                };
+                panels_margin.push(curve("measured", &margins_measured));
+                panels_margin.push(curve("theory", &margins_theory));
+            }
             if let Some(h) = half {
                 measured_vs_theory.push((alpha_c, h));
             }
@@ -467,19 +286,22 @@ impl Experiment for Capacity {
                 },
             ],
         });
+        if p.margins {
+            report.plots.push(Plot {
+                file: "disco_max_margin.png".into(),
+                panels: vec![Panel {
+                    title: format!(
+                        "max margin kappa(alpha) (Fig. 4c): mean of the solved problems, N = {}",
+                        p.n
+                    ),
+                    x_label: "load alpha".into(),
+                    y_label: "kappa".into(),
+                    series: panels_margin,
+                    log_y: false,
+                }],
+            });
+        }
         Ok(report)
-    }
-}
-
-fn spec_name(spec: &DistributionSpec) -> String {
-    match spec {
-        DistributionSpec::ShiftedNormal { s } => format!("shifted normal s = {s}"),
-        DistributionSpec::EiLognormal {
-            g_e,
-            sigma_e,
-            sigma_i,
-        } => format!("E/I lognormal g_e = {g_e}, sigma_e = {sigma_e}, sigma_i = {sigma_i}"),
-        other => format!("{other:?}"),
     }
 }
 
@@ -491,4 +313,26 @@ fn crossing(loads: &[f64], fraction: &[f64], level: f64) -> Option<f64> {
         .zip(fraction.windows(2))
         .find(|(_, f)| f[0] >= level && f[1] < level)
         .map(|(a, f)| a[0] + (a[1] - a[0]) * (f[0] - level) / (f[0] - f[1]))
+}
+
+/// The max margin kappa at load alpha: eq. 3 (or 10) solved for kappa, by bisection (alpha_c
+/// falls as kappa grows); None at or above the capacity at kappa 0.
+pub fn max_margin(populations: &[Population], alpha: f64) -> Option<f64> {
+    if !(alpha > 0.0 && alpha < capacity(populations, 0.0)) {
+        return None;
+    }
+    let mut high = 1.0;
+    while capacity(populations, high) > alpha {
+        high *= 2.0;
+    }
+    let mut low = 0.0;
+    for _ in 0..60 {
+        let mid = 0.5 * (low + high);
+        if capacity(populations, mid) > alpha {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    Some(0.5 * (low + high))
 }

@@ -9,6 +9,9 @@ pub mod balancing_fig3;
 pub mod balancing_fig4;
 pub mod balancing_fig5;
 pub mod disco_capacity;
+pub mod disco_geodesic;
+pub mod disco_setup;
+pub mod disco_teacher;
 pub mod rate;
 
 use crate::backend::{largest_that_fits, Backend, BackendInfo};

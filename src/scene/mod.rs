@@ -15,6 +15,8 @@ use crate::experiments::balancing_fig3::{Fig3, TwoNeurons};
 use crate::experiments::balancing_fig4::{CdiParams, Fig4};
 use crate::experiments::balancing_fig5::{Fig5, RingPerturbation};
 use crate::experiments::disco_capacity::{Capacity, CapacityParams};
+use crate::experiments::disco_geodesic::{Geodesic, GeodesicParams};
+use crate::experiments::disco_teacher::{TeacherParams, TeacherStudent};
 use crate::experiments::rate::RateRun;
 use crate::experiments::Experiment;
 use crate::models::rate::{Monitors, RateParams};
@@ -114,6 +116,11 @@ pub enum DiscoScene {
     /// Fig. 2d for any distribution: capacity measured against eq. 3; `steps` is the SGD step
     /// budget of each problem.
     Capacity(CapacityParams),
+    /// Fig. 5a: students of a teacher drawn from a distribution, per paradigm; `steps` is the
+    /// SGD step budget of each student.
+    TeacherStudent(TeacherParams),
+    /// Fig. 3: the trained distribution against the W2 geodesic; `steps` SGD steps.
+    Geodesic(GeodesicParams),
 }
 
 /// The experiments of paper 001's balancing model, by the `experiment` tag of `params`.
@@ -197,11 +204,23 @@ impl Scene {
                         c.validate("params")?;
                         ModelParams::Disco(DiscoScene::Capacity(c))
                     }
+                    Some("teacher_student") => {
+                        let t: TeacherParams = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        t.validate("params")?;
+                        ModelParams::Disco(DiscoScene::TeacherStudent(t))
+                    }
+                    Some("geodesic") => {
+                        let g: GeodesicParams = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        g.validate("params")?;
+                        ModelParams::Disco(DiscoScene::Geodesic(g))
+                    }
                     _ => {
                         return Err(DaleError::scene(
                             "params.experiment",
                             format!(
-                                "{}; allowed: \"capacity\"",
+                                "{}; allowed: \"capacity\", \"teacher_student\", \"geodesic\"",
                                 experiment.map_or("missing".into(), |v| v.to_string())
                             ),
                         ))
@@ -282,11 +301,15 @@ impl Scene {
             ModelParams::Balancing(BalancingScene::RingPerturbation(p)) => p.smoke(),
             ModelParams::Balancing(BalancingScene::Cdi(p)) => p.smoke(),
             ModelParams::Balancing(BalancingScene::TwoNeurons(_) | BalancingScene::Network(_)) => {}
-            ModelParams::Disco(DiscoScene::Capacity(p)) => {
+            ModelParams::Disco(scene) => {
                 // A problem needs some hundreds of SGD steps to separate even at half its
                 // capacity; the smoke runs few problems at few loads instead.
                 self.steps = steps.min(1000);
-                p.smoke();
+                match scene {
+                    DiscoScene::Capacity(p) => p.smoke(),
+                    DiscoScene::TeacherStudent(p) => p.smoke(),
+                    DiscoScene::Geodesic(p) => p.smoke(),
+                }
             }
         }
     }
@@ -318,11 +341,15 @@ impl Scene {
                 inputs_from_files(&self.weights)?,
                 s.clone(),
             )?),
-            ModelParams::Disco(DiscoScene::Capacity(p)) => Box::new(Capacity {
-                params: p.clone(),
-                steps,
-                seed,
-            }),
+            ModelParams::Disco(DiscoScene::Capacity(p)) => {
+                Box::new(Capacity::new(p.clone(), steps, seed)?)
+            }
+            ModelParams::Disco(DiscoScene::TeacherStudent(p)) => {
+                Box::new(TeacherStudent::new(p.clone(), steps, seed)?)
+            }
+            ModelParams::Disco(DiscoScene::Geodesic(p)) => {
+                Box::new(Geodesic::new(p.clone(), steps, seed)?)
+            }
         })
     }
 }

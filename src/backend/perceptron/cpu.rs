@@ -98,11 +98,26 @@ pub(super) fn margin_stats(
             let (mut smallest, mut errors) = (f64::INFINITY, 0u32);
             for (mu, &h) in h[b * p..][..p].iter().enumerate() {
                 let signed = f64::from(labels[spec.pattern(b, mu)]) * f64::from(h);
-                errors += u32::from(signed <= 0.0);
+                errors += u32::from(!(signed > 0.0));
                 // The zero vector classifies nothing: margin 0.
                 smallest = smallest.min(if norm > 0.0 { signed / norm } else { 0.0 });
             }
             stats[0] = smallest as f32;
             stats[1] = errors as f32;
+        });
+}
+
+/// As perceptron.wgsl's `hold_signs`.
+pub(super) fn hold_signs(signs: &[f32], w: &mut [f32], spec: Perceptrons) {
+    let len = spec.weights_len();
+    w[..len]
+        .par_chunks_mut(4096)
+        .zip(signs[..len].par_chunks(4096))
+        .for_each(|(w, signs)| {
+            for (w, s) in w.iter_mut().zip(signs) {
+                if s * *w < 0.0 {
+                    *w = 0.0;
+                }
+            }
         });
 }

@@ -122,7 +122,8 @@ pub trait PerceptronOps: Backend {
     }
 
     /// From h = the fields of all patterns (window 0, patterns): stats[b] = (the smallest margin
-    /// zeta^mu h^mu / ||w_b|| over mu, the number of patterns with zeta^mu h^mu <= 0). A problem is
+    /// zeta^mu h^mu / ||w_b|| over mu, the number of patterns with zeta^mu h^mu <= 0 or NaN, on
+    /// neither side). A problem is
     /// separable at margin kappa when the first is at least kappa (and kappa > 0, or the second is 0).
     fn margin_stats(
         &mut self,
@@ -139,6 +140,13 @@ pub trait PerceptronOps: Backend {
             stats,
             spec,
         })
+    }
+
+    /// The sign constraint (section 5.1's sign-constrained student): w_i = 0 where w_i has the
+    /// opposite sign to signs_i = +-1, the projection onto the weights of the right signs;
+    /// signs_i = 0 leaves w_i free. signs is [problems, n].
+    fn hold_signs(&mut self, signs: Buf<f32>, w: Buf<f32>, spec: Perceptrons) {
+        self.run(&HoldSigns { signs, w, spec })
     }
 }
 
@@ -210,7 +218,19 @@ pub static MARGIN_STATS: Kernel = Kernel::new::<PerceptronParams>(
     ],
 );
 
-pub static KERNELS: &[&Kernel] = &[&FIELDS, &LOGISTIC_ERRORS, &WEIGHT_STEP, &MARGIN_STATS];
+pub static HOLD_SIGNS: Kernel = Kernel::new::<PerceptronParams>(
+    WGSL,
+    "hold_signs",
+    &[Binding::read::<f32>("signs"), Binding::write::<f32>("w")],
+);
+
+pub static KERNELS: &[&Kernel] = &[
+    &FIELDS,
+    &LOGISTIC_ERRORS,
+    &WEIGHT_STEP,
+    &MARGIN_STATS,
+    &HOLD_SIGNS,
+];
 
 const NO_RATES: Rates = Rates {
     weights: 0.0,
@@ -396,6 +416,44 @@ impl Op for MarginStats {
             ],
             PerceptronParams::new(s, all, NO_RATES),
             spread(s.problems, limits),
+        )]
+    }
+}
+
+struct HoldSigns {
+    signs: Buf<f32>,
+    w: Buf<f32>,
+    spec: Perceptrons,
+}
+
+impl Op for HoldSigns {
+    fn name(&self) -> &'static str {
+        "hold_signs"
+    }
+
+    fn check(&self) {
+        let len = self.spec.weights_len();
+        check_range(self.signs.raw(), 0, len, "hold_signs signs");
+        check_range(self.w.raw(), 0, len, "hold_signs w");
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let mut w = mem.take(self.w);
+        cpu::hold_signs(mem.get(self.signs), &mut w, self.spec);
+        mem.put(w);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        let len = self.spec.weights_len();
+        if len == 0 {
+            return Vec::new();
+        }
+        let all = Window { first: 0, count: 0 };
+        vec![Dispatch::new(
+            &HOLD_SIGNS,
+            &[self.signs.raw(), self.w.raw()],
+            PerceptronParams::new(self.spec, all, NO_RATES),
+            spread(len.div_ceil(WG), limits),
         )]
     }
 }
