@@ -10,9 +10,9 @@ use serde_json::json;
 
 use super::balancing_fig3::positive;
 use super::disco_setup::{
-    ascending, capacity, patterns, sizes, DistributionSpec, Target, Training,
+    ascending, capacity, patterns, patterns_fit, sizes, DistributionSpec, Target, Training,
 };
-use super::{fits, Experiment, Plot, Report};
+use super::{Experiment, Plot, Report};
 use crate::analysis::disco::jacobian_factor;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
@@ -110,13 +110,7 @@ impl Experiment for Capacity {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
         let p = &self.params;
         let most = self.most_patterns();
-        fits(
-            backend,
-            "params.problems",
-            p.problems,
-            "the patterns hold problems x patterns x n values",
-            |b| b.checked_mul(most)?.checked_mul(p.n),
-        )
+        patterns_fit(backend, p.problems, most, p.n)
     }
 
     fn run(

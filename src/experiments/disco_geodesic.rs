@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::balancing_fig3::positive;
-use super::disco_setup::{patterns, sizes, DistributionSpec, Target, Training};
-use super::{fits, Experiment, Plot, Report};
+use super::disco_setup::{patterns, patterns_fit, sizes, DistributionSpec, Target, Training};
+use super::{Experiment, Plot, Report};
 use crate::analysis::disco::WeightDistribution;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
@@ -122,13 +122,7 @@ impl Experiment for Geodesic {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
         let p = &self.params;
         let most = patterns(p.load, p.n);
-        fits(
-            backend,
-            "params.problems",
-            p.problems,
-            "the patterns hold problems x patterns x n values",
-            |b| b.checked_mul(most)?.checked_mul(p.n),
-        )
+        patterns_fit(backend, p.problems, most, p.n)
     }
 
     fn run(

@@ -6,8 +6,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::balancing_fig3::positive;
+use super::fits;
 use crate::analysis::disco::{constrained_capacity, EiLognormal, WeightDistribution};
 use crate::backend::perceptron::Rates;
+use crate::backend::BackendInfo;
 use crate::error::DaleError;
 use crate::models::disco::{Constraint, DiscoParams, Labels, Population, Start};
 use crate::scene::arrays::read_array;
@@ -394,4 +396,21 @@ pub fn ascending(at: &str, loads: &[f64]) -> Result<(), DaleError> {
 /// The patterns at load alpha: alpha N, at least one.
 pub fn patterns(load: f64, n: usize) -> usize {
     ((load * n as f64).round() as usize).max(1)
+}
+
+/// Refuses `problems` (the scene's `params.problems`) when their patterns, `most` of n values
+/// each at the largest load, would not fit in one buffer.
+pub fn patterns_fit(
+    backend: &BackendInfo,
+    problems: usize,
+    most: usize,
+    n: usize,
+) -> Result<(), DaleError> {
+    fits(
+        backend,
+        "params.problems",
+        problems,
+        "the patterns hold problems x patterns x n values",
+        |b| b.checked_mul(most)?.checked_mul(n),
+    )
 }

@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::balancing_fig3::positive;
-use super::disco_setup::{ascending, patterns, sizes, DistributionSpec, Target, Training};
-use super::{fits, Experiment, Plot, Report};
+use super::disco_setup::{
+    ascending, patterns, patterns_fit, sizes, DistributionSpec, Target, Training,
+};
+use super::{Experiment, Plot, Report};
 use crate::analysis::disco::{generalisation_error, max_margin_student};
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
@@ -146,13 +148,7 @@ impl Experiment for TeacherStudent {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
         let p = &self.params;
         let most = patterns(p.loads[p.loads.len() - 1], p.n);
-        fits(
-            backend,
-            "params.problems",
-            p.problems,
-            "the patterns hold problems x patterns x n values",
-            |b| b.checked_mul(most)?.checked_mul(p.n),
-        )
+        patterns_fit(backend, p.problems, most, p.n)
     }
 
     fn run(
@@ -273,7 +269,8 @@ impl Experiment for TeacherStudent {
             );
         }
         let fixed = find(Paradigm::FixedPrior);
-        if let (Some((_, fixed, ..)), Some((_, free, ..))) = (fixed, find(Paradigm::Unconstrained)) {
+        if let (Some((_, fixed, ..)), Some((_, free, ..))) = (fixed, find(Paradigm::Unconstrained))
+        {
             report.check(
                 "fixed prior: R above the unconstrained student's at every load (Fig. 5a)",
                 fixed.iter().zip(free).all(|(f, m)| f > m),
@@ -294,10 +291,11 @@ impl Experiment for TeacherStudent {
             let abs_mean = teachers.iter().map(|w| f64::from(w.abs())).sum::<f64>();
             let square = teachers.iter().map(|w| f64::from(*w).powi(2)).sum::<f64>();
             let n_all = teachers.len() as f64;
-            let start = (2.0 / std::f64::consts::PI).sqrt() * (abs_mean / n_all)
-                / (square / n_all).sqrt();
+            let start =
+                (2.0 / std::f64::consts::PI).sqrt() * (abs_mean / n_all) / (square / n_all).sqrt();
             report.figures["sign_constrained_random_start_overlap"] = json!(start);
-            report.figures["paper_sign_constrained_initial_drop_reproduced"] = json!(means[0] < start);
+            report.figures["paper_sign_constrained_initial_drop_reproduced"] =
+                json!(means[0] < start);
         }
         series.push(Series {
             label: "unconstrained, max-margin theory".into(),
