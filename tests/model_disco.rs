@@ -220,6 +220,30 @@ fn the_ei_lognormal_is_balanced_with_unit_second_moment() {
     }
 }
 
+/// Eq. 10's factor by quadrature (eq. 4 for each population) against its closed form for
+/// lognormals, sigma <|w|> per population; and Fig. 4a's optimum is a maximum of the landscape.
+#[test]
+fn ei_capacity_by_quadrature_matches_the_closed_form_and_the_optimum_is_a_maximum() {
+    for (g_e, sigma_e, sigma_i) in [(0.8, 0.5, 0.5), (0.6, 1.2, 0.3), (0.9, 2.0, 1.5)] {
+        let ei = EiLognormal::balanced(g_e, sigma_e, sigma_i);
+        let closed = gardner_capacity(0.0) * ei.jacobian_factor().powi(2);
+        let quadrature = ei.capacity(0.0);
+        assert!(
+            (quadrature / closed - 1.0).abs() < 1e-10,
+            "{g_e} {sigma_e} {sigma_i}: {quadrature} vs {closed}"
+        );
+    }
+    let best = EiLognormal::optimum(0.8);
+    let alpha = best.capacity(0.0);
+    for (de, di) in [(0.02, 0.0), (-0.02, 0.0), (0.0, 0.02), (0.0, -0.02)] {
+        let near = EiLognormal::balanced(0.8, best.sigma_e + de, best.sigma_i + di).capacity(0.0);
+        assert!(
+            near < alpha,
+            "({de}, {di}): {near} above the optimum's {alpha}"
+        );
+    }
+}
+
 #[test]
 fn generalisation_error_at_the_ends() {
     assert!(generalisation_error(1.0, 0.0).abs() < 1e-12);

@@ -372,6 +372,43 @@ impl EiLognormal {
         ]
     }
 
+    /// sum_m g_m <dw^m/dx> (eq. 10's factor) in closed form: for a lognormal w = e^(mu + sigma x),
+    /// <dw/dx> = <x w> = sigma <w> (Stein's lemma), the same for the inhibitory -w.
+    pub fn jacobian_factor(&self) -> f64 {
+        let mean = |mu: f64, sigma: f64| (mu + 0.5 * sigma * sigma).exp();
+        self.g_e * self.sigma_e * mean(self.mu_e, self.sigma_e)
+            + (1.0 - self.g_e) * self.sigma_i * mean(self.mu_i, self.sigma_i)
+    }
+
+    /// Fig. 4a: the balanced E/I lognormal of the largest capacity at g_e, over sigma_e and
+    /// sigma_i on a grid of 0.005 in (0, 4], refined by halving the grid about the best point.
+    pub fn optimum(g_e: f64) -> Self {
+        let factor = |se: f64, si: f64| EiLognormal::balanced(g_e, se, si).jacobian_factor();
+        let (mut best, mut step) = ((1.0, 1.0), 0.005);
+        let mut best_factor = factor(best.0, best.1);
+        for i in 1..=800 {
+            for j in 1..=800 {
+                let (se, si) = (i as f64 * step, j as f64 * step);
+                let f = factor(se, si);
+                if f > best_factor {
+                    (best, best_factor) = ((se, si), f);
+                }
+            }
+        }
+        for _ in 0..30 {
+            step *= 0.5;
+            let centre = best;
+            for (di, dj) in [(-1.0, 0.0), (1.0, 0.0), (0.0, -1.0), (0.0, 1.0)] {
+                let (se, si) = (centre.0 + di * step, centre.1 + dj * step);
+                let f = factor(se, si);
+                if se > 0.0 && si > 0.0 && f > best_factor {
+                    (best, best_factor) = ((se, si), f);
+                }
+            }
+        }
+        EiLognormal::balanced(g_e, best.0, best.1)
+    }
+
     /// alpha_c(kappa) by eq. 10.
     pub fn capacity(&self, kappa: f64) -> f64 {
         let [(g_e, e), (g_i, i)] = self.populations();

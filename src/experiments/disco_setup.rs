@@ -285,6 +285,9 @@ pub struct Training {
     pub eta1_times_n: f32,
     /// The learning rate of the norm beta.
     pub rate_beta: f32,
+    /// beta at the start times sqrt(N) (the fields w . xi are of order sqrt(N)); 1 unless set.
+    #[serde(default = "one")]
+    pub beta0_times_sqrt_n: f32,
     /// eta_2 of the transport step (eq. 9); 1 projects at once.
     pub transport_rate: f32,
     /// SGD steps between checks of the margins.
@@ -302,6 +305,7 @@ impl Training {
             }
         }
         positive(at, "eta1_times_n", f64::from(self.eta1_times_n))?;
+        positive(at, "beta0_times_sqrt_n", f64::from(self.beta0_times_sqrt_n))?;
         if !(self.transport_rate > 0.0 && self.transport_rate <= 1.0) {
             return Err(DaleError::scene(
                 format!("{at}.transport_rate"),
@@ -324,8 +328,7 @@ impl Training {
     }
 
     /// A run of `problems` perceptrons on random labels, stopping once all are solved, from
-    /// weights sampled from the constraint, with beta starting at 1 / sqrt(N) (the fields are of
-    /// order sqrt(N)).
+    /// weights sampled from the constraint.
     pub fn disco(
         &self,
         problems: usize,
@@ -356,7 +359,7 @@ impl Training {
         };
         let n = params.n() as f32;
         params.rates.weights = self.eta1_times_n / n;
-        params.beta0 = 1.0 / n.sqrt();
+        params.beta0 = self.beta0_times_sqrt_n / n.sqrt();
         params
     }
 }
@@ -413,4 +416,8 @@ pub fn patterns_fit(
         "the patterns hold problems x patterns x n values",
         |b| b.checked_mul(most)?.checked_mul(n),
     )
+}
+
+fn one() -> f32 {
+    1.0
 }
