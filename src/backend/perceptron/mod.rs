@@ -94,9 +94,10 @@ pub trait PerceptronOps: Backend {
 
     /// One step of logistic SGD on the window, whose fields `fields` left in h: with
     /// e = sigmoid(beta h) - y, y = (1 + zeta) / 2,
-    ///   w_i  <- w_i  - rates.weights sum_k xi_i^k e_k   (eq. 7)
-    ///   beta <- beta - rates.beta    sum_k h_k e_k      (the gradient of the same loss in beta)
-    /// h holds e afterwards.
+    ///   w_i  <- w_i  - rates.weights s_i sum_k xi_i^k e_k   (eq. 7)
+    ///   beta <- beta - rates.beta    sum_k h_k e_k          (the gradient of the same loss in beta)
+    /// with s_i = scale[i] ([problems, n]) where a scale is given, 1 otherwise. h holds e
+    /// afterwards.
     #[allow(clippy::too_many_arguments)]
     fn logistic_step(
         &mut self,
@@ -108,6 +109,7 @@ pub trait PerceptronOps: Backend {
         spec: Perceptrons,
         window: Window,
         rates: Rates,
+        scale: Option<Buf<f32>>,
     ) {
         self.run(&LogisticStep {
             xi,
@@ -118,6 +120,7 @@ pub trait PerceptronOps: Backend {
             spec,
             window,
             rates,
+            scale,
         })
     }
 
@@ -162,6 +165,8 @@ params! {
         pub count: u32,
         pub rate_weights: f32,
         pub rate_beta: f32,
+        /// 1: weight_step scales each weight's step by its `scale`.
+        pub scaled: u32,
     }
 }
 
@@ -176,6 +181,7 @@ impl PerceptronParams {
             count: window.count as u32,
             rate_weights: rates.weights,
             rate_beta: rates.beta,
+            scaled: 0,
         }
     }
 }
@@ -205,6 +211,7 @@ pub static WEIGHT_STEP: Kernel = Kernel::new::<PerceptronParams>(
         Binding::read::<f32>("xi"),
         Binding::read::<f32>("errors"),
         Binding::write::<f32>("w"),
+        Binding::read::<f32>("scale"),
     ],
 );
 pub static MARGIN_STATS: Kernel = Kernel::new::<PerceptronParams>(
@@ -302,6 +309,7 @@ struct LogisticStep {
     spec: Perceptrons,
     window: Window,
     rates: Rates,
+    scale: Option<Buf<f32>>,
 }
 
 impl Op for LogisticStep {
@@ -322,6 +330,9 @@ impl Op for LogisticStep {
         );
         check_range(self.w.raw(), 0, s.weights_len(), "logistic_step w");
         check_range(self.beta.raw(), 0, s.problems, "logistic_step beta");
+        if let Some(scale) = self.scale {
+            check_range(scale.raw(), 0, s.weights_len(), "logistic_step scale");
+        }
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
@@ -332,6 +343,7 @@ impl Op for LogisticStep {
             &mut h,
             &mut w,
             &mut beta,
+            self.scale.map(|s| mem.get(s)),
             self.spec,
             self.window,
             self.rates,
@@ -346,7 +358,10 @@ impl Op for LogisticStep {
         if s.problems * self.window.count == 0 {
             return Vec::new();
         }
-        let params = PerceptronParams::new(s, self.window, self.rates);
+        let mut params = PerceptronParams::new(s, self.window, self.rates);
+        params.scaled = u32::from(self.scale.is_some());
+        // Unscaled, the errors stand in for the scale binding (read, never used).
+        let scale = self.scale.unwrap_or(self.h);
         vec![
             Dispatch::new(
                 &LOGISTIC_ERRORS,
@@ -356,7 +371,7 @@ impl Op for LogisticStep {
             ),
             Dispatch::new(
                 &WEIGHT_STEP,
-                &[self.xi.raw(), self.h.raw(), self.w.raw()],
+                &[self.xi.raw(), self.h.raw(), self.w.raw(), scale.raw()],
                 params,
                 spread(s.weights_len().div_ceil(WG), limits),
             ),
