@@ -200,7 +200,6 @@ fn dale_disco((problems, n, patterns, batch): (usize, usize, usize, usize)) -> f
             check_every: steps,
             stop_when_solved: true,
             record_weights: false,
-            natural_gradient: false,
             seed: 0,
         };
         let start = Instant::now();

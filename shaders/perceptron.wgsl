@@ -5,8 +5,7 @@
 //   fields:          h[b, k] = w_b . xi_b^(first + k); a workgroup per field, a tree sum over n.
 //   logistic_errors: e = sigmoid(beta h) - (1 + zeta) / 2 written over h, and
 //                    beta -= rate_beta sum_k h e; a workgroup per problem.
-//   weight_step:     w_i -= rate_weights s_i sum_k xi_i^k e_k, s = scale where scaled (else 1);
-//                    a thread per weight.
+//   weight_step:     w_i -= rate_weights sum_k xi_i^k e_k; a thread per weight.
 //   margin_stats:    stats[b] = (min_mu zeta h / ||w||, #{mu: not zeta h > 0}) from the fields of
 //                    all patterns; a workgroup per problem.
 //   hold_signs:      w = 0 where w has the opposite sign to its sign +-1 (0: free); a thread per
@@ -21,7 +20,6 @@ struct PerceptronParams {
     count: u32,
     rate_weights: f32,
     rate_beta: f32,
-    scaled: u32,
 }
 
 @group(0) @binding(0) var<uniform> pp: PerceptronParams;
@@ -124,7 +122,6 @@ fn logistic_errors(@builtin(local_invocation_index) lid: u32, @builtin(workgroup
 @group(0) @binding(1) var<storage, read> s_xi: array<f32>;
 @group(0) @binding(2) var<storage, read> s_errors: array<f32>;
 @group(0) @binding(3) var<storage, read_write> s_w: array<f32>;
-@group(0) @binding(4) var<storage, read> s_scale: array<f32>;
 
 @compute @workgroup_size(256)
 fn weight_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
@@ -139,11 +136,7 @@ fn weight_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
     for (var k = 0u; k < pp.count; k++) {
         gradient += s_xi[pattern(b, window_pattern(k)) * pp.n + i] * s_errors[b * pp.count + k];
     }
-    var rate = pp.rate_weights;
-    if (pp.scaled != 0u) {
-        rate *= s_scale[e];
-    }
-    s_w[e] -= rate * gradient;
+    s_w[e] -= pp.rate_weights * gradient;
 }
 
 @group(0) @binding(1) var<storage, read> m_h: array<f32>;

@@ -108,15 +108,13 @@ fn run_step(
     s: Perceptrons,
     window: Window,
     rates: Rates,
-    scale: Option<&[f32]>,
 ) -> Stepped {
     let xb = be.alloc_from("xi", xi).unwrap();
     let lb = be.alloc_from("labels", zeta).unwrap();
     let hb = be.alloc_from("h", h).unwrap();
     let wb = be.alloc_from("w", w).unwrap();
     let bb = be.alloc_from("beta", beta).unwrap();
-    let scale = scale.map(|v| be.alloc_from("scale", v).unwrap());
-    be.logistic_step(xb, lb, hb, wb, bb, s, window, rates, scale);
+    be.logistic_step(xb, lb, hb, wb, bb, s, window, rates);
     Stepped {
         errors: be.download(hb, 0, h.len()).unwrap(),
         w: be.download(wb, 0, w.len()).unwrap(),
@@ -133,18 +131,10 @@ backend_tests! {
             let zeta = labels(s.labels_len(), 40 + i as u64);
             let w = normal(s.weights_len(), 50 + i as u64);
             let beta: Vec<f32> = (0..s.problems).map(|b| 0.5 + b as f32).collect();
-            // Every weight's step scaled by its own factor in [0.1, 3.1), and unscaled.
-            let factors: Vec<f32> = normal(s.weights_len(), 55 + i as u64)
-                .iter()
-                .map(|z| 0.1 + 3.0 * (0.5 + 0.5 * (z / 3.0).tanh()))
-                .collect();
-            for (window, scale) in windows(s.patterns)
-                .into_iter()
-                .flat_map(|w| [(w, None), (w, Some(factors.as_slice()))])
-            {
+            for window in windows(s.patterns) {
                 let h: Vec<f32> = oracle_fields(&xi, &w, s, window).iter().map(|v| *v as f32).collect();
-                let got = run_step(side.backend().as_mut(), &xi, &zeta, &h, &w, &beta, s, window, rates, scale);
-                let what = format!("logistic_step {s:?} {window:?} scaled {}", scale.is_some());
+                let got = run_step(side.backend().as_mut(), &xi, &zeta, &h, &w, &beta, s, window, rates);
+                let what = format!("logistic_step {s:?} {window:?}");
                 let (errors, w_after, beta_after) = match side {
                     Side::Cpu => {
                         // The equations in f64: e = sigmoid(beta h) - (1 + zeta) / 2, then the
@@ -167,16 +157,14 @@ backend_tests! {
                             }
                             beta_after[b] = (f64::from(beta[b]) - f64::from(rates.beta) * gb) as f32;
                             for (i, g) in gw.iter().enumerate() {
-                                let k = b * s.n + i;
-                                let factor = scale.map_or(1.0, |f| f64::from(f[k]));
-                                let v = &mut w_after[k];
-                                *v = (f64::from(*v) - f64::from(rates.weights) * factor * g) as f32;
+                                let v = &mut w_after[b * s.n + i];
+                                *v = (f64::from(*v) - f64::from(rates.weights) * g) as f32;
                             }
                         }
                         (errors, w_after, beta_after)
                     }
                     Side::Gpu(_) => {
-                        let c = run_step(&mut CpuBackend::new(), &xi, &zeta, &h, &w, &beta, s, window, rates, scale);
+                        let c = run_step(&mut CpuBackend::new(), &xi, &zeta, &h, &w, &beta, s, window, rates);
                         (c.errors, c.w, c.beta)
                     }
                 };

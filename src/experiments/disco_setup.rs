@@ -288,10 +288,6 @@ pub struct Training {
     /// beta at the start times sqrt(N) (the fields w . xi are of order sqrt(N)); 1 unless set.
     #[serde(default = "one")]
     pub beta0_times_sqrt_n: f32,
-    /// Scale each weight's SGD step by (dw/dx)^2 at its rank (models::disco's natural
-    /// gradient); false, the paper's Table 1, unless set.
-    #[serde(default)]
-    pub natural_gradient: bool,
     /// eta_2 of the transport step (eq. 9); 1 projects at once.
     pub transport_rate: f32,
     /// SGD steps between checks of the margins.
@@ -359,7 +355,6 @@ impl Training {
             check_every: self.check_every,
             stop_when_solved: true,
             record_weights: false,
-            natural_gradient: self.natural_gradient,
             seed,
         };
         let n = params.n() as f32;

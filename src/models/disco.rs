@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::analysis::disco::{normal_quantile, WeightDistribution};
+use crate::analysis::disco::WeightDistribution;
 use crate::backend::perceptron::{PerceptronOps, Perceptrons, Rates, Window};
 use crate::backend::sort::{SortOps, SortRows};
 use crate::backend::{Backend, BufferOps, Scope};
@@ -85,12 +85,6 @@ pub struct DiscoParams {
     pub stop_when_solved: bool,
     /// Keep the trained (unprojected) weights of every check, for Fig. 3's path.
     pub record_weights: bool,
-    /// Scale each weight's SGD step by (dw/dx)^2 at its rank's quantile (w = Q^-1(P(x)), x the
-    /// normal score the theory works in), normalised to mean 1: the natural gradient in the
-    /// scores, where plain SGD moves a skewed distribution's crowded bulk and sparse tail by
-    /// steps of one size. Not the paper's Table 1 (which is this with every scale 1, as it is
-    /// for any normal target); held to distributions only.
-    pub natural_gradient: bool,
     pub seed: u64,
 }
 
@@ -144,40 +138,6 @@ pub fn random_task(problems: usize, patterns: usize, n: usize, seed: u64) -> (Ve
         xi.extend((0..patterns * n).map(|_| -> f32 { StandardNormal.sample(&mut rng) }));
     }
     (xi, labels)
-}
-
-/// The natural gradient's step scales of each population's ranks: (dw/dx)^2 at rank r, by
-/// central differences of the targets over the normal scores of their quantiles (one-sided at the
-/// ends), divided by the mean over all the weights.
-fn natural_scales(populations: &[Population], targets: &[Vec<f32>]) -> Vec<Vec<f32>> {
-    let squared: Vec<Vec<f64>> = populations
-        .iter()
-        .zip(targets)
-        .map(|(pop, t)| {
-            let len = pop.size;
-            let score = |r: usize| normal_quantile((r as f64 + 0.5) / len as f64);
-            (0..len)
-                .map(|r| {
-                    if len < 2 {
-                        return 1.0;
-                    }
-                    let (a, b) = (r.saturating_sub(1), (r + 1).min(len - 1));
-                    let slope = (f64::from(t[b]) - f64::from(t[a])) / (score(b) - score(a));
-                    slope * slope
-                })
-                .collect()
-        })
-        .collect();
-    let total: usize = populations.iter().map(|p| p.size).sum();
-    let mean = squared.iter().flatten().sum::<f64>() / total.max(1) as f64;
-    squared
-        .iter()
-        .map(|s| {
-            s.iter()
-                .map(|v| if mean > 0.0 { (v / mean) as f32 } else { 1.0 })
-                .collect()
-        })
-        .collect()
 }
 
 /// Labels from each problem's teacher: sgn(w_t . xi / ||w_t|| + eta), the noise from the
@@ -295,17 +255,6 @@ fn train_in(
     let perm = scope.alloc::<u32>(backend, "ranks", b * largest)?;
     let work = scope.alloc::<u32>(backend, "sort work", b * largest)?;
     let nan_rows = scope.alloc_from(backend, "rows holding NaN", &vec![0u32; b])?;
-    let natural = params.natural_gradient && !populations.is_empty();
-    let scale = match natural {
-        true => Some(scope.alloc_from(backend, "step scales", &vec![1.0f32; b * n])?),
-        false => None,
-    };
-    let mut scale_bufs = Vec::new();
-    if natural {
-        for s in natural_scales(populations, &targets) {
-            scale_bufs.push(scope.alloc_from(backend, "scales of the ranks", &s)?);
-        }
-    }
     let mut target_bufs = Vec::new();
     let mut rows = Vec::new();
     let mut offset = 0;
@@ -335,14 +284,6 @@ fn train_in(
         run.path.push((0, backend.download(w, 0, b * n)?));
     }
     let all = Window { first: 0, count: p };
-    // Each weight's scale is its rank's: the transport step at rate 1 writes values[rank] to
-    // the weight of that rank (its scale from 1 before the first step).
-    if let Some(scale) = scale {
-        for (rows, s) in rows.iter().zip(&scale_bufs) {
-            backend.sort_rows(w, sorted, perm, work, nan_rows, *rows);
-            backend.transport_step(scale, perm, *s, 1.0, *rows);
-        }
-    }
     while run.steps < params.max_steps {
         let chunk = params.check_every.min(params.max_steps - run.steps);
         for _ in 0..chunk {
@@ -351,16 +292,13 @@ fn train_in(
                 count: batch,
             };
             backend.fields(xi, w, h, spec, window);
-            backend.logistic_step(xi, labels, h, w, beta, spec, window, params.rates, scale);
+            backend.logistic_step(xi, labels, h, w, beta, spec, window, params.rates);
             if let Some(signs) = signs {
                 backend.hold_signs(signs, w, spec);
             }
-            for (k, (rows, t)) in rows.iter().zip(&target_bufs).enumerate() {
+            for (rows, t) in rows.iter().zip(&target_bufs) {
                 backend.sort_rows(w, sorted, perm, work, nan_rows, *rows);
                 backend.transport_step(w, perm, *t, params.transport_rate, *rows);
-                if let Some(scale) = scale {
-                    backend.transport_step(scale, perm, scale_bufs[k], 1.0, *rows);
-                }
             }
             run.steps += 1;
         }
@@ -409,42 +347,4 @@ fn train_in(
     run.projected = backend.download(projected, 0, b * n)?;
     run.beta = backend.download(beta, 0, b)?;
     Ok(run)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The natural gradient's scales are (dw/dx)^2 at the ranks, mean 1: all 1 for a normal
-    /// target (Table 1's steps), and w^2 / <w^2> for a lognormal, whose dw/dx = sigma w.
-    #[test]
-    fn natural_scales_of_normal_and_lognormal_targets() {
-        for distribution in [
-            WeightDistribution::Normal { mean: 0.8, sd: 0.6 },
-            WeightDistribution::LogNormal {
-                mu: -0.5,
-                sigma: 0.7,
-            },
-        ] {
-            let pops = [Population {
-                size: 2000,
-                distribution: distribution.clone(),
-            }];
-            let targets = vec![distribution.targets(2000)];
-            let scales = &natural_scales(&pops, &targets)[0];
-            let t = &targets[0];
-            let m2 = t.iter().map(|w| f64::from(*w).powi(2)).sum::<f64>() / 2000.0;
-            // Away from the ends (one-sided differences there), central differences of the
-            // quantiles hold the slope to O(dx^2): below 1e-3 relative short of the last 5%, where
-            // the scores spread apart (4e-3 at rank 1990).
-            for r in [10, 500, 1000, 1500, 1900] {
-                let want = match distribution {
-                    WeightDistribution::Normal { .. } => 1.0,
-                    _ => f64::from(t[r]).powi(2) / m2,
-                };
-                let got = f64::from(scales[r]);
-                assert!((got / want - 1.0).abs() < 2e-3, "rank {r}: {got} vs {want}");
-            }
-        }
-    }
 }

@@ -45,7 +45,6 @@ pub(super) fn logistic_step(
     h: &mut [f32],
     w: &mut [f32],
     beta: &mut [f32],
-    scale: Option<&[f32]>,
     spec: Perceptrons,
     window: Window,
     rates: Rates,
@@ -76,13 +75,8 @@ pub(super) fn logistic_step(
                     *g += f64::from(x) * f64::from(e);
                 }
             }
-            let scale = scale.map(|s| &s[b * n..][..n]);
-            for (i, (w, g)) in w.iter_mut().zip(gradient).enumerate() {
-                let rate = match scale {
-                    Some(s) => rates.weights * s[i],
-                    None => rates.weights,
-                };
-                *w -= rate * g as f32;
+            for (w, g) in w.iter_mut().zip(gradient) {
+                *w -= rates.weights * g as f32;
             }
         });
 }

@@ -94,10 +94,9 @@ pub trait PerceptronOps: Backend {
 
     /// One step of logistic SGD on the window, whose fields `fields` left in h: with
     /// e = sigmoid(beta h) - y, y = (1 + zeta) / 2,
-    ///   w_i  <- w_i  - rates.weights s_i sum_k xi_i^k e_k   (eq. 7)
-    ///   beta <- beta - rates.beta    sum_k h_k e_k          (the gradient of the same loss in beta)
-    /// with s_i = scale[i] ([problems, n]) where a scale is given, 1 otherwise. h holds e
-    /// afterwards.
+    ///   w_i  <- w_i  - rates.weights sum_k xi_i^k e_k   (eq. 7)
+    ///   beta <- beta - rates.beta    sum_k h_k e_k      (the gradient of the same loss in beta)
+    /// h holds e afterwards.
     #[allow(clippy::too_many_arguments)]
     fn logistic_step(
         &mut self,
@@ -109,7 +108,6 @@ pub trait PerceptronOps: Backend {
         spec: Perceptrons,
         window: Window,
         rates: Rates,
-        scale: Option<Buf<f32>>,
     ) {
         self.run(&LogisticStep {
             xi,
@@ -120,7 +118,6 @@ pub trait PerceptronOps: Backend {
             spec,
             window,
             rates,
-            scale,
         })
     }
 
@@ -165,8 +162,6 @@ params! {
         pub count: u32,
         pub rate_weights: f32,
         pub rate_beta: f32,
-        /// 1: weight_step scales each weight's step by its `scale`.
-        pub scaled: u32,
     }
 }
 
@@ -181,7 +176,6 @@ impl PerceptronParams {
             count: window.count as u32,
             rate_weights: rates.weights,
             rate_beta: rates.beta,
-            scaled: 0,
         }
     }
 }
@@ -211,7 +205,6 @@ pub static WEIGHT_STEP: Kernel = Kernel::new::<PerceptronParams>(
         Binding::read::<f32>("xi"),
         Binding::read::<f32>("errors"),
         Binding::write::<f32>("w"),
-        Binding::read::<f32>("scale"),
     ],
 );
 pub static MARGIN_STATS: Kernel = Kernel::new::<PerceptronParams>(
@@ -309,7 +302,6 @@ struct LogisticStep {
     spec: Perceptrons,
     window: Window,
     rates: Rates,
-    scale: Option<Buf<f32>>,
 }
 
 impl Op for LogisticStep {
@@ -330,9 +322,6 @@ impl Op for LogisticStep {
         );
         check_range(self.w.raw(), 0, s.weights_len(), "logistic_step w");
         check_range(self.beta.raw(), 0, s.problems, "logistic_step beta");
-        if let Some(scale) = self.scale {
-            check_range(scale.raw(), 0, s.weights_len(), "logistic_step scale");
-        }
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
@@ -343,7 +332,6 @@ impl Op for LogisticStep {
             &mut h,
             &mut w,
             &mut beta,
-            self.scale.map(|s| mem.get(s)),
             self.spec,
             self.window,
             self.rates,
@@ -358,10 +346,7 @@ impl Op for LogisticStep {
         if s.problems * self.window.count == 0 {
             return Vec::new();
         }
-        let mut params = PerceptronParams::new(s, self.window, self.rates);
-        params.scaled = u32::from(self.scale.is_some());
-        // Unscaled, the errors stand in for the scale binding (read, never used).
-        let scale = self.scale.unwrap_or(self.h);
+        let params = PerceptronParams::new(s, self.window, self.rates);
         vec![
             Dispatch::new(
                 &LOGISTIC_ERRORS,
@@ -371,7 +356,7 @@ impl Op for LogisticStep {
             ),
             Dispatch::new(
                 &WEIGHT_STEP,
-                &[self.xi.raw(), self.h.raw(), self.w.raw(), scale.raw()],
+                &[self.xi.raw(), self.h.raw(), self.w.raw()],
                 params,
                 spread(s.weights_len().div_ceil(WG), limits),
             ),
