@@ -10,7 +10,8 @@ use serde_json::json;
 
 use super::balancing_fig3::positive;
 use super::disco_setup::{
-    ascending, capacity, patterns, patterns_fit, sizes, DistributionSpec, Target, Training,
+    ascending, capacity, histogram, patterns, patterns_fit, sizes, DistributionSpec, Target,
+    Training,
 };
 use super::{Experiment, Plot, Report};
 use crate::analysis::disco::{jacobian_factor, EiLognormal};
@@ -123,6 +124,7 @@ impl Experiment for Capacity {
         let mut figures = Vec::new();
         let mut panels_fraction = Vec::new();
         let mut panels_margin = Vec::new();
+        let mut panels_weights = Vec::new();
         let (d_count, r_count) = (p.distributions.len(), p.load_ratios.len());
         let mut loads = Vec::with_capacity(d_count * r_count);
         let mut solved = Vec::with_capacity(d_count * r_count);
@@ -151,6 +153,38 @@ impl Experiment for Capacity {
                 )?;
                 let fraction =
                     run.solved_at.iter().filter(|s| s.is_some()).count() as f64 / p.problems as f64;
+                if r == 0 {
+                    // Fig. 4d: the first problem's trained weights at the lowest load beside the
+                    // targets they are held to.
+                    let trained: Vec<f64> =
+                        run.weights[..p.n].iter().map(|v| f64::from(*v)).collect();
+                    let targets: Vec<f64> = populations
+                        .iter()
+                        .flat_map(|pop| pop.distribution.targets(pop.size))
+                        .map(f64::from)
+                        .collect();
+                    let low = trained
+                        .iter()
+                        .chain(&targets)
+                        .copied()
+                        .fold(f64::INFINITY, f64::min);
+                    let high = trained
+                        .iter()
+                        .chain(&targets)
+                        .copied()
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    let high = if high > low { high } else { low + 1.0 };
+                    panels_weights.push(Series {
+                        label: format!("trained: {}", spec.name()),
+                        points: histogram(&trained, low, high),
+                        band: Vec::new(),
+                    });
+                    panels_weights.push(Series {
+                        label: "target".into(),
+                        points: histogram(&targets, low, high),
+                        band: Vec::new(),
+                    });
+                }
                 fractions.push(fraction);
                 // The norm the logistic loss learned: its scale sets how closely the loss
                 // weighs only the patterns nearest the boundary (the max margin's).
@@ -302,6 +336,16 @@ impl Experiment for Capacity {
                             band: Vec::new(),
                         },
                     ],
+                    log_y: false,
+                },
+                Panel {
+                    title: format!(
+                        "weights of problem 0 at load {} x alpha_c against the target (Fig. 4d)",
+                        p.load_ratios[0]
+                    ),
+                    x_label: "w".into(),
+                    y_label: "density".into(),
+                    series: panels_weights,
                     log_y: false,
                 },
             ],

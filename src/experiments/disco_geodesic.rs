@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::balancing_fig3::positive;
-use super::disco_setup::{patterns, patterns_fit, sizes, DistributionSpec, Target, Training};
+use super::disco_setup::{
+    histogram, patterns, patterns_fit, sizes, DistributionSpec, Target, Training,
+};
 use super::{Experiment, Plot, Report};
 use crate::analysis::disco::WeightDistribution;
 use crate::backend::{Backend, BackendInfo};
@@ -20,8 +22,6 @@ use crate::scene::plot::{Panel, Series};
 
 /// The delta function every weight starts at: 1, the unit second moment (section 2.1).
 const START: f32 = 1.0;
-/// Bins of the histograms drawn.
-const BINS: usize = 40;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -94,28 +94,6 @@ impl Geodesic {
 /// equal length.
 fn w2_sorted(a: &[f64], b: &[f64]) -> f64 {
     (a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a.len() as f64).sqrt()
-}
-
-/// Densities of `values` on `BINS` bins over [low, high): (bin centre, density) points.
-fn histogram(values: &[f64], low: f64, high: f64) -> Vec<(f64, f64)> {
-    let width = (high - low) / BINS as f64;
-    let mut counts = [0usize; BINS];
-    for v in values {
-        let k = ((v - low) / width).floor();
-        if k >= 0.0 && (k as usize) < BINS {
-            counts[k as usize] += 1;
-        }
-    }
-    counts
-        .iter()
-        .enumerate()
-        .map(|(k, c)| {
-            (
-                low + (k as f64 + 0.5) * width,
-                *c as f64 / (values.len() as f64 * width),
-            )
-        })
-        .collect()
 }
 
 impl Experiment for Geodesic {

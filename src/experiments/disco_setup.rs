@@ -421,3 +421,28 @@ pub fn patterns_fit(
 fn one() -> f32 {
     1.0
 }
+
+/// Bins of the weight histograms drawn.
+const BINS: usize = 40;
+
+/// Densities of `values` on `BINS` bins over [low, high): (bin centre, density) points.
+pub fn histogram(values: &[f64], low: f64, high: f64) -> Vec<(f64, f64)> {
+    let width = (high - low) / BINS as f64;
+    let mut counts = [0usize; BINS];
+    for v in values {
+        let k = ((v - low) / width).floor();
+        if k >= 0.0 && (k as usize) < BINS {
+            counts[k as usize] += 1;
+        }
+    }
+    counts
+        .iter()
+        .enumerate()
+        .map(|(k, c)| {
+            (
+                low + (k as f64 + 0.5) * width,
+                *c as f64 / (values.len() as f64 * width),
+            )
+        })
+        .collect()
+}
