@@ -516,6 +516,74 @@ fn capacity_scenes_refuse_bad_values_naming_the_field() {
     }
 }
 
+/// The teacher-student and geodesic scenes refuse bad values naming the field and what is allowed.
+#[test]
+fn teacher_and_geodesic_scenes_refuse_bad_values_naming_the_field() {
+    use dale::scene::Scene;
+    let training = r#""training": {"batch": 10, "eta1_times_n": 3.0, "rate_beta": 0.001,
+        "transport_rate": 0.02, "check_every": 5}"#;
+    let teacher = |fields: &str| {
+        format!(
+            r#"{{"model": "disco", "seed": 1, "steps": 10, "params": {{"experiment":
+            "teacher_student", "n": 50, "problems": 2, "tolerance": 0.03, {training}, {fields}}}}}"#
+        )
+    };
+    let geodesic = |fields: &str| {
+        format!(
+            r#"{{"model": "disco", "seed": 1, "steps": 10, "params": {{"experiment": "geodesic",
+            "n": 50, "problems": 2, "tolerance": 0.1, {training}, {fields}}}}}"#
+        )
+    };
+    let good_teacher = r#""teacher": {"log_normal": {"mu": 0.0, "sigma": 1.0}}, "loads": [0.5, 1.0],
+        "paradigms": ["unconstrained", "fixed_prior"]"#;
+    let good_geodesic = r#""distribution": {"log_normal": {"mu": 0.0, "sigma": 0.5}}, "load": 0.2"#;
+    assert!(Scene::parse(&teacher(good_teacher)).is_ok());
+    assert!(Scene::parse(&geodesic(good_geodesic)).is_ok());
+    for (scene, path, says) in [
+        (
+            teacher(&good_teacher.replace(r#"["unconstrained", "fixed_prior"]"#, "[]")),
+            "params.paradigms",
+            "one or more",
+        ),
+        (
+            teacher(&good_teacher.replace("\"fixed_prior\"", "\"optimal_prior\"")),
+            "params.paradigms[1]",
+            "unknown variant",
+        ),
+        (
+            teacher(&good_teacher.replace("[0.5, 1.0]", "[1.0, 0.5]")),
+            "params.loads",
+            "ascending",
+        ),
+        (
+            teacher(&good_teacher.replace("\"sigma\": 1.0", "\"sigma\": 0.0")),
+            "params.teacher.log_normal.sigma",
+            "> 0",
+        ),
+        (
+            geodesic(&good_geodesic.replace("\"load\": 0.2", "\"load\": -1")),
+            "params.load",
+            "0 < load <= 100",
+        ),
+        (
+            geodesic(&good_geodesic.replace(
+                r#"{"log_normal": {"mu": 0.0, "sigma": 0.5}}"#,
+                r#"{"ei_lognormal": {"g_e": 0.8, "sigma_e": 0.5, "sigma_i": 0.5}}"#,
+            )),
+            "params.distribution",
+            "one population",
+        ),
+        (
+            geodesic(&format!(r#"{good_geodesic}, "n": 1"#).replace(r#""n": 50, "#, "")),
+            "params.n",
+            "from 2",
+        ),
+    ] {
+        let err = Scene::parse(&scene).unwrap_err().to_string();
+        assert!(err.contains(path) && err.contains(says), "{scene}: {err}");
+    }
+}
+
 /// A scene may hold the weights to a measured distribution given as samples in a .npy: its
 /// targets are the samples' quantiles at unit second moment, and samples that cannot make a
 /// distribution are refused naming the file, or the scene path, and what is wrong.
