@@ -16,6 +16,7 @@ pub mod perceptron;
 pub mod rate;
 pub mod select;
 pub mod sort;
+pub mod spiking;
 pub mod train;
 
 use std::marker::PhantomData;
@@ -39,6 +40,7 @@ pub fn kernels() -> impl Iterator<Item = &'static Kernel> {
         balance::KERNELS,
         sort::KERNELS,
         perceptron::KERNELS,
+        spiking::KERNELS,
     ]
     .into_iter()
     .flatten()

@@ -13,8 +13,8 @@ use crate::error::DaleError;
 /// one submission.
 pub const SLOTS: usize = 4096;
 
-/// Storage buffers one kernel may bind (the sort kernels have five).
-pub const MAX_BINDINGS: usize = 5;
+/// Storage buffers one kernel may bind (lif_step has six; WebGPU's default limit is eight).
+pub const MAX_BINDINGS: usize = 6;
 
 enum Command {
     Dispatch {
