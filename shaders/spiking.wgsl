@@ -1,11 +1,14 @@
 // Spiking neurons (src/backend/spiking/; CPU twins in its cpu.rs): LIF neurons with exponential
-// current synapses, state [networks, n], integrated exactly over one step.
-//   clear_counts: counts[b] = 0, before lif_step lists a step's spikes.
-//   lif_step:     a thread per neuron: V' = rest + (V - rest) leak + I_e gain_e + I_i gain_i (or
-//                 V = reset while refractory, counting down), I' = I decay; V' >= threshold is a
-//                 spike: V = reset, refractory = refractory_steps, and the neuron's index is
-//                 appended to its network's list (spikes[b n + slot], slot from an atomic count:
-//                 the list's order is the GPU's).
+// current synapses, V [networks, n], currents [2, networks, n] (I_e, then I_i).
+//   lif_step:       a thread per neuron: V' = rest + (V - rest) leak + I_e gain_e + I_i gain_i
+//                   (or V = reset while refractory, counting down), I' = I decay; V' >= threshold
+//                   is a spike: V = reset, refractory = refractory_steps, spikes[e] = 1 (else 0).
+//   compact_spikes: a workgroup per network turns its flags into the ascending list of the
+//                   neurons that spiked, in place (a prefix sum per block of 256), and its count.
+//   deliver_spikes: a workgroup per network walks its list in order; for each spike its threads
+//                   add the row's weights to the targets' I_e (excitatory rows) or I_i. A row names
+//                   each target once, and a storage barrier separates spikes: the sums run in list
+//                   order, as on the CPU.
 
 struct LifParams {
     neurons: u32,
@@ -21,36 +24,29 @@ struct LifParams {
     refractory_steps: u32,
 }
 
+struct DeliverParams {
+    networks: u32,
+    neurons: u32,
+    excitatory: u32,
+}
+
 @group(0) @binding(0) var<uniform> lp: LifParams;
 
 const WG: u32 = 256u;
 
-fn flat_index(lid: u32, wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
-@group(0) @binding(1) var<storage, read_write> c_counts: array<u32>;
-
-@compute @workgroup_size(256)
-fn clear_counts(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
-                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let b = flat_index(lid, wid, nwg);
-    if (b * lp.neurons < lp.len) {
-        c_counts[b] = 0u;
-    }
+fn workgroup_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
 }
 
 @group(0) @binding(1) var<storage, read_write> v: array<f32>;
-@group(0) @binding(2) var<storage, read_write> current_e: array<f32>;
-@group(0) @binding(3) var<storage, read_write> current_i: array<f32>;
-@group(0) @binding(4) var<storage, read_write> refractory: array<u32>;
-@group(0) @binding(5) var<storage, read_write> spikes: array<u32>;
-@group(0) @binding(6) var<storage, read_write> counts: array<atomic<u32>>;
+@group(0) @binding(2) var<storage, read_write> currents: array<f32>;
+@group(0) @binding(3) var<storage, read_write> refractory: array<u32>;
+@group(0) @binding(4) var<storage, read_write> spike_flags: array<u32>;
 
 @compute @workgroup_size(256)
 fn lif_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
             @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = flat_index(lid, wid, nwg);
+    let e = workgroup_index(wid, nwg) * WG + lid;
     if (e >= lp.len) {
         return;
     }
@@ -60,17 +56,94 @@ fn lif_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
         voltage = lp.reset;
         refractory[e] -= 1u;
     } else {
-        voltage = lp.rest + (v[e] - lp.rest) * lp.leak + current_e[e] * lp.gain_e
-            + current_i[e] * lp.gain_i;
+        voltage = lp.rest + (v[e] - lp.rest) * lp.leak + currents[e] * lp.gain_e
+            + currents[lp.len + e] * lp.gain_i;
     }
-    current_e[e] *= lp.decay_e;
-    current_i[e] *= lp.decay_i;
+    currents[e] *= lp.decay_e;
+    currents[lp.len + e] *= lp.decay_i;
+    var spiked = 0u;
     if (!sitting_out && voltage >= lp.threshold) {
         voltage = lp.reset;
         refractory[e] = lp.refractory_steps;
-        let b = e / lp.neurons;
-        let slot = atomicAdd(&counts[b], 1u);
-        spikes[b * lp.neurons + slot] = e - b * lp.neurons;
+        spiked = 1u;
     }
     v[e] = voltage;
+    spike_flags[e] = spiked;
+}
+
+@group(0) @binding(1) var<storage, read_write> flags: array<u32>;
+@group(0) @binding(2) var<storage, read_write> counts: array<u32>;
+
+var<workgroup> scan: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn compact_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let b = workgroup_index(wid, nwg);
+    if (b * lp.neurons >= lp.len) {
+        return;
+    }
+    let base = b * lp.neurons;
+    var count = 0u;
+    for (var start = 0u; start < lp.neurons; start += WG) {
+        let k = start + lid;
+        var flag = 0u;
+        if (k < lp.neurons) {
+            flag = flags[base + k];
+        }
+        scan[lid] = flag;
+        workgroupBarrier();
+        for (var offset = 1u; offset < WG; offset <<= 1u) {
+            var add = 0u;
+            if (lid >= offset) {
+                add = scan[lid - offset];
+            }
+            workgroupBarrier();
+            scan[lid] += add;
+            workgroupBarrier();
+        }
+        let inclusive = scan[lid];
+        let block = scan[WG - 1u];
+        workgroupBarrier();
+        // Every flag of this block was read above; the list's positions so far end below the
+        // next block's flags.
+        if (flag == 1u) {
+            flags[base + count + inclusive - 1u] = k;
+        }
+        count += block;
+    }
+    if (lid == 0u) {
+        counts[b] = count;
+    }
+}
+
+@group(0) @binding(0) var<uniform> dp: DeliverParams;
+@group(0) @binding(1) var<storage, read> d_spikes: array<u32>;
+@group(0) @binding(2) var<storage, read> d_counts: array<u32>;
+@group(0) @binding(3) var<storage, read> d_indptr: array<u32>;
+@group(0) @binding(4) var<storage, read> d_indices: array<u32>;
+@group(0) @binding(5) var<storage, read> d_weights: array<f32>;
+@group(0) @binding(6) var<storage, read_write> d_currents: array<f32>;
+
+@compute @workgroup_size(256)
+fn deliver_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let b = workgroup_index(wid, nwg);
+    if (b >= dp.networks) {
+        return;
+    }
+    let count = d_counts[b];
+    for (var s = 0u; s < count; s++) {
+        let j = d_spikes[b * dp.neurons + s];
+        var population = 0u;
+        if (j >= dp.excitatory) {
+            population = 1u;
+        }
+        let offset = (population * dp.networks + b) * dp.neurons;
+        let end = d_indptr[j + 1u];
+        for (var k = d_indptr[j] + lid; k < end; k += WG) {
+            d_currents[offset + d_indices[k]] += d_weights[k];
+        }
+        storageBarrier();
+    }
 }

@@ -1,6 +1,6 @@
 //! The spiking family (shaders/spiking.wgsl, src/backend/spiking/): the exact LIF step with
-//! threshold, reset and refractory period, and the per-network spike lists, on 1, 257 and 1,000
-//! neurons per network; the CPU backend against f64 code written here from the equations, the
+//! threshold, reset and refractory period, the per-network spike lists, and their delivery through
+//! CSR weights, on 1, 257 and 1,000 neurons per network; the CPU backend against f64 code written here from the equations, the
 //! GPU against the CPU backend; and two closed forms (the voltage between spikes, the first
 //! passage time of a neuron whose rest lies above threshold).
 
@@ -8,7 +8,7 @@ mod common;
 
 use common::{assert_close, backend_tests, normal, Side, Tol};
 use dale::backend::cpu::CpuBackend;
-use dale::backend::spiking::{Lif, SpikingOps};
+use dale::backend::spiking::{Lif, SpikingOps, Synapses};
 use dale::backend::{Backend, BufferOps};
 
 /// Brette et al. (2007)'s CUBA neuron, `networks` x `n` of them.
@@ -34,34 +34,30 @@ struct State {
     refractory: Vec<u32>,
 }
 
-/// Runs `steps` lif_steps from `s`; returns the state and, per step, each network's spikes
-/// (sorted: the GPU lists them in its own order).
+/// Runs `steps` lif_steps from `s`; returns the state and, per step, each network's spikes.
 fn run(be: &mut dyn Backend, s: &State, lif: Lif, steps: usize) -> (State, Vec<Vec<Vec<u32>>>) {
     let v = be.alloc_from("v", &s.v).unwrap();
-    let e = be.alloc_from("current_e", &s.e).unwrap();
-    let i = be.alloc_from("current_i", &s.i).unwrap();
+    let currents = be
+        .alloc_from("currents", &[s.e.as_slice(), s.i.as_slice()].concat())
+        .unwrap();
     let r = be.alloc_from("refractory", &s.refractory).unwrap();
     let spikes = be.alloc::<u32>("spikes", lif.len()).unwrap();
     let counts = be.alloc::<u32>("counts", lif.networks).unwrap();
     let mut lists = Vec::new();
     for _ in 0..steps {
-        be.lif_step(v, e, i, r, spikes, counts, lif);
+        be.lif_step(v, currents, r, spikes, counts, lif);
         let c = be.download(counts, 0, lif.networks).unwrap();
         let all = be.download(spikes, 0, lif.len()).unwrap();
         lists.push(
             (0..lif.networks)
-                .map(|b| {
-                    let mut l = all[b * lif.n..][..c[b] as usize].to_vec();
-                    l.sort_unstable();
-                    l
-                })
+                .map(|b| all[b * lif.n..][..c[b] as usize].to_vec())
                 .collect(),
         );
     }
     let state = State {
         v: be.download(v, 0, lif.len()).unwrap(),
-        e: be.download(e, 0, lif.len()).unwrap(),
-        i: be.download(i, 0, lif.len()).unwrap(),
+        e: be.download(currents, 0, lif.len()).unwrap(),
+        i: be.download(currents, lif.len(), lif.len()).unwrap(),
         refractory: be.download(r, 0, lif.len()).unwrap(),
     };
     (state, lists)
@@ -197,5 +193,142 @@ fn the_voltage_between_spikes_is_the_closed_form() {
         // ulp at most (3e-5 mV measured after 1,000).
         let got = f64::from(state.v[0]);
         assert!((got - want).abs() < 2e-4, "t = {t} ms: {got} vs {want}");
+    }
+}
+
+/// CSR weights over n neurons: each row's targets drawn with probability p (each once, in
+/// ascending order), weight `we` from the first `excitatory` rows and `wi` from the rest.
+fn random_csr(
+    n: usize,
+    p: f64,
+    excitatory: usize,
+    (we, wi): (f32, f32),
+    seed: u64,
+) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
+    let u = normal(n * n, seed);
+    // The normal CDF of a standard normal draw is uniform: P(z) < p with probability p.
+    let cut = dale::analysis::disco::normal_quantile(p) as f32;
+    let (mut indptr, mut indices, mut weights) = (vec![0u32], Vec::new(), Vec::new());
+    for j in 0..n {
+        for k in 0..n {
+            if k != j && u[j * n + k] < cut {
+                indices.push(k as u32);
+                weights.push(if j < excitatory { we } else { wi });
+            }
+        }
+        indptr.push(indices.len() as u32);
+    }
+    (indptr, indices, weights)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_deliver(
+    be: &mut dyn Backend,
+    list: &[u32],
+    counts: &[u32],
+    csr: &(Vec<u32>, Vec<u32>, Vec<f32>),
+    currents: &[f32],
+    s: Synapses,
+) -> Vec<f32> {
+    let sb = be.alloc_from("spikes", list).unwrap();
+    let cb = be.alloc_from("counts", counts).unwrap();
+    let ib = be.alloc_from("indptr", &csr.0).unwrap();
+    let xb = be.alloc_from("indices", &csr.1).unwrap();
+    let wb = be.alloc_from("weights", &csr.2).unwrap();
+    let cur = be.alloc_from("currents", currents).unwrap();
+    be.deliver_spikes(sb, cb, ib, xb, wb, cur, s);
+    be.download(cur, 0, currents.len()).unwrap()
+}
+
+backend_tests! {
+    fn deliver_spikes_adds_the_rows_of_the_listed_neurons(side: &Side) {
+        for (networks, n) in [(1, 1), (3, 257), (2, 1000)] {
+            let excitatory = (4 * n) / 5;
+            let csr = random_csr(n, 0.1, excitatory, (1.62, -9.0), 3 + n as u64);
+            let s = Synapses { networks, n, nnz: csr.1.len(), excitatory };
+            // Network b lists every (b + 2)-th neuron, ascending; the last network none.
+            let mut list = vec![0u32; networks * n];
+            let mut counts = vec![0u32; networks];
+            for b in 0..networks.saturating_sub(1).max(1) {
+                let spiking: Vec<u32> = (0..n as u32).step_by(b + 2).collect();
+                list[b * n..][..spiking.len()].copy_from_slice(&spiking);
+                counts[b] = spiking.len() as u32;
+            }
+            if networks > 1 {
+                counts[networks - 1] = 0;
+            }
+            let currents = normal(2 * networks * n, 11 + n as u64);
+            let got = run_deliver(side.backend().as_mut(), &list, &counts, &csr, &currents, s);
+            let what = format!("deliver_spikes {networks} x {n}");
+            match side {
+                Side::Cpu => {
+                    let mut want: Vec<f64> = currents.iter().map(|v| f64::from(*v)).collect();
+                    for b in 0..networks {
+                        for &j in &list[b * n..][..counts[b] as usize] {
+                            let j = j as usize;
+                            let c = usize::from(j >= excitatory);
+                            for k in csr.0[j] as usize..csr.0[j + 1] as usize {
+                                want[(c * networks + b) * n + csr.1[k] as usize] += f64::from(csr.2[k]);
+                            }
+                        }
+                    }
+                    let want: Vec<f32> = want.iter().map(|v| *v as f32).collect();
+                    // Up to n f32 additions of weights near 10 into each current.
+                    let tol = Tol { rel: 4e-6 * (n as f64).sqrt(), why: "f32 sums of up to n weights, rounding like a random walk" };
+                    assert_close(&what, &got, &want, tol);
+                }
+                Side::Gpu(_) => {
+                    // The same additions in the same order (list order, a row's targets once).
+                    let want = run_deliver(&mut CpuBackend::new(), &list, &counts, &csr, &currents, s);
+                    assert_eq!(got, want, "{what}: bit for bit");
+                }
+            }
+        }
+    }
+}
+
+backend_tests! {
+    /// A small CUBA network (400 neurons, 80% excitatory, 5% connectivity, two networks from
+    /// different starts) for 1,000 steps of lif_step and deliver_spikes: on the GPU spike for
+    /// spike the CPU's, and on the CPU active (the test would pass vacuously on a silent network).
+    fn a_network_on_the_gpu_spikes_as_on_the_cpu(side: &Side) {
+        let (networks, n) = (2, 400);
+        let lif = cuba(networks, n);
+        let csr = random_csr(n, 0.05, 320, (1.62, -9.0), 21);
+        let syn = Synapses { networks, n, nnz: csr.1.len(), excitatory: 320 };
+        let z = normal(networks * n, 5);
+        let v0: Vec<f32> = z.iter().map(|x| -60.0 + 10.0 * (0.5 + 0.5 * (x / 2.0).tanh())).collect();
+        let simulate = |be: &mut dyn Backend| -> Vec<Vec<u32>> {
+            let v = be.alloc_from("v", &v0).unwrap();
+            let currents = be.alloc::<f32>("currents", 2 * networks * n).unwrap();
+            let r = be.alloc::<u32>("refractory", networks * n).unwrap();
+            let spikes = be.alloc::<u32>("spikes", networks * n).unwrap();
+            let counts = be.alloc::<u32>("counts", networks).unwrap();
+            let ib = be.alloc_from("indptr", &csr.0).unwrap();
+            let xb = be.alloc_from("indices", &csr.1).unwrap();
+            let wb = be.alloc_from("weights", &csr.2).unwrap();
+            let mut record = Vec::new();
+            for _ in 0..1000 {
+                be.lif_step(v, currents, r, spikes, counts, lif);
+                be.deliver_spikes(spikes, counts, ib, xb, wb, currents, syn);
+                let c = be.download(counts, 0, networks).unwrap();
+                let all = be.download(spikes, 0, networks * n).unwrap();
+                for b in 0..networks {
+                    record.push(all[b * n..][..c[b] as usize].to_vec());
+                }
+            }
+            record
+        };
+        let got = simulate(side.backend().as_mut());
+        let total: usize = got.iter().map(Vec::len).sum();
+        match side {
+            Side::Cpu => assert!(total > 400, "{total} spikes in 1,000 steps: the network is silent"),
+            Side::Gpu(_) => {
+                let want = simulate(&mut CpuBackend::new());
+                for (t, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g, w, "step {}, network {}", t / networks, t % networks);
+                }
+            }
+        }
     }
 }

@@ -1,8 +1,11 @@
 //! Spiking neurons (issue 18): leaky integrate-and-fire neurons with exponential current
 //! synapses, many independent networks at once. `lif_step` integrates one step exactly (the
 //! dynamics are linear between spikes), applies threshold, reset and the absolute refractory
-//! period, and lists the neurons that spiked, per network. Kernels: shaders/spiking.wgsl; CPU
-//! twins: cpu.rs.
+//! period, and lists the neurons that spiked, per network, in ascending order on every backend;
+//! `deliver_spikes` adds each listed neuron's row of synaptic weights (CSR, shared by the
+//! networks) to the currents of its targets, in list order, so that every backend sums in the
+//! same order. Spikes of step t are delivered before step t + 1: a delay of one step.
+//! Kernels: shaders/spiking.wgsl; CPU twins: cpu.rs.
 
 mod cpu;
 
@@ -17,7 +20,8 @@ const WGSL: (&str, &str) = (
 /// Threads of a workgroup.
 const WG: usize = 256;
 
-/// `networks` independent networks of n LIF neurons, state [networks, n]:
+/// `networks` independent networks of n LIF neurons, V [networks, n] and the currents
+/// [2, networks, n] (I_e, then I_i):
 ///   tau_m dV/dt = -(V - rest) + I_e + I_i,   tau_e dI_e/dt = -I_e,   tau_i dI_i/dt = -I_i,
 /// currents in units of voltage; a spike sets V to `reset` and holds it there for
 /// `refractory_steps` steps while the currents go on decaying.
@@ -79,14 +83,12 @@ impl Lif {
 pub trait SpikingOps: Backend {
     /// One exact step of every neuron (`Lif`), then: V >= threshold (and not refractory) is a
     /// spike, V <- reset, refractory <- refractory_steps. Network b's spikes are written as
-    /// neuron indices to spikes[b n ..], counts[b] of them (ascending on the CPU; in any order on
-    /// a GPU). `refractory` holds the steps each neuron has still to sit out.
-    #[allow(clippy::too_many_arguments)]
+    /// neuron indices, ascending, to spikes[b n ..], counts[b] of them. `refractory` holds the
+    /// steps each neuron has still to sit out.
     fn lif_step(
         &mut self,
         v: Buf<f32>,
-        current_e: Buf<f32>,
-        current_i: Buf<f32>,
+        currents: Buf<f32>,
         refractory: Buf<u32>,
         spikes: Buf<u32>,
         counts: Buf<u32>,
@@ -94,17 +96,60 @@ pub trait SpikingOps: Backend {
     ) {
         self.run(&LifStep {
             v,
-            current_e,
-            current_i,
+            currents,
             refractory,
             spikes,
             counts,
             lif,
         })
     }
+
+    /// For each network b and each of its listed spikes j in order, for each synapse k of row j
+    /// of the CSR weights (indptr [n + 1], indices and weights [nnz], the same for every
+    /// network): currents[c, b, indices[k]] += weights[k], with c = 0 (I_e) for j <
+    /// `excitatory`, 1 (I_i) otherwise. A row must not name a target twice.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_spikes(
+        &mut self,
+        spikes: Buf<u32>,
+        counts: Buf<u32>,
+        indptr: Buf<u32>,
+        indices: Buf<u32>,
+        weights: Buf<f32>,
+        currents: Buf<f32>,
+        synapses: Synapses,
+    ) {
+        self.run(&Deliver {
+            spikes,
+            counts,
+            indptr,
+            indices,
+            weights,
+            currents,
+            synapses,
+        })
+    }
 }
 
 impl<B: Backend + ?Sized> SpikingOps for B {}
+
+/// The shape of `deliver_spikes`' weights: n presynaptic rows over n targets, nnz synapses, the
+/// first `excitatory` rows excitatory; `networks` networks of n neurons share them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Synapses {
+    pub networks: usize,
+    pub n: usize,
+    pub nnz: usize,
+    pub excitatory: usize,
+}
+
+params! {
+    pub struct DeliverParams {
+        pub networks: u32,
+        pub neurons: u32,
+        pub excitatory: u32,
+    }
+}
 
 params! {
     pub struct LifParams {
@@ -123,27 +168,42 @@ params! {
     }
 }
 
-pub static CLEAR_COUNTS: Kernel =
-    Kernel::new::<LifParams>(WGSL, "clear_counts", &[Binding::write::<u32>("counts")]);
 pub static LIF_STEP: Kernel = Kernel::new::<LifParams>(
     WGSL,
     "lif_step",
     &[
         Binding::write::<f32>("v"),
-        Binding::write::<f32>("current_e"),
-        Binding::write::<f32>("current_i"),
+        Binding::write::<f32>("currents"),
         Binding::write::<u32>("refractory"),
         Binding::write::<u32>("spikes"),
+    ],
+);
+pub static COMPACT_SPIKES: Kernel = Kernel::new::<LifParams>(
+    WGSL,
+    "compact_spikes",
+    &[
+        Binding::write::<u32>("flags"),
         Binding::write::<u32>("counts"),
     ],
 );
+pub static DELIVER_SPIKES: Kernel = Kernel::new::<DeliverParams>(
+    WGSL,
+    "deliver_spikes",
+    &[
+        Binding::read::<u32>("spikes"),
+        Binding::read::<u32>("counts"),
+        Binding::read::<u32>("indptr"),
+        Binding::read::<u32>("indices"),
+        Binding::read::<f32>("weights"),
+        Binding::write::<f32>("currents"),
+    ],
+);
 
-pub static KERNELS: &[&Kernel] = &[&CLEAR_COUNTS, &LIF_STEP];
+pub static KERNELS: &[&Kernel] = &[&LIF_STEP, &COMPACT_SPIKES, &DELIVER_SPIKES];
 
 struct LifStep {
     v: Buf<f32>,
-    current_e: Buf<f32>,
-    current_i: Buf<f32>,
+    currents: Buf<f32>,
     refractory: Buf<u32>,
     spikes: Buf<u32>,
     counts: Buf<u32>,
@@ -157,32 +217,24 @@ impl Op for LifStep {
 
     fn check(&self) {
         let len = self.lif.len();
-        for b in [self.v, self.current_e, self.current_i] {
-            check_range(b.raw(), 0, len, "lif_step state");
-        }
+        check_range(self.v.raw(), 0, len, "lif_step v");
+        check_range(self.currents.raw(), 0, 2 * len, "lif_step currents");
         check_range(self.refractory.raw(), 0, len, "lif_step refractory");
         check_range(self.spikes.raw(), 0, len, "lif_step spikes");
         check_range(self.counts.raw(), 0, self.lif.networks, "lif_step counts");
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
-        let (mut v, mut e, mut i) = (
-            mem.take(self.v),
-            mem.take(self.current_e),
-            mem.take(self.current_i),
-        );
+        let (mut v, mut currents) = (mem.take(self.v), mem.take(self.currents));
         let (mut refractory, mut spikes, mut counts) = (
             mem.take(self.refractory),
             mem.take(self.spikes),
             mem.take(self.counts),
         );
         cpu::lif_step(
-            cpu::LifState {
-                v: &mut v,
-                current_e: &mut e,
-                current_i: &mut i,
-                refractory: &mut refractory,
-            },
+            &mut v,
+            &mut currents,
+            &mut refractory,
             &mut spikes,
             &mut counts,
             self.lif,
@@ -190,8 +242,7 @@ impl Op for LifStep {
         mem.put(counts);
         mem.put(spikes);
         mem.put(refractory);
-        mem.put(i);
-        mem.put(e);
+        mem.put(currents);
         mem.put(v);
     }
 
@@ -202,25 +253,94 @@ impl Op for LifStep {
         }
         let params = self.lif.propagator();
         vec![
-            Dispatch::new(
-                &CLEAR_COUNTS,
-                &[self.counts.raw()],
-                params,
-                spread(self.lif.networks.div_ceil(WG), limits),
-            ),
+            // Each neuron flags its spike in `spikes`; a workgroup per network then turns the
+            // flags into the ascending list, in place.
             Dispatch::new(
                 &LIF_STEP,
                 &[
                     self.v.raw(),
-                    self.current_e.raw(),
-                    self.current_i.raw(),
+                    self.currents.raw(),
                     self.refractory.raw(),
                     self.spikes.raw(),
-                    self.counts.raw(),
                 ],
                 params,
                 spread(len.div_ceil(WG), limits),
             ),
+            Dispatch::new(
+                &COMPACT_SPIKES,
+                &[self.spikes.raw(), self.counts.raw()],
+                params,
+                spread(self.lif.networks, limits),
+            ),
         ]
+    }
+}
+
+struct Deliver {
+    spikes: Buf<u32>,
+    counts: Buf<u32>,
+    indptr: Buf<u32>,
+    indices: Buf<u32>,
+    weights: Buf<f32>,
+    currents: Buf<f32>,
+    synapses: Synapses,
+}
+
+impl Op for Deliver {
+    fn name(&self) -> &'static str {
+        "deliver_spikes"
+    }
+
+    fn check(&self) {
+        let s = self.synapses;
+        let len = s.networks * s.n;
+        check_range(self.spikes.raw(), 0, len, "deliver_spikes spikes");
+        check_range(self.counts.raw(), 0, s.networks, "deliver_spikes counts");
+        check_range(self.indptr.raw(), 0, s.n + 1, "deliver_spikes indptr");
+        check_range(self.indices.raw(), 0, s.nnz, "deliver_spikes indices");
+        check_range(self.weights.raw(), 0, s.nnz, "deliver_spikes weights");
+        check_range(self.currents.raw(), 0, 2 * len, "deliver_spikes currents");
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let mut currents = mem.take(self.currents);
+        cpu::deliver_spikes(
+            cpu::Spikes {
+                list: mem.get(self.spikes),
+                counts: mem.get(self.counts),
+            },
+            cpu::Csr {
+                indptr: mem.get(self.indptr),
+                indices: mem.get(self.indices),
+                weights: mem.get(self.weights),
+            },
+            &mut currents,
+            self.synapses,
+        );
+        mem.put(currents);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        let s = self.synapses;
+        if s.networks * s.n == 0 {
+            return Vec::new();
+        }
+        vec![Dispatch::new(
+            &DELIVER_SPIKES,
+            &[
+                self.spikes.raw(),
+                self.counts.raw(),
+                self.indptr.raw(),
+                self.indices.raw(),
+                self.weights.raw(),
+                self.currents.raw(),
+            ],
+            DeliverParams {
+                networks: s.networks as u32,
+                neurons: s.n as u32,
+                excitatory: s.excitatory as u32,
+            },
+            spread(s.networks, limits),
+        )]
     }
 }
