@@ -2,7 +2,8 @@
 // current synapses, V [networks, n], currents [2, networks, n] (I_e, then I_i).
 //   lif_step:       a thread per neuron: V' = rest + (V - rest) leak + I_e gain_e + I_i gain_i
 //                   (or V = reset while refractory, counting down), I' = I decay; V' >= threshold
-//                   is a spike: V = reset, refractory = refractory_steps, spikes[e] = 1 (else 0).
+//                   is a spike: V = reset, refractory = refractory_steps, flag 1 (else 0) in the
+//                   step's slot of the spike buffer (slot x networks x n onward).
 //   compact_spikes: a workgroup per network turns its flags into the ascending list of the
 //                   neurons that spiked, in place (a prefix sum per block of 256), and its count.
 //   deliver_spikes: a workgroup per network walks its list in order; for each spike its threads
@@ -22,12 +23,14 @@ struct LifParams {
     threshold: f32,
     reset: f32,
     refractory_steps: u32,
+    slot: u32,
 }
 
 struct DeliverParams {
     networks: u32,
     neurons: u32,
     excitatory: u32,
+    slot: u32,
 }
 
 @group(0) @binding(0) var<uniform> lp: LifParams;
@@ -68,7 +71,7 @@ fn lif_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
         spiked = 1u;
     }
     v[e] = voltage;
-    spike_flags[e] = spiked;
+    spike_flags[lp.slot * lp.len + e] = spiked;
 }
 
 @group(0) @binding(1) var<storage, read_write> flags: array<u32>;
@@ -83,7 +86,7 @@ fn compact_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
     if (b * lp.neurons >= lp.len) {
         return;
     }
-    let base = b * lp.neurons;
+    let base = lp.slot * lp.len + b * lp.neurons;
     var count = 0u;
     for (var start = 0u; start < lp.neurons; start += WG) {
         let k = start + lid;
@@ -113,7 +116,7 @@ fn compact_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
         count += block;
     }
     if (lid == 0u) {
-        counts[b] = count;
+        counts[lp.slot * (lp.len / lp.neurons) + b] = count;
     }
 }
 
@@ -132,9 +135,9 @@ fn deliver_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
     if (b >= dp.networks) {
         return;
     }
-    let count = d_counts[b];
+    let count = d_counts[dp.slot * dp.networks + b];
     for (var s = 0u; s < count; s++) {
-        let j = d_spikes[b * dp.neurons + s];
+        let j = d_spikes[(dp.slot * dp.networks + b) * dp.neurons + s];
         var population = 0u;
         if (j >= dp.excitatory) {
             population = 1u;

@@ -45,7 +45,7 @@ fn run(be: &mut dyn Backend, s: &State, lif: Lif, steps: usize) -> (State, Vec<V
     let counts = be.alloc::<u32>("counts", lif.networks).unwrap();
     let mut lists = Vec::new();
     for _ in 0..steps {
-        be.lif_step(v, currents, r, spikes, counts, lif);
+        be.lif_step(v, currents, r, spikes, counts, 0, lif);
         let c = be.download(counts, 0, lif.networks).unwrap();
         let all = be.download(spikes, 0, lif.len()).unwrap();
         lists.push(
@@ -236,7 +236,7 @@ fn run_deliver(
     let xb = be.alloc_from("indices", &csr.1).unwrap();
     let wb = be.alloc_from("weights", &csr.2).unwrap();
     let cur = be.alloc_from("currents", currents).unwrap();
-    be.deliver_spikes(sb, cb, ib, xb, wb, cur, s);
+    be.deliver_spikes(sb, cb, 0, ib, xb, wb, cur, s);
     be.download(cur, 0, currents.len()).unwrap()
 }
 
@@ -309,8 +309,8 @@ backend_tests! {
             let wb = be.alloc_from("weights", &csr.2).unwrap();
             let mut record = Vec::new();
             for _ in 0..1000 {
-                be.lif_step(v, currents, r, spikes, counts, lif);
-                be.deliver_spikes(spikes, counts, ib, xb, wb, currents, syn);
+                be.lif_step(v, currents, r, spikes, counts, 0, lif);
+                be.deliver_spikes(spikes, counts, 0, ib, xb, wb, currents, syn);
                 let c = be.download(counts, 0, networks).unwrap();
                 let all = be.download(spikes, 0, networks * n).unwrap();
                 for b in 0..networks {

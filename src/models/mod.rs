@@ -4,3 +4,4 @@ pub mod balancing;
 pub mod bptt;
 pub mod disco;
 pub mod rate;
+pub mod spiking;

@@ -75,6 +75,7 @@ impl Lif {
             threshold: self.threshold,
             reset: self.reset,
             refractory_steps: self.refractory_steps,
+            slot: 0,
         }
     }
 }
@@ -83,8 +84,10 @@ impl Lif {
 pub trait SpikingOps: Backend {
     /// One exact step of every neuron (`Lif`), then: V >= threshold (and not refractory) is a
     /// spike, V <- reset, refractory <- refractory_steps. Network b's spikes are written as
-    /// neuron indices, ascending, to spikes[b n ..], counts[b] of them. `refractory` holds the
-    /// steps each neuron has still to sit out.
+    /// neuron indices, ascending, to spikes[(slot networks + b) n ..], counts[slot networks + b]
+    /// of them: `slot` picks the step's place in buffers that hold several steps' lists.
+    /// `refractory` holds the steps each neuron has still to sit out.
+    #[allow(clippy::too_many_arguments)]
     fn lif_step(
         &mut self,
         v: Buf<f32>,
@@ -92,6 +95,7 @@ pub trait SpikingOps: Backend {
         refractory: Buf<u32>,
         spikes: Buf<u32>,
         counts: Buf<u32>,
+        slot: usize,
         lif: Lif,
     ) {
         self.run(&LifStep {
@@ -100,19 +104,22 @@ pub trait SpikingOps: Backend {
             refractory,
             spikes,
             counts,
+            slot,
             lif,
         })
     }
 
-    /// For each network b and each of its listed spikes j in order, for each synapse k of row j
-    /// of the CSR weights (indptr [n + 1], indices and weights [nnz], the same for every
-    /// network): currents[c, b, indices[k]] += weights[k], with c = 0 (I_e) for j <
-    /// `excitatory`, 1 (I_i) otherwise. A row must not name a target twice.
+    /// For each network b and each spike j of its list in `slot` (as lif_step wrote it), in
+    /// order, for each synapse k of row j of the CSR weights (indptr [n + 1], indices and
+    /// weights [nnz], the same for every network): currents[c, b, indices[k]] += weights[k],
+    /// with c = 0 (I_e) for j < `excitatory`, 1 (I_i) otherwise. A row must not name a target
+    /// twice.
     #[allow(clippy::too_many_arguments)]
     fn deliver_spikes(
         &mut self,
         spikes: Buf<u32>,
         counts: Buf<u32>,
+        slot: usize,
         indptr: Buf<u32>,
         indices: Buf<u32>,
         weights: Buf<f32>,
@@ -122,6 +129,7 @@ pub trait SpikingOps: Backend {
         self.run(&Deliver {
             spikes,
             counts,
+            slot,
             indptr,
             indices,
             weights,
@@ -148,6 +156,7 @@ params! {
         pub networks: u32,
         pub neurons: u32,
         pub excitatory: u32,
+        pub slot: u32,
     }
 }
 
@@ -165,6 +174,8 @@ params! {
         pub threshold: f32,
         pub reset: f32,
         pub refractory_steps: u32,
+        /// The step's slot in the spike and count buffers.
+        pub slot: u32,
     }
 }
 
@@ -207,6 +218,7 @@ struct LifStep {
     refractory: Buf<u32>,
     spikes: Buf<u32>,
     counts: Buf<u32>,
+    slot: usize,
     lif: Lif,
 }
 
@@ -220,8 +232,14 @@ impl Op for LifStep {
         check_range(self.v.raw(), 0, len, "lif_step v");
         check_range(self.currents.raw(), 0, 2 * len, "lif_step currents");
         check_range(self.refractory.raw(), 0, len, "lif_step refractory");
-        check_range(self.spikes.raw(), 0, len, "lif_step spikes");
-        check_range(self.counts.raw(), 0, self.lif.networks, "lif_step counts");
+        let networks = self.lif.networks;
+        check_range(self.spikes.raw(), self.slot * len, len, "lif_step spikes");
+        check_range(
+            self.counts.raw(),
+            self.slot * networks,
+            networks,
+            "lif_step counts",
+        );
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
@@ -231,12 +249,13 @@ impl Op for LifStep {
             mem.take(self.spikes),
             mem.take(self.counts),
         );
+        let (len, networks) = (self.lif.len(), self.lif.networks);
         cpu::lif_step(
             &mut v,
             &mut currents,
             &mut refractory,
-            &mut spikes,
-            &mut counts,
+            &mut spikes[self.slot * len..],
+            &mut counts[self.slot * networks..],
             self.lif,
         );
         mem.put(counts);
@@ -251,7 +270,8 @@ impl Op for LifStep {
         if len == 0 {
             return Vec::new();
         }
-        let params = self.lif.propagator();
+        let mut params = self.lif.propagator();
+        params.slot = self.slot as u32;
         vec![
             // Each neuron flags its spike in `spikes`; a workgroup per network then turns the
             // flags into the ascending list, in place.
@@ -279,6 +299,7 @@ impl Op for LifStep {
 struct Deliver {
     spikes: Buf<u32>,
     counts: Buf<u32>,
+    slot: usize,
     indptr: Buf<u32>,
     indices: Buf<u32>,
     weights: Buf<f32>,
@@ -294,8 +315,18 @@ impl Op for Deliver {
     fn check(&self) {
         let s = self.synapses;
         let len = s.networks * s.n;
-        check_range(self.spikes.raw(), 0, len, "deliver_spikes spikes");
-        check_range(self.counts.raw(), 0, s.networks, "deliver_spikes counts");
+        check_range(
+            self.spikes.raw(),
+            self.slot * len,
+            len,
+            "deliver_spikes spikes",
+        );
+        check_range(
+            self.counts.raw(),
+            self.slot * s.networks,
+            s.networks,
+            "deliver_spikes counts",
+        );
         check_range(self.indptr.raw(), 0, s.n + 1, "deliver_spikes indptr");
         check_range(self.indices.raw(), 0, s.nnz, "deliver_spikes indices");
         check_range(self.weights.raw(), 0, s.nnz, "deliver_spikes weights");
@@ -303,11 +334,12 @@ impl Op for Deliver {
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
+        let s = self.synapses;
         let mut currents = mem.take(self.currents);
         cpu::deliver_spikes(
             cpu::Spikes {
-                list: mem.get(self.spikes),
-                counts: mem.get(self.counts),
+                list: &mem.get(self.spikes)[self.slot * s.networks * s.n..],
+                counts: &mem.get(self.counts)[self.slot * s.networks..],
             },
             cpu::Csr {
                 indptr: mem.get(self.indptr),
@@ -339,6 +371,7 @@ impl Op for Deliver {
                 networks: s.networks as u32,
                 neurons: s.n as u32,
                 excitatory: s.excitatory as u32,
+                slot: self.slot as u32,
             },
             spread(s.networks, limits),
         )]

@@ -1,0 +1,139 @@
+//! The spiking model (src/models/spiking.rs): connectivity drawn from a seed, and simulation in
+//! chunks whose boundaries change nothing, on both backends.
+
+mod common;
+
+use common::normal;
+use dale::backend::cpu::CpuBackend;
+use dale::backend::spiking::Lif;
+use dale::models::spiking::{simulate, Connectivity, SpikingParams, Wiring};
+
+fn cuba(networks: usize, n: usize) -> Lif {
+    Lif {
+        networks,
+        n,
+        dt: 0.1,
+        tau_m: 20.0,
+        tau_e: 5.0,
+        tau_i: 10.0,
+        rest: -49.0,
+        threshold: -50.0,
+        reset: -60.0,
+        refractory_steps: 50,
+    }
+}
+
+/// Every row's targets ascending, distinct and not the row's own neuron; weights by block.
+fn well_formed(c: &Connectivity, (w_e, w_i): (f32, f32)) {
+    assert_eq!(c.indptr.len(), c.n + 1);
+    for j in 0..c.n {
+        let row = &c.indices[c.indptr[j] as usize..c.indptr[j + 1] as usize];
+        assert!(row.windows(2).all(|w| w[0] < w[1]), "row {j} not ascending");
+        assert!(
+            row.iter().all(|k| *k as usize != j && (*k as usize) < c.n),
+            "row {j}"
+        );
+        let w = &c.weights[c.indptr[j] as usize..c.indptr[j + 1] as usize];
+        let want = if j < c.excitatory { w_e } else { w_i };
+        assert!(w.iter().all(|v| *v == want), "row {j} weights");
+    }
+}
+
+#[test]
+fn fixed_probability_wiring_has_the_binomial_degree_and_is_the_same_for_a_seed() {
+    let (n, p) = (2000, 0.02);
+    let c = Connectivity::random(n, 1600, Wiring::Probability(p), (1.62, -9.0), 4);
+    well_formed(&c, (1.62, -9.0));
+    // nnz ~ Binomial(n (n - 1), p): mean 79,960, sd 280; within 5 sd.
+    let mean = (n * (n - 1)) as f64 * p;
+    let sd = (mean * (1.0 - p)).sqrt();
+    assert!(
+        (c.nnz() as f64 - mean).abs() < 5.0 * sd,
+        "{} synapses, {mean} expected",
+        c.nnz()
+    );
+    // Each row's out-degree too: Binomial(n - 1, p), mean 40; no row beyond 40 +- 8 sd.
+    let row_sd = ((n - 1) as f64 * p * (1.0 - p)).sqrt();
+    for j in 0..n {
+        let d = (c.indptr[j + 1] - c.indptr[j]) as f64;
+        assert!(
+            (d - (n - 1) as f64 * p).abs() < 8.0 * row_sd,
+            "row {j}: {d}"
+        );
+    }
+    assert_eq!(
+        c,
+        Connectivity::random(n, 1600, Wiring::Probability(p), (1.62, -9.0), 4)
+    );
+    assert_ne!(
+        c,
+        Connectivity::random(n, 1600, Wiring::Probability(p), (1.62, -9.0), 5)
+    );
+}
+
+#[test]
+fn fixed_in_degree_wiring_gives_every_neuron_its_inputs_from_each_block() {
+    let n = 500;
+    let wiring = Wiring::InDegree {
+        excitatory: 32,
+        inhibitory: 8,
+    };
+    let c = Connectivity::random(n, 400, wiring, (1.0, -2.0), 7);
+    well_formed(&c, (1.0, -2.0));
+    let mut from_e = vec![0; n];
+    let mut from_i = vec![0; n];
+    for j in 0..n {
+        for &k in &c.indices[c.indptr[j] as usize..c.indptr[j + 1] as usize] {
+            if j < 400 {
+                from_e[k as usize] += 1;
+            } else {
+                from_i[k as usize] += 1;
+            }
+        }
+    }
+    assert!(from_e.iter().all(|d| *d == 32), "{from_e:?}");
+    assert!(from_i.iter().all(|d| *d == 8), "{from_i:?}");
+}
+
+fn params(record_every: usize) -> SpikingParams {
+    let (networks, n) = (2, 400);
+    let z = normal(networks * n, 3);
+    SpikingParams {
+        lif: cuba(networks, n),
+        connectivity: Connectivity::random(n, 320, Wiring::Probability(0.05), (1.62, -9.0), 1),
+        v0: z
+            .iter()
+            .map(|x| -60.0 + 10.0 * (0.5 + 0.5 * (x / 2.0).tanh()))
+            .collect(),
+        steps: 1000,
+        record_every,
+    }
+}
+
+/// Chunk boundaries change nothing: a spike on a chunk's last step is delivered once, before
+/// the next chunk's first step, and recorded once.
+#[test]
+fn chunks_of_any_length_give_the_same_spikes() {
+    let one = rayon::scope(|_| simulate(&mut CpuBackend::new(), &params(1000)).unwrap());
+    assert!(
+        one.spikes.len() > 400,
+        "{} spikes: silent",
+        one.spikes.len()
+    );
+    for record_every in [1, 7, 333] {
+        let run =
+            rayon::scope(|_| simulate(&mut CpuBackend::new(), &params(record_every)).unwrap());
+        assert_eq!(run.spikes, one.spikes, "record_every {record_every}");
+        assert_eq!(run.v, one.v, "record_every {record_every}");
+    }
+}
+
+#[test]
+fn a_network_on_the_gpu_spikes_as_on_the_cpu_through_the_model() {
+    use dale::backend::gpu::GpuBackend;
+    let Some(ctx) = common::gpu() else { return };
+    let p = params(64);
+    let cpu = rayon::scope(|_| simulate(&mut CpuBackend::new(), &p).unwrap());
+    let gpu = simulate(&mut GpuBackend::new(ctx), &p).unwrap();
+    assert_eq!(gpu.spikes, cpu.spikes);
+}
