@@ -137,3 +137,44 @@ fn a_network_on_the_gpu_spikes_as_on_the_cpu_through_the_model() {
     let gpu = simulate(&mut GpuBackend::new(ctx), &p).unwrap();
     assert_eq!(gpu.spikes, cpu.spikes);
 }
+
+#[test]
+fn cuba_scenes_refuse_bad_values_naming_the_field() {
+    use dale::scene::Scene;
+    let good = std::fs::read_to_string("scenes/cuba.json").unwrap();
+    assert!(Scene::parse(&good).is_ok());
+    for (from, to, path, says) in [
+        (
+            r#""reset": -60.0"#,
+            r#""reset": -40.0"#,
+            "params.reset",
+            "reset < threshold",
+        ),
+        (
+            r#""wiring": {"probability": 0.02}"#,
+            r#""wiring": {"probability": 1.5}"#,
+            "params.wiring.probability",
+            "0 to 1",
+        ),
+        (
+            r#""wiring": {"probability": 0.02}"#,
+            r#""wiring": {"in_degree": {"excitatory": 5000, "inhibitory": 10}}"#,
+            "params.wiring.in_degree",
+            "at most the other neurons",
+        ),
+        (r#""tau_m": 20.0"#, r#""tau_m": 0.0"#, "params.tau_m", "> 0"),
+        (r#""n": 4000"#, r#""n": 0"#, "params.n", "from 1"),
+        (
+            r#""experiment": "cuba""#,
+            r#""experiment": "coba""#,
+            "params.experiment",
+            "\"cuba\"",
+        ),
+    ] {
+        assert!(good.contains(from), "{from}");
+        let err = Scene::parse(&good.replace(from, to))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(path) && err.contains(says), "{to}: {err}");
+    }
+}

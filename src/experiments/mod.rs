@@ -8,6 +8,7 @@ pub mod balance_network;
 pub mod balancing_fig3;
 pub mod balancing_fig4;
 pub mod balancing_fig5;
+pub mod cuba;
 pub mod disco_capacity;
 pub mod disco_geodesic;
 pub mod disco_setup;

@@ -14,6 +14,7 @@ use crate::experiments::balance_network::{inputs_from_files, BalanceNetwork, Bal
 use crate::experiments::balancing_fig3::{Fig3, TwoNeurons};
 use crate::experiments::balancing_fig4::{CdiParams, Fig4};
 use crate::experiments::balancing_fig5::{Fig5, RingPerturbation};
+use crate::experiments::cuba::{Cuba, CubaParams};
 use crate::experiments::disco_capacity::{Capacity, CapacityParams};
 use crate::experiments::disco_geodesic::{Geodesic, GeodesicParams};
 use crate::experiments::disco_teacher::{TeacherParams, TeacherStudent};
@@ -28,6 +29,7 @@ pub enum ModelName {
     Rate,
     Balancing,
     Disco,
+    Spiking,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -107,6 +109,15 @@ pub enum ModelParams {
     Rate(RateParams),
     Balancing(BalancingScene),
     Disco(DiscoScene),
+    Spiking(SpikingScene),
+}
+
+/// The experiments of the spiking model, by the `experiment` tag of `params`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "experiment", rename_all = "snake_case")]
+pub enum SpikingScene {
+    /// The CUBA benchmark; `steps` of dt.
+    Cuba(CubaParams),
 }
 
 /// The experiments of paper 003's DisCo-SGD, by the `experiment` tag of `params`.
@@ -227,6 +238,27 @@ impl Scene {
                     }
                 }
             }
+            ModelName::Spiking => {
+                let mut params = file.params;
+                let experiment = params.as_object_mut().and_then(|o| o.remove("experiment"));
+                match experiment.as_ref().and_then(|v| v.as_str()) {
+                    Some("cuba") => {
+                        let c: CubaParams = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        c.validate("params")?;
+                        ModelParams::Spiking(SpikingScene::Cuba(c))
+                    }
+                    _ => {
+                        return Err(DaleError::scene(
+                            "params.experiment",
+                            format!(
+                                "{}; allowed: \"cuba\"",
+                                experiment.map_or("missing".into(), |v| v.to_string())
+                            ),
+                        ))
+                    }
+                }
+            }
         };
         if file.steps == 0 {
             return Err(DaleError::scene(
@@ -265,7 +297,9 @@ impl Scene {
                 return Err(DaleError::scene("weights.J", "missing; the experiment \"network\" balances the J given here (.npy or file.npz:name)"));
             }
             ModelParams::Balancing(BalancingScene::Network(_)) => {}
-            ModelParams::Balancing(_) | ModelParams::Disco(_) if !w.is_empty() => {
+            ModelParams::Balancing(_) | ModelParams::Disco(_) | ModelParams::Spiking(_)
+                if !w.is_empty() =>
+            {
                 return Err(DaleError::scene(
                     "weights",
                     "allowed with the rate model and with the balancing experiment \"network\"",
@@ -311,6 +345,11 @@ impl Scene {
                     DiscoScene::Geodesic(p) => p.smoke(),
                 }
             }
+            // 2,000 steps: 200 ms, some spikes from every neuron whose rest lies above threshold.
+            ModelParams::Spiking(SpikingScene::Cuba(p)) => {
+                self.steps = steps.min(2000);
+                p.smoke();
+            }
         }
     }
 
@@ -350,6 +389,11 @@ impl Scene {
             ModelParams::Disco(DiscoScene::Geodesic(p)) => {
                 Box::new(Geodesic::new(p.clone(), steps, seed)?)
             }
+            ModelParams::Spiking(SpikingScene::Cuba(p)) => Box::new(Cuba {
+                params: p.clone(),
+                steps,
+                seed,
+            }),
         })
     }
 }
