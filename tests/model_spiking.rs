@@ -178,3 +178,25 @@ fn cuba_scenes_refuse_bad_values_naming_the_field() {
         assert!(err.contains(path) && err.contains(says), "{to}: {err}");
     }
 }
+
+/// The full CUBA scene on the CPU backend, two networks from different starts: every check
+/// passes, the statistics within the ranges the scene states from Brian2's runs among them.
+#[test]
+fn cuba_at_full_size_has_the_statistics_brian2_gives() {
+    use dale::scene::Scene;
+    let text = std::fs::read_to_string("scenes/cuba.json")
+        .unwrap()
+        .replace(r#""networks": 1"#, r#""networks": 2"#);
+    let scene = Scene::parse(&text).unwrap();
+    let report = rayon::scope(|_| {
+        scene
+            .experiment()
+            .unwrap()
+            .run(&mut CpuBackend::new(), &mut |_| {})
+            .unwrap()
+    });
+    assert_eq!(report.checks.len(), 5, "{:?}", report.checks);
+    for (name, passed) in &report.checks {
+        assert!(passed, "{name}: {}", report.figures["per_network"]);
+    }
+}

@@ -58,6 +58,22 @@ pub struct CubaParams {
     pub wiring: WiringSpec,
     /// Steps whose spikes stay on the device between read-backs.
     pub record_every: usize,
+    /// Another simulator's statistics for the same network: each of ours must fall in its
+    /// range when n is the reference's.
+    #[serde(default)]
+    pub reference: Option<Reference>,
+}
+
+/// Ranges of the statistics, from a peer's runs of the same network.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    /// Which simulator, how it was run, and how the ranges were set.
+    pub source: String,
+    pub n: usize,
+    pub mean_rate_hz: [f64; 2],
+    pub mean_cv_isi: [f64; 2],
+    pub population_fano_1ms: [f64; 2],
 }
 
 impl CubaParams {
@@ -137,7 +153,22 @@ impl CubaParams {
                 ),
             ),
             _ => Ok(()),
+        }?;
+        if let Some(r) = &self.reference {
+            for (name, [low, high]) in [
+                ("mean_rate_hz", r.mean_rate_hz),
+                ("mean_cv_isi", r.mean_cv_isi),
+                ("population_fano_1ms", r.population_fano_1ms),
+            ] {
+                if !(low.is_finite() && high.is_finite() && low <= high) {
+                    return bad(
+                        &format!("reference.{name}"),
+                        format!("[{low}, {high}]; allowed: finite [low, high] with low <= high"),
+                    );
+                }
+            }
         }
+        Ok(())
     }
 
     fn excitatory(&self) -> usize {
@@ -309,6 +340,23 @@ impl Experiment for Cuba {
                 .iter()
                 .all(|f| f["mean_rate_hz"].as_f64().is_some_and(|r| r > 0.0)),
         );
+        match &p.reference {
+            Some(r) if r.n == p.n => {
+                for (name, [low, high]) in [
+                    ("mean_rate_hz", r.mean_rate_hz),
+                    ("mean_cv_isi", r.mean_cv_isi),
+                    ("population_fano_1ms", r.population_fano_1ms),
+                ] {
+                    report.check(
+                        format!("{name} of every network within the reference's [{low}, {high}]"),
+                        per_network
+                            .iter()
+                            .all(|f| f[name].as_f64().is_some_and(|v| v >= low && v <= high)),
+                    );
+                }
+            }
+            _ => {}
+        }
         report.figures = json!({
             "n": p.n,
             "networks": p.networks,
@@ -317,6 +365,12 @@ impl Experiment for Cuba {
             "shortest_isi_ms": shortest.is_finite().then_some(shortest),
             "per_network": per_network,
             "synchrony_means": "the Fano factor of the population's spike count in 1 ms bins: 1 for independent Poisson neurons",
+            "reference": p.reference,
+            "reference_checks": match &p.reference {
+                Some(r) if r.n == p.n => "run",
+                Some(_) => "skipped: n differs from the reference's",
+                None => "none given",
+            },
         });
         let times: Vec<f32> = run
             .spikes
