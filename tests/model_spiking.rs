@@ -3,25 +3,9 @@
 
 mod common;
 
-use common::normal;
+use common::{cuba, normal};
 use dale::backend::cpu::CpuBackend;
-use dale::backend::spiking::Lif;
 use dale::models::spiking::{simulate, Connectivity, SpikingParams, Wiring};
-
-fn cuba(networks: usize, n: usize) -> Lif {
-    Lif {
-        networks,
-        n,
-        dt: 0.1,
-        tau_m: 20.0,
-        tau_e: 5.0,
-        tau_i: 10.0,
-        rest: -49.0,
-        threshold: -50.0,
-        reset: -60.0,
-        refractory_steps: 50,
-    }
-}
 
 /// Every row's targets ascending, distinct and not the row's own neuron; weights by block.
 fn well_formed(c: &Connectivity, (w_e, w_i): (f32, f32)) {

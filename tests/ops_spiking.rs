@@ -6,26 +6,10 @@
 
 mod common;
 
-use common::{assert_close, backend_tests, normal, Side, Tol};
+use common::{assert_close, backend_tests, cuba, normal, Side, Tol};
 use dale::backend::cpu::CpuBackend;
 use dale::backend::spiking::{Lif, SpikingOps, Synapses};
 use dale::backend::{Backend, BufferOps};
-
-/// Brette et al. (2007)'s CUBA neuron, `networks` x `n` of them.
-fn cuba(networks: usize, n: usize) -> Lif {
-    Lif {
-        networks,
-        n,
-        dt: 0.1,
-        tau_m: 20.0,
-        tau_e: 5.0,
-        tau_i: 10.0,
-        rest: -49.0,
-        threshold: -50.0,
-        reset: -60.0,
-        refractory_steps: 50,
-    }
-}
 
 struct State {
     v: Vec<f32>,

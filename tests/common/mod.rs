@@ -511,3 +511,19 @@ pub mod balance_oracle {
 pub fn cpu() -> CpuBackend {
     CpuBackend::new()
 }
+
+/// Brette et al. (2007)'s CUBA neuron (benchmark 2), `networks` x `n` of them.
+pub fn cuba(networks: usize, n: usize) -> dale::backend::spiking::Lif {
+    dale::backend::spiking::Lif {
+        networks,
+        n,
+        dt: 0.1,
+        tau_m: 20.0,
+        tau_e: 5.0,
+        tau_i: 10.0,
+        rest: -49.0,
+        threshold: -50.0,
+        reset: -60.0,
+        refractory_steps: 50,
+    }
+}
