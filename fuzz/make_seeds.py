@@ -64,6 +64,27 @@ npz_seeds = {
     "not_npy_entry": npz({"readme.txt": b"hello", "J.npy": npy_seeds["f64_c"]}),
     "deflated_zeros": npz({"J.npy": npy("<f4", (1000, 1000), b"\0" * 4_000_000)}, zipfile.ZIP_DEFLATED),
 }
+# Sparse matrices as scipy.sparse.save_npz writes them (spiking connectivity, issue 18).
+indptr = np.array([0, 2, 2, 3, 5, 6], np.int32)
+indices = np.array([4, 1, 0, 3, 2, 0], np.int32)
+values = rng.standard_normal(6).astype(np.float32)
+
+
+def csr(fmt=b"csr", index_dtype=np.int32):
+    return npz({
+        "indices.npy": saved(indices.astype(index_dtype)),
+        "indptr.npy": saved(indptr.astype(index_dtype)),
+        "format.npy": saved(np.array(fmt)),
+        "shape.npy": saved(np.array([5, 5], np.int64)),
+        "data.npy": saved(values),
+    })
+
+
+npz_seeds.update({
+    "csr": csr(),
+    "csr_csc": csr(b"csc"),
+    "csr_int16_big_endian": csr(index_dtype=">i2"),
+})
 quick = json.loads(pathlib.Path("../scenes/quickstart.json").read_text())
 scene_seeds = {p.stem: p.read_text() for p in pathlib.Path("../scenes").glob("*.json")}
 

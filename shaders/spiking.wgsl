@@ -10,6 +10,8 @@
 //                   add the row's weights to the targets' I_e (excitatory rows) or I_i. A row names
 //                   each target once, and a storage barrier separates spikes: the sums run in list
 //                   order, as on the CPU.
+//   deliver_spikes_dense: a thread per target adds, in list order, the weight onto it of each
+//                   neuron its network listed (dense W[pre, post]): again the CPU's order.
 
 struct LifParams {
     neurons: u32,
@@ -149,4 +151,35 @@ fn deliver_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
         }
         storageBarrier();
     }
+}
+
+@group(0) @binding(3) var<storage, read> dense_weights: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dense_currents: array<f32>;
+
+@compute @workgroup_size(256)
+fn deliver_spikes_dense(@builtin(local_invocation_index) lid: u32,
+                        @builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>) {
+    let len = dp.networks * dp.neurons;
+    let e = workgroup_index(wid, nwg) * WG + lid;
+    if (e >= len) {
+        return;
+    }
+    let b = e / dp.neurons;
+    let post = e - b * dp.neurons;
+    let list = (dp.slot * dp.networks + b) * dp.neurons;
+    let count = d_counts[dp.slot * dp.networks + b];
+    var current_e = dense_currents[e];
+    var current_i = dense_currents[len + e];
+    for (var s = 0u; s < count; s++) {
+        let j = d_spikes[list + s];
+        let w = dense_weights[j * dp.neurons + post];
+        if (j < dp.excitatory) {
+            current_e += w;
+        } else {
+            current_i += w;
+        }
+    }
+    dense_currents[e] = current_e;
+    dense_currents[len + e] = current_i;
 }

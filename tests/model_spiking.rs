@@ -1,23 +1,30 @@
-//! The spiking model (src/models/spiking.rs): connectivity drawn from a seed, and simulation in
-//! chunks whose boundaries change nothing, on both backends.
+//! The spiking model (src/models/spiking.rs): connectivity drawn from a seed or read from CSR
+//! arrays (checked), and simulation in chunks whose boundaries change nothing, through sparse
+//! and dense weights alike, on both backends.
 
 mod common;
 
 use common::{cuba, normal};
 use dale::backend::cpu::CpuBackend;
-use dale::models::spiking::{simulate, Connectivity, SpikingParams, Wiring};
+use dale::models::spiking::{simulate, Connectivity, Csr, SpikingParams, Weights, Wiring};
+
+fn csr(c: &Connectivity) -> &Csr {
+    match &c.weights {
+        Weights::Sparse(csr) => csr,
+        Weights::Dense(_) => panic!("seeded wiring is sparse"),
+    }
+}
 
 /// Every row's targets ascending, distinct and not the row's own neuron; weights by block.
 fn well_formed(c: &Connectivity, (w_e, w_i): (f32, f32)) {
-    assert_eq!(c.indptr.len(), c.n + 1);
+    assert_eq!(csr(c).indptr.len(), c.n + 1);
     for j in 0..c.n {
-        let row = &c.indices[c.indptr[j] as usize..c.indptr[j + 1] as usize];
+        let (row, w) = csr(c).row(j);
         assert!(row.windows(2).all(|w| w[0] < w[1]), "row {j} not ascending");
         assert!(
             row.iter().all(|k| *k as usize != j && (*k as usize) < c.n),
             "row {j}"
         );
-        let w = &c.weights[c.indptr[j] as usize..c.indptr[j + 1] as usize];
         let want = if j < c.excitatory { w_e } else { w_i };
         assert!(w.iter().all(|v| *v == want), "row {j} weights");
     }
@@ -32,14 +39,14 @@ fn fixed_probability_wiring_has_the_binomial_degree_and_is_the_same_for_a_seed()
     let mean = (n * (n - 1)) as f64 * p;
     let sd = (mean * (1.0 - p)).sqrt();
     assert!(
-        (c.nnz() as f64 - mean).abs() < 5.0 * sd,
+        (c.synapses() as f64 - mean).abs() < 5.0 * sd,
         "{} synapses, {mean} expected",
-        c.nnz()
+        c.synapses()
     );
     // Each row's out-degree too: Binomial(n - 1, p), mean 40; no row beyond 40 +- 8 sd.
     let row_sd = ((n - 1) as f64 * p * (1.0 - p)).sqrt();
     for j in 0..n {
-        let d = (c.indptr[j + 1] - c.indptr[j]) as f64;
+        let d = csr(&c).row(j).0.len() as f64;
         assert!(
             (d - (n - 1) as f64 * p).abs() < 8.0 * row_sd,
             "row {j}: {d}"
@@ -67,7 +74,7 @@ fn fixed_in_degree_wiring_gives_every_neuron_its_inputs_from_each_block() {
     let mut from_e = vec![0; n];
     let mut from_i = vec![0; n];
     for j in 0..n {
-        for &k in &c.indices[c.indptr[j] as usize..c.indptr[j + 1] as usize] {
+        for &k in csr(&c).row(j).0 {
             if j < 400 {
                 from_e[k as usize] += 1;
             } else {
@@ -77,6 +84,107 @@ fn fixed_in_degree_wiring_gives_every_neuron_its_inputs_from_each_block() {
     }
     assert!(from_e.iter().all(|d| *d == 32), "{from_e:?}");
     assert!(from_i.iter().all(|d| *d == 8), "{from_i:?}");
+}
+
+/// CSR arrays as scipy.sparse may hold them (targets unsorted, a target twice, wide integers)
+/// become rows sorted with repeats summed; every inconsistency is refused naming its array.
+#[test]
+fn csr_arrays_are_read_as_scipy_means_them_or_refused_by_name() {
+    // Row 0: targets 2, 0, 2 (2 twice: 0.5 + 0.25); row 1 empty; row 2: target 1.
+    let (indptr, indices, data) = ([0i64, 3, 3, 4], [2i64, 0, 2, 1], [0.5f32, 1.0, 0.25, -2.0]);
+    let c = Connectivity::from_csr(3, 2, &indptr, &indices, &data).unwrap();
+    assert_eq!(
+        *csr(&c),
+        Csr {
+            indptr: vec![0, 2, 2, 3],
+            indices: vec![0, 2, 1],
+            weights: vec![1.0, 0.75, -2.0],
+        }
+    );
+    assert_eq!(c.synapses(), 3);
+    for (indptr, indices, data, array, says) in [
+        (
+            &[0i64, 3, 3][..],
+            &indices[..],
+            &data[..],
+            "indptr",
+            "n + 1 = 4",
+        ),
+        (
+            &indptr[..],
+            &indices[..3],
+            &data[..],
+            "indices",
+            "3 indices for 4 values",
+        ),
+        (
+            &[1i64, 3, 3, 4][..],
+            &indices[..],
+            &data[..],
+            "indptr",
+            "runs from 1 to 4",
+        ),
+        (
+            &[0i64, 3, 2, 4][..],
+            &indices[..],
+            &data[..],
+            "indptr",
+            "decreases at row 1",
+        ),
+        (
+            &indptr[..],
+            &[2i64, 0, 3, 1][..],
+            &data[..],
+            "indices",
+            "index 3 at position 2 (row 0); allowed: 0 to 2",
+        ),
+        (
+            &indptr[..],
+            &[2i64, 0, 2, -1][..],
+            &data[..],
+            "indices",
+            "index -1 at position 3 (row 2)",
+        ),
+    ] {
+        let e = Connectivity::from_csr(3, 2, indptr, indices, data).unwrap_err();
+        assert_eq!(e.array, array, "{e:?}");
+        assert!(e.message.contains(says), "{e:?}");
+    }
+}
+
+/// The same weights delivered densely and sparsely give the same spikes, bit for bit: each
+/// target adds the listed rows' weights in list order either way, and adding a dense matrix's
+/// zeros changes no sum.
+#[test]
+fn dense_and_sparse_weights_give_the_same_spikes() {
+    let sparse = params(250);
+    let n = sparse.connectivity.n;
+    let mut w = vec![0.0f32; n * n];
+    for j in 0..n {
+        for (k, v) in sparse.connectivity.row(j) {
+            w[j * n + k as usize] = v;
+        }
+    }
+    let dense = SpikingParams {
+        connectivity: Connectivity::dense(n, sparse.connectivity.excitatory, w),
+        ..sparse.clone()
+    };
+    assert_eq!(
+        dense.connectivity.synapses(),
+        sparse.connectivity.synapses()
+    );
+    let a = simulate(&mut CpuBackend::new(), &sparse).unwrap();
+    let b = simulate(&mut CpuBackend::new(), &dense).unwrap();
+    assert!(
+        a.spikes.len() > 400,
+        "{} spikes: too quiet to compare",
+        a.spikes.len()
+    );
+    assert_eq!(a, b);
+    if let Some(ctx) = common::gpu() {
+        let gpu = simulate(&mut dale::backend::gpu::GpuBackend::new(ctx), &dense).unwrap();
+        assert_eq!(gpu.spikes, b.spikes, "dense delivery on the GPU");
+    }
 }
 
 fn params(record_every: usize) -> SpikingParams {

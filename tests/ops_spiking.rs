@@ -1,6 +1,6 @@
 //! The spiking family (shaders/spiking.wgsl, src/backend/spiking/): the exact LIF step with
 //! threshold, reset and refractory period, the per-network spike lists, and their delivery through
-//! CSR weights, on 1, 257 and 1,000 neurons per network; the CPU backend against f64 code written here from the equations, the
+//! CSR and dense weights, on 1, 257 and 1,000 neurons per network; the CPU backend against f64 code written here from the equations, the
 //! GPU against the CPU backend; and two closed forms (the voltage between spikes, the first
 //! passage time of a neuron whose rest lies above threshold).
 
@@ -224,23 +224,80 @@ fn run_deliver(
     be.download(cur, 0, currents.len()).unwrap()
 }
 
+/// Spike lists for `networks` networks of n: network b lists every (b + 2)-th neuron,
+/// ascending; the last network of several none.
+fn awkward_lists(networks: usize, n: usize) -> (Vec<u32>, Vec<u32>) {
+    let mut list = vec![0u32; networks * n];
+    let mut counts = vec![0u32; networks];
+    for b in 0..networks.saturating_sub(1).max(1) {
+        let spiking: Vec<u32> = (0..n as u32).step_by(b + 2).collect();
+        list[b * n..][..spiking.len()].copy_from_slice(&spiking);
+        counts[b] = spiking.len() as u32;
+    }
+    (list, counts)
+}
+
+/// The CSR weights as a dense [n, n] matrix, zeros where there is no synapse.
+fn dense_of(n: usize, csr: &(Vec<u32>, Vec<u32>, Vec<f32>)) -> Vec<f32> {
+    let mut w = vec![0.0; n * n];
+    for j in 0..n {
+        for k in csr.0[j] as usize..csr.0[j + 1] as usize {
+            w[j * n + csr.1[k] as usize] = csr.2[k];
+        }
+    }
+    w
+}
+
+fn run_deliver_dense(
+    be: &mut dyn Backend,
+    (list, counts): (&[u32], &[u32]),
+    weights: &[f32],
+    currents: &[f32],
+    s: Synapses,
+) -> Vec<f32> {
+    let sb = be.alloc_from("spikes", list).unwrap();
+    let cb = be.alloc_from("counts", counts).unwrap();
+    let wb = be.alloc_from("weights", weights).unwrap();
+    let cur = be.alloc_from("currents", currents).unwrap();
+    be.deliver_spikes_dense(sb, cb, 0, wb, cur, s);
+    be.download(cur, 0, currents.len()).unwrap()
+}
+
+backend_tests! {
+    /// Dense delivery: on the CPU the sparse delivery's currents bit for bit (the same additions
+    /// per target in list order, and the zeros change nothing); on the GPU the CPU's.
+    fn deliver_spikes_dense_adds_the_rows_of_the_listed_neurons(side: &Side) {
+        for (networks, n) in [(1, 1), (3, 257), (2, 1000)] {
+            let excitatory = (4 * n) / 5;
+            let csr = random_csr(n, 0.1, excitatory, (1.62, -9.0), 5 + n as u64);
+            let w = dense_of(n, &csr);
+            let (list, counts) = awkward_lists(networks, n);
+            let currents = normal(2 * networks * n, 13 + n as u64);
+            let dense = Synapses { networks, n, nnz: n * n, excitatory };
+            let got = run_deliver_dense(side.backend().as_mut(), (&list, &counts), &w, &currents, dense);
+            let want = match side {
+                Side::Cpu => {
+                    let sparse = Synapses { nnz: csr.1.len(), ..dense };
+                    run_deliver(&mut CpuBackend::new(), &list, &counts, &csr, &currents, sparse)
+                }
+                Side::Gpu(_) => {
+                    run_deliver_dense(&mut CpuBackend::new(), (&list, &counts), &w, &currents, dense)
+                }
+            };
+            // One neuron has no synapse but onto itself, which the wiring leaves out.
+            assert!(n == 1 || got != currents, "the spikes should change the currents");
+            assert_eq!(got, want, "deliver_spikes_dense {networks} x {n}: bit for bit");
+        }
+    }
+}
+
 backend_tests! {
     fn deliver_spikes_adds_the_rows_of_the_listed_neurons(side: &Side) {
         for (networks, n) in [(1, 1), (3, 257), (2, 1000)] {
             let excitatory = (4 * n) / 5;
             let csr = random_csr(n, 0.1, excitatory, (1.62, -9.0), 3 + n as u64);
             let s = Synapses { networks, n, nnz: csr.1.len(), excitatory };
-            // Network b lists every (b + 2)-th neuron, ascending; the last network none.
-            let mut list = vec![0u32; networks * n];
-            let mut counts = vec![0u32; networks];
-            for b in 0..networks.saturating_sub(1).max(1) {
-                let spiking: Vec<u32> = (0..n as u32).step_by(b + 2).collect();
-                list[b * n..][..spiking.len()].copy_from_slice(&spiking);
-                counts[b] = spiking.len() as u32;
-            }
-            if networks > 1 {
-                counts[networks - 1] = 0;
-            }
+            let (list, counts) = awkward_lists(networks, n);
             let currents = normal(2 * networks * n, 11 + n as u64);
             let got = run_deliver(side.backend().as_mut(), &list, &counts, &csr, &currents, s);
             let what = format!("deliver_spikes {networks} x {n}");

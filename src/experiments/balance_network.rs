@@ -17,7 +17,7 @@ use crate::models::balancing::{
     balance, balance_with_io_paths, cost_form, BalanceParams, Method, Networks, Topology, World,
 };
 use crate::scene::arrays::{expect_shape, read_array, read_npz, Array};
-use crate::scene::plot::{Panel, Series};
+use crate::scene::plot::{Marks, Panel, Series};
 use crate::scene::WeightFiles;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -486,6 +486,7 @@ fn balance_inputs(
                 y_label: "C".into(),
                 series: vec![series("C", &b.total_cost)],
                 log_y: false,
+                marks: Marks::Lines,
             },
             Panel {
                 title: "log10 ||g|| per iteration".into(),
@@ -499,6 +500,7 @@ fn balance_inputs(
                         .collect::<Vec<_>>(),
                 )],
                 log_y: false,
+                marks: Marks::Lines,
             },
         ],
     });

@@ -10,7 +10,7 @@ use crate::backend::balance::Aggregate;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
 use crate::models::balancing::{balance, BalanceParams, Method, Networks, Topology};
-use crate::scene::plot::{Panel, Series};
+use crate::scene::plot::{Marks, Panel, Series};
 
 /// Two-neuron networks, each given by its initial costs (c12, c21); c21 = 0 is the single
 /// feedforward synapse of eq. 31. All pairs run as one batch.
@@ -231,6 +231,7 @@ fn run(
                 series("c21 (eq. 29 / 31)", &closed, 1),
             ],
             log_y: false,
+            marks: Marks::Lines,
         });
     }
     report.plots.push(Plot {

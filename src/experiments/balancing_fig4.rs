@@ -20,7 +20,7 @@ use crate::models::balancing::{
     balance, balance_with_io_paths, BalanceParams, Balanced, Method, Networks, Topology,
 };
 use crate::models::bptt::{Dynamics, HiddenNoise, Net, Trainer, Trials};
-use crate::scene::plot::{Panel, Series};
+use crate::scene::plot::{Marks, Panel, Series};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -747,6 +747,7 @@ fn run(
             })
             .collect(),
         log_y: false,
+        marks: Marks::Lines,
     };
     let ratio_panel = Panel {
         title: format!(
@@ -783,6 +784,7 @@ fn run(
             }))
             .collect(),
         log_y: true,
+        marks: Marks::Lines,
     };
     report.plots.push(Plot {
         file: "balancing_fig4.png".into(),

@@ -14,7 +14,7 @@ use crate::backend::balance::Aggregate;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
 use crate::models::balancing::{balance, BalanceParams, Method, Networks, Topology};
-use crate::scene::plot::{Panel, Series};
+use crate::scene::plot::{Marks, Panel, Series};
 
 /// A ring of n neurons, each synapse to and from both neighbours at cost 1 (balanced), then the
 /// synapse from neuron 0 to neuron 1 potentiated to `potentiated_cost`.
@@ -250,6 +250,7 @@ fn run(
             })
             .collect(),
         log_y: false,
+        marks: Marks::Lines,
     };
     let mut mode_series = Vec::new();
     for (c, mode) in modes.iter().enumerate() {
@@ -275,6 +276,7 @@ fn run(
         y_label: "projection".into(),
         series: mode_series,
         log_y: false,
+        marks: Marks::Lines,
     };
     report.plots.push(Plot {
         file: "balancing_fig5.png".into(),

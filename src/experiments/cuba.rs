@@ -3,6 +3,8 @@
 //! from voltages uniform between reset and threshold. Reports each network's mean rate, the mean
 //! CV of its neurons' inter-spike intervals, and the synchrony of its population rate.
 
+use std::path::Path;
+
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -14,14 +16,22 @@ use crate::analysis::spikes::Raster;
 use crate::backend::spiking::Lif;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
-use crate::models::spiking::{simulate, Connectivity, SpikingParams, Wiring};
-use crate::scene::plot::{Panel, Series};
+use crate::models::spiking::{simulate, Connectivity, SpikingParams, Weights, Wiring};
+use crate::scene::arrays::{read_array, read_csr};
+use crate::scene::plot::{Marks, Panel, Series};
 
 /// Bins of the population rate, ms.
 const RATE_BIN_MS: f64 = 1.0;
+/// Neurons the raster plot shows: more would be a solid band.
+const RASTER_NEURONS: usize = 500;
+
+/// A spike of step t is at the end of the step.
+fn spike_time_ms(step: u32, dt: f64) -> f64 {
+    f64::from(step + 1) * dt
+}
 
 /// How a scene names the wiring.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum WiringSpec {
     /// Each ordered pair with this probability.
@@ -31,6 +41,9 @@ pub enum WiringSpec {
         excitatory: usize,
         inhibitory: usize,
     },
+    /// The weights W[pre, post] (mV) from a file: a dense [n, n] .npy, delivered densely, or a
+    /// CSR .npz as scipy.sparse.save_npz writes it.
+    File(String),
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -52,9 +65,11 @@ pub struct CubaParams {
     pub reset: f32,
     /// Absolute refractory period, ms.
     pub refractory: f64,
-    /// Synaptic jumps of I_e and I_i, mV.
-    pub w_e: f32,
-    pub w_i: f32,
+    /// Synaptic jumps of I_e and I_i, mV, of seeded wiring (a file holds its own weights).
+    #[serde(default)]
+    pub w_e: Option<f32>,
+    #[serde(default)]
+    pub w_i: Option<f32>,
     pub wiring: WiringSpec,
     /// Steps whose spikes stay on the device between read-backs.
     pub record_every: usize,
@@ -106,12 +121,33 @@ impl CubaParams {
         ] {
             positive(at, name, v)?;
         }
+        let seeded = !matches!(self.wiring, WiringSpec::File(_));
+        for (name, w) in [("w_e", self.w_e), ("w_i", self.w_i)] {
+            match (seeded, w) {
+                (true, None) => {
+                    return bad(
+                        name,
+                        "missing; seeded wiring needs the synaptic jumps w_e and w_i (mV)".into(),
+                    )
+                }
+                (false, Some(w)) => {
+                    return bad(
+                        name,
+                        format!(
+                            "{name} = {w} beside wiring from a file, which holds the weights; \
+                             allowed: leave {name} out"
+                        ),
+                    )
+                }
+                _ => {}
+            }
+        }
         for (name, v) in [
             ("rest", self.rest),
             ("threshold", self.threshold),
             ("reset", self.reset),
-            ("w_e", self.w_e),
-            ("w_i", self.w_i),
+            ("w_e", self.w_e.unwrap_or(0.0)),
+            ("w_i", self.w_i.unwrap_or(0.0)),
         ] {
             if !v.is_finite() {
                 return bad(name, format!("{name} = {v}; allowed: a finite value"));
@@ -136,14 +172,14 @@ impl CubaParams {
             );
         }
         let excitatory = self.excitatory();
-        match self.wiring {
-            WiringSpec::Probability(p) if !(0.0..=1.0).contains(&p) => {
+        match &self.wiring {
+            WiringSpec::Probability(p) if !(0.0..=1.0).contains(p) => {
                 bad("wiring.probability", format!("{p}; allowed: 0 to 1"))
             }
             WiringSpec::InDegree {
                 excitatory: k_e,
                 inhibitory: k_i,
-            } if k_e > excitatory.saturating_sub(1) || k_i > self.n - excitatory => bad(
+            } if *k_e > excitatory.saturating_sub(1) || *k_i > self.n - excitatory => bad(
                 "wiring.in_degree",
                 format!(
                     "{k_e} excitatory and {k_i} inhibitory inputs; allowed: at most the other \
@@ -151,6 +187,10 @@ impl CubaParams {
                     excitatory.saturating_sub(1),
                     self.n - excitatory
                 ),
+            ),
+            WiringSpec::File(path) if !(path.ends_with(".npy") || path.ends_with(".npz")) => bad(
+                "wiring.file",
+                format!("{path:?}; allowed: a dense [n, n] .npy or a scipy.sparse CSR .npz"),
             ),
             _ => Ok(()),
         }?;
@@ -175,11 +215,15 @@ impl CubaParams {
         ((self.excitatory_fraction * self.n as f64).round() as usize).min(self.n)
     }
 
-    /// At most 400 neurons, one network; in-degrees scaled with the network.
+    /// At most 400 neurons, one network; in-degrees scaled with the network. Wiring from a file
+    /// keeps its n.
     pub fn smoke(&mut self) {
+        self.networks = 1;
+        if matches!(self.wiring, WiringSpec::File(_)) {
+            return;
+        }
         let scale = 400.0 / self.n.max(400) as f64;
         self.n = self.n.min(400);
-        self.networks = 1;
         if let WiringSpec::InDegree {
             excitatory,
             inhibitory,
@@ -203,6 +247,54 @@ impl CubaParams {
             reset: self.reset,
             refractory_steps: (self.refractory / self.dt).round() as u32,
         }
+    }
+
+    /// The synapses: drawn from `seed`, or read from the file the wiring names, whose matrix
+    /// must be n x n.
+    pub fn connectivity(&self, seed: u64) -> Result<Connectivity, DaleError> {
+        let (n, excitatory) = (self.n, self.excitatory());
+        let weights = (self.w_e.unwrap_or(0.0), self.w_i.unwrap_or(0.0));
+        let wiring = match &self.wiring {
+            WiringSpec::Probability(q) => Wiring::Probability(*q),
+            WiringSpec::InDegree {
+                excitatory,
+                inhibitory,
+            } => Wiring::InDegree {
+                excitatory: *excitatory,
+                inhibitory: *inhibitory,
+            },
+            WiringSpec::File(path) if path.ends_with(".npz") => {
+                let csr = read_csr(Path::new(path))?;
+                if csr.shape != [n, n] {
+                    return Err(not_n_by_n(&csr.file, "shape", &csr.shape, n));
+                }
+                return Connectivity::from_csr(n, excitatory, &csr.indptr, &csr.indices, &csr.data)
+                    .map_err(|e| DaleError::Input {
+                        file: csr.file,
+                        array: e.array.into(),
+                        message: e.message,
+                    });
+            }
+            WiringSpec::File(path) => {
+                let array = read_array(path)?;
+                if array.shape != [n, n] {
+                    return Err(not_n_by_n(&array.file, &array.name, &array.shape, n));
+                }
+                return Ok(Connectivity::dense(n, excitatory, array.data));
+            }
+        };
+        Ok(Connectivity::random(n, excitatory, wiring, weights, seed))
+    }
+}
+
+fn not_n_by_n(file: &Path, array: &str, shape: &[usize], n: usize) -> DaleError {
+    DaleError::Input {
+        file: file.to_path_buf(),
+        array: array.into(),
+        message: format!(
+            "a matrix of shape {shape:?}; allowed: [n, n] = [{n}, {n}] (params.n), rows \
+             presynaptic"
+        ),
     }
 }
 
@@ -232,23 +324,16 @@ impl Experiment for Cuba {
     ) -> Result<Report, DaleError> {
         let p = &self.params;
         let lif = p.lif();
-        let wiring = match p.wiring {
-            WiringSpec::Probability(q) => Wiring::Probability(q),
-            WiringSpec::InDegree {
-                excitatory,
-                inhibitory,
-            } => Wiring::InDegree {
-                excitatory,
-                inhibitory,
-            },
-        };
-        let connectivity =
-            Connectivity::random(p.n, p.excitatory(), wiring, (p.w_e, p.w_i), self.seed);
+        let connectivity = p.connectivity(self.seed)?;
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xc0ba_0001);
         let v0: Vec<f32> = (0..lif.len())
             .map(|_| p.reset + (p.threshold - p.reset) * rng.random::<f32>())
             .collect();
-        let synapses = connectivity.nnz();
+        let synapses = connectivity.synapses();
+        let delivery = match connectivity.weights {
+            Weights::Sparse(_) => "sparse (CSR)",
+            Weights::Dense(_) => "dense",
+        };
         let run = simulate(
             backend,
             &SpikingParams {
@@ -292,6 +377,26 @@ impl Experiment for Cuba {
                     panels: vec![
                         Panel {
                             title: format!(
+                                "spikes of network 0, neurons 0 to {} of {}",
+                                RASTER_NEURONS.min(p.n) - 1,
+                                p.n
+                            ),
+                            x_label: "time (ms)".into(),
+                            y_label: "neuron".into(),
+                            series: vec![Series {
+                                label: String::new(),
+                                points: spikes
+                                    .iter()
+                                    .filter(|(_, k)| (*k as usize) < RASTER_NEURONS)
+                                    .map(|(t, k)| (spike_time_ms(*t, p.dt), f64::from(*k)))
+                                    .collect(),
+                                band: Vec::new(),
+                            }],
+                            log_y: false,
+                            marks: Marks::Dots,
+                        },
+                        Panel {
+                            title: format!(
                                 "population rate of network 0 ({RATE_BIN_MS} ms bins), N = {}",
                                 p.n
                             ),
@@ -307,6 +412,7 @@ impl Experiment for Cuba {
                                 band: Vec::new(),
                             }],
                             log_y: false,
+                            marks: Marks::Lines,
                         },
                         Panel {
                             title: "neurons' rates".into(),
@@ -318,6 +424,7 @@ impl Experiment for Cuba {
                                 band: Vec::new(),
                             }],
                             log_y: false,
+                            marks: Marks::Bars,
                         },
                     ],
                 });
@@ -361,6 +468,7 @@ impl Experiment for Cuba {
             "n": p.n,
             "networks": p.networks,
             "synapses": synapses,
+            "delivery": delivery,
             "seconds": self.steps as f64 * p.dt * 1e-3,
             "shortest_isi_ms": shortest.is_finite().then_some(shortest),
             "per_network": per_network,
@@ -375,7 +483,7 @@ impl Experiment for Cuba {
         let times: Vec<f32> = run
             .spikes
             .iter()
-            .map(|(t, _, _)| (f64::from(*t + 1) * p.dt) as f32)
+            .map(|(t, _, _)| spike_time_ms(*t, p.dt) as f32)
             .collect();
         let neurons: Vec<f32> = run.spikes.iter().map(|(_, _, k)| *k as f32).collect();
         let networks: Vec<f32> = run.spikes.iter().map(|(_, b, _)| *b as f32).collect();

@@ -18,7 +18,7 @@ use crate::analysis::disco::{jacobian_factor, EiLognormal};
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
 use crate::models::disco::{train, Constraint, DiscoParams, Population};
-use crate::scene::plot::{Panel, Series};
+use crate::scene::plot::{Marks, Panel, Series};
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -319,6 +319,7 @@ impl Experiment for Capacity {
                     y_label: "fraction solved".into(),
                     series: panels_fraction,
                     log_y: false,
+                    marks: Marks::Lines,
                 },
                 Panel {
                     title: "capacity: measured (50% solved) against eq. 3".into(),
@@ -337,6 +338,7 @@ impl Experiment for Capacity {
                         },
                     ],
                     log_y: false,
+                    marks: Marks::Lines,
                 },
                 Panel {
                     title: format!(
@@ -347,6 +349,7 @@ impl Experiment for Capacity {
                     y_label: "density".into(),
                     series: panels_weights,
                     log_y: false,
+                    marks: Marks::Lines,
                 },
             ],
         });
@@ -362,6 +365,7 @@ impl Experiment for Capacity {
                     y_label: "kappa".into(),
                     series: panels_margin,
                     log_y: false,
+                    marks: Marks::Lines,
                 }],
             });
         }

@@ -18,7 +18,7 @@ use crate::analysis::disco::WeightDistribution;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
 use crate::models::disco::{train, Constraint, DiscoParams, Start};
-use crate::scene::plot::{Panel, Series};
+use crate::scene::plot::{Marks, Panel, Series};
 
 /// The delta function every weight starts at: 1, the unit second moment (section 2.1).
 const START: f32 = 1.0;
@@ -251,6 +251,7 @@ impl Experiment for Geodesic {
                     y_label: "density".into(),
                     series,
                     log_y: false,
+                    marks: Marks::Lines,
                 },
                 Panel {
                     title: "geodesic time tau against SGD steps (Fig. 3b)".into(),
@@ -262,6 +263,7 @@ impl Experiment for Geodesic {
                         band: Vec::new(),
                     }],
                     log_y: false,
+                    marks: Marks::Lines,
                 },
             ],
         });

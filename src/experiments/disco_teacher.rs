@@ -22,7 +22,7 @@ use crate::analysis::disco::{generalisation_error, max_margin_student};
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
 use crate::models::disco::{train, Constraint, DiscoParams, Labels, Population, Start};
-use crate::scene::plot::{Panel, Series};
+use crate::scene::plot::{Marks, Panel, Series};
 
 /// How a student holds its weights while it learns.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -333,6 +333,7 @@ impl Experiment for TeacherStudent {
                 y_label: "R".into(),
                 series,
                 log_y: false,
+                marks: Marks::Lines,
             }],
         });
         Ok(report)

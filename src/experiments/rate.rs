@@ -9,7 +9,7 @@ use crate::error::DaleError;
 use crate::host::memory_bytes;
 use crate::models::rate::{simulate, Footprint, Monitors, RateParams, Trajectory, Weights};
 use crate::scene::arrays::read_array;
-use crate::scene::plot::{Panel, Series};
+use crate::scene::plot::{Marks, Panel, Series};
 use crate::scene::WeightFiles;
 
 pub struct RateRun {
@@ -221,6 +221,7 @@ fn plot(p: &RateParams, traj: &Trajectory) -> Plot {
                 })
                 .collect(),
             log_y: false,
+            marks: Marks::Lines,
         });
     }
     let shown = b.min(8);
@@ -243,6 +244,7 @@ fn plot(p: &RateParams, traj: &Trajectory) -> Plot {
             })
             .collect(),
         log_y: false,
+        marks: Marks::Lines,
     });
     Plot {
         file: "rate.png".into(),

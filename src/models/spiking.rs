@@ -7,7 +7,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::backend::spiking::{Lif, SpikingOps, Synapses};
-use crate::backend::{Backend, BufferOps, Scope};
+use crate::backend::{Backend, Buf, BufferOps, Scope};
 use crate::error::DaleError;
 
 /// How the synapses are drawn.
@@ -23,16 +23,44 @@ pub enum Wiring {
     },
 }
 
-/// Synaptic weights in compressed sparse rows, one row per presynaptic neuron (scipy.sparse's
-/// csr_matrix of W[j, i]), each row's targets ascending and distinct; the first `excitatory`
-/// neurons are excitatory.
+/// The synapses of n neurons, W[pre, post] the jump of the target's current when `pre` spikes
+/// (I_e's for the first `excitatory` neurons, I_i's for the rest; signs as given).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Connectivity {
     pub n: usize,
     pub excitatory: usize,
+    pub weights: Weights,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Weights {
+    Sparse(Csr),
+    /// [n, n], row-major, zero where there is no synapse: delivered by `deliver_spikes_dense`.
+    Dense(Vec<f32>),
+}
+
+/// Compressed sparse rows, one row per presynaptic neuron (scipy.sparse's csr_matrix of
+/// W[pre, post]), each row's targets ascending and distinct.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Csr {
     pub indptr: Vec<u32>,
     pub indices: Vec<u32>,
     pub weights: Vec<f32>,
+}
+
+impl Csr {
+    /// Row j's targets and weights.
+    pub fn row(&self, j: usize) -> (&[u32], &[f32]) {
+        let range = self.indptr[j] as usize..self.indptr[j + 1] as usize;
+        (&self.indices[range.clone()], &self.weights[range])
+    }
+}
+
+/// Why a CSR matrix from a file was refused: the array at fault and what is wrong with it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CsrError {
+    pub array: &'static str,
+    pub message: String,
 }
 
 impl Connectivity {
@@ -95,23 +123,164 @@ impl Connectivity {
                 }
             }
         }
-        let mut c = Connectivity {
-            n,
-            excitatory,
+        let mut csr = Csr {
             indptr: vec![0],
             indices: Vec::new(),
             weights: Vec::new(),
         };
         for (j, row) in rows.iter().enumerate() {
-            c.indices.extend(row);
-            c.weights.extend(std::iter::repeat_n(weight(j), row.len()));
-            c.indptr.push(c.indices.len() as u32);
+            csr.indices.extend(row);
+            csr.weights
+                .extend(std::iter::repeat_n(weight(j), row.len()));
+            csr.indptr.push(csr.indices.len() as u32);
         }
-        c
+        Connectivity {
+            n,
+            excitatory,
+            weights: Weights::Sparse(csr),
+        }
     }
 
-    pub fn nnz(&self) -> usize {
-        self.indices.len()
+    /// CSR arrays as scipy.sparse writes them (rows presynaptic, n x n): indptr [n + 1] from 0,
+    /// non-decreasing, ending at the length of indices and data; indices in 0..n. A row's
+    /// targets may come in any order and repeat: repeats are summed, as scipy reads them.
+    pub fn from_csr(
+        n: usize,
+        excitatory: usize,
+        indptr: &[i64],
+        indices: &[i64],
+        data: &[f32],
+    ) -> Result<Self, CsrError> {
+        let err = |array, message: String| Err(CsrError { array, message });
+        if indptr.len() != n + 1 {
+            return err(
+                "indptr",
+                format!(
+                    "{} pointers; a matrix of {n} rows has n + 1 = {}",
+                    indptr.len(),
+                    n + 1
+                ),
+            );
+        }
+        if indices.len() != data.len() {
+            return err(
+                "indices",
+                format!(
+                    "{} indices for {} values in data; allowed: one index per value",
+                    indices.len(),
+                    data.len()
+                ),
+            );
+        }
+        if indices.len() > u32::MAX as usize {
+            return err(
+                "indices",
+                format!("{} synapses; allowed: at most 2^32 - 1", indices.len()),
+            );
+        }
+        if indptr[0] != 0 || indptr[n] != indices.len() as i64 {
+            return err(
+                "indptr",
+                format!(
+                    "runs from {} to {}; allowed: from 0 to the number of synapses, {}",
+                    indptr[0],
+                    indptr[n],
+                    indices.len()
+                ),
+            );
+        }
+        if let Some(j) = (0..n).find(|&j| indptr[j + 1] < indptr[j]) {
+            return err(
+                "indptr",
+                format!(
+                    "decreases at row {j} ({} then {}); allowed: non-decreasing pointers",
+                    indptr[j],
+                    indptr[j + 1]
+                ),
+            );
+        }
+        if let Some(k) = indices.iter().position(|&i| !(0..n as i64).contains(&i)) {
+            return err(
+                "indices",
+                format!(
+                    "index {} at position {k} (row {}); allowed: 0 to {}",
+                    indices[k],
+                    indptr.partition_point(|&p| p <= k as i64) - 1,
+                    n as i64 - 1
+                ),
+            );
+        }
+        let mut csr = Csr {
+            indptr: vec![0],
+            indices: Vec::with_capacity(indices.len()),
+            weights: Vec::with_capacity(indices.len()),
+        };
+        let mut row: Vec<(u32, f32)> = Vec::new();
+        for j in 0..n {
+            let range = indptr[j] as usize..indptr[j + 1] as usize;
+            row.clear();
+            row.extend(
+                indices[range.clone()]
+                    .iter()
+                    .map(|&i| i as u32)
+                    .zip(data[range].iter().copied()),
+            );
+            row.sort_by_key(|(i, _)| *i);
+            for &(i, w) in &row {
+                if csr.indices.len() > csr.indptr[j] as usize && csr.indices.last() == Some(&i) {
+                    *csr.weights.last_mut().expect("a weight beside each index") += w;
+                } else {
+                    csr.indices.push(i);
+                    csr.weights.push(w);
+                }
+            }
+            csr.indptr.push(csr.indices.len() as u32);
+        }
+        Ok(Connectivity {
+            n,
+            excitatory,
+            weights: Weights::Sparse(csr),
+        })
+    }
+
+    /// Dense weights [n, n], W[pre, post].
+    pub fn dense(n: usize, excitatory: usize, weights: Vec<f32>) -> Self {
+        assert_eq!(weights.len(), n * n, "dense weights hold n^2 values");
+        Connectivity {
+            n,
+            excitatory,
+            weights: Weights::Dense(weights),
+        }
+    }
+
+    /// The synapses (non-zero weights).
+    pub fn synapses(&self) -> usize {
+        match &self.weights {
+            Weights::Sparse(csr) => csr.indices.len(),
+            Weights::Dense(w) => w.iter().filter(|w| **w != 0.0).count(),
+        }
+    }
+
+    /// The values the weights take on the device.
+    pub fn stored_values(&self) -> usize {
+        match &self.weights {
+            Weights::Sparse(csr) => csr.indices.len(),
+            Weights::Dense(w) => w.len(),
+        }
+    }
+
+    /// The targets and weights of neuron j's synapses.
+    pub fn row(&self, j: usize) -> Vec<(u32, f32)> {
+        match &self.weights {
+            Weights::Sparse(csr) => {
+                let (targets, w) = csr.row(j);
+                targets.iter().copied().zip(w.iter().copied()).collect()
+            }
+            Weights::Dense(w) => (0..self.n as u32)
+                .zip(w[j * self.n..][..self.n].iter().copied())
+                .filter(|(_, w)| *w != 0.0)
+                .collect(),
+        }
     }
 }
 
@@ -135,6 +304,16 @@ pub struct SpikingRun {
     pub v: Vec<f32>,
 }
 
+#[derive(Clone, Copy)]
+enum DeviceWeights {
+    Sparse {
+        indptr: Buf<u32>,
+        indices: Buf<u32>,
+        weights: Buf<f32>,
+    },
+    Dense(Buf<f32>),
+}
+
 pub fn simulate(
     backend: &mut dyn Backend,
     params: &SpikingParams,
@@ -156,7 +335,7 @@ fn simulate_in(
     let synapses = Synapses {
         networks,
         n,
-        nnz: c.nnz(),
+        nnz: c.stored_values(),
         excitatory: c.excitatory,
     };
     let v = scope.alloc_from(backend, "V", &params.v0)?;
@@ -166,9 +345,14 @@ fn simulate_in(
     // Each step of a chunk lists its spikes in its own slice.
     let lists = scope.alloc::<u32>(backend, "spike lists", chunk * len)?;
     let counts = scope.alloc::<u32>(backend, "spike counts", chunk * networks)?;
-    let indptr = scope.alloc_from(backend, "indptr", &c.indptr)?;
-    let indices = scope.alloc_from(backend, "indices", &c.indices)?;
-    let weights = scope.alloc_from(backend, "weights", &c.weights)?;
+    let weights = match &c.weights {
+        Weights::Sparse(csr) => DeviceWeights::Sparse {
+            indptr: scope.alloc_from(backend, "indptr", &csr.indptr)?,
+            indices: scope.alloc_from(backend, "indices", &csr.indices)?,
+            weights: scope.alloc_from(backend, "weights", &csr.weights)?,
+        },
+        Weights::Dense(w) => DeviceWeights::Dense(scope.alloc_from(backend, "weights", w)?),
+    };
     let mut run = SpikingRun {
         spikes: Vec::new(),
         v: Vec::new(),
@@ -178,9 +362,18 @@ fn simulate_in(
         let this = chunk.min(params.steps - step);
         for slot in 0..this {
             backend.lif_step(v, currents, refractory, lists, counts, slot, lif);
-            backend.deliver_spikes(
-                lists, counts, slot, indptr, indices, weights, currents, synapses,
-            );
+            match weights {
+                DeviceWeights::Sparse {
+                    indptr,
+                    indices,
+                    weights,
+                } => backend.deliver_spikes(
+                    lists, counts, slot, indptr, indices, weights, currents, synapses,
+                ),
+                DeviceWeights::Dense(weights) => {
+                    backend.deliver_spikes_dense(lists, counts, slot, weights, currents, synapses)
+                }
+            }
         }
         let all_counts = backend.download(counts, 0, this * networks)?;
         let all_lists = backend.download(lists, 0, this * len)?;

@@ -1,7 +1,8 @@
 //! Weight arrays from the user: `file.npy`, or `file.npz:name` for one array of an archive, f32 or
-//! f64, C or Fortran order. Every problem is an error naming the file, the array and what was
-//! expected; non-finite values are named by their index. A declared size is checked against the
-//! data the file holds and the machine's memory before anything is allocated (issue 23).
+//! f64, C or Fortran order; and sparse matrices as scipy.sparse.save_npz writes them (CSR), whose
+//! integer arrays are read exactly. Every problem is an error naming the file, the array and what
+//! was expected; non-finite values are named by their index. A declared size is checked against
+//! the data the file holds and the machine's memory before anything is allocated (issue 23).
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
@@ -79,20 +80,107 @@ pub fn read_npy(
     decode(&mut r, header, true, file, name)
 }
 
-/// Every array of an .npz archive (a zip of .npy files, stored or deflated).
-pub fn read_npz(file: &Path) -> Result<Vec<Array>, DaleError> {
+fn open_npz(file: &Path) -> Result<BufReader<File>, DaleError> {
     let f = File::open(file).map_err(|source| DaleError::Read {
         path: file.to_path_buf(),
         source,
     })?;
-    read_npz_from(BufReader::new(f), file)
+    Ok(BufReader::new(f))
+}
+
+/// Every array of an .npz archive (a zip of .npy files, stored or deflated).
+pub fn read_npz(file: &Path) -> Result<Vec<Array>, DaleError> {
+    read_npz_from(open_npz(file)?, file)
 }
 
 /// `read_npz` of an archive in `r`; `file` labels errors. The fuzz targets call it on bytes.
 pub fn read_npz_from(r: impl Read + Seek, file: &Path) -> Result<Vec<Array>, DaleError> {
+    let mut out = Vec::new();
+    each_npz_entry(r, file, |entry, header, stored, name| {
+        out.push(decode(entry, header, stored, file, name)?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A sparse matrix as scipy.sparse.save_npz writes a csr_matrix: row r's column indices are
+/// indices[indptr[r] .. indptr[r + 1]], its values data[..] of the same range.
+#[derive(Clone, Debug)]
+pub struct CsrFile {
+    pub file: PathBuf,
+    pub shape: [usize; 2],
+    pub indptr: Vec<i64>,
+    pub indices: Vec<i64>,
+    pub data: Vec<f32>,
+}
+
+/// Reads a CSR matrix from an .npz of scipy.sparse.save_npz: its `format` must say csr, `shape`
+/// hold two dimensions; `indptr` and `indices` are integers of any width, `data` float32 or
+/// float64. Their consistency (pointers, index ranges) is the caller's to check.
+pub fn read_csr(file: &Path) -> Result<CsrFile, DaleError> {
+    read_csr_from(open_npz(file)?, file)
+}
+
+/// `read_csr` of an archive in `r`; `file` labels errors.
+pub fn read_csr_from(r: impl Read + Seek, file: &Path) -> Result<CsrFile, DaleError> {
+    let (mut indptr, mut indices, mut data, mut shape, mut format) = (None, None, None, None, None);
+    each_npz_entry(r, file, |entry, header, stored, name| {
+        match name {
+            "indptr" => indptr = Some(decode_ints(entry, header, stored, file, name)?),
+            "indices" => indices = Some(decode_ints(entry, header, stored, file, name)?),
+            "shape" => shape = Some(decode_ints(entry, header, stored, file, name)?),
+            "data" => data = Some(decode(entry, header, stored, file, name)?.data),
+            "format" => format = Some(decode_text(entry, header, file, name)?),
+            _ => {}
+        }
+        Ok(())
+    })?;
+    let missing = |what: &str| {
+        input_err(
+            file,
+            what,
+            "no such array; a CSR matrix as scipy.sparse.save_npz writes it holds indptr, \
+             indices, data, shape and format",
+        )
+    };
+    let format = format.ok_or_else(|| missing("format"))?;
+    if format != "csr" {
+        return Err(input_err(
+            file,
+            "format",
+            format!("{format:?}; allowed: \"csr\" (convert with .tocsr() before save_npz)"),
+        ));
+    }
+    let shape = shape.ok_or_else(|| missing("shape"))?;
+    let shape = match shape.as_slice() {
+        &[rows, cols] if rows >= 0 && cols >= 0 => [rows as usize, cols as usize],
+        other => {
+            return Err(input_err(
+                file,
+                "shape",
+                format!("{other:?}; allowed: two non-negative dimensions"),
+            ))
+        }
+    };
+    Ok(CsrFile {
+        file: file.to_path_buf(),
+        shape,
+        indptr: indptr.ok_or_else(|| missing("indptr"))?,
+        indices: indices.ok_or_else(|| missing("indices"))?,
+        data: data.ok_or_else(|| missing("data"))?,
+    })
+}
+
+/// Calls `f` with each .npy entry of the archive in `r` (its reader, checked header, whether it
+/// is stored rather than deflated, and its name), after checking that the entry can hold what
+/// its header declares.
+fn each_npz_entry(
+    r: impl Read + Seek,
+    file: &Path,
+    mut f: impl FnMut(&mut dyn Read, Header, bool, &str) -> Result<(), DaleError>,
+) -> Result<(), DaleError> {
     let mut zip = zip::ZipArchive::new(r)
         .map_err(|e| input_err(file, "", format!("not an .npz archive: {e}")))?;
-    let mut out = Vec::new();
     for k in 0..zip.len() {
         let mut entry = zip
             .by_index(k)
@@ -114,19 +202,30 @@ pub fn read_npz_from(r: impl Read + Seek, file: &Path) -> Result<Vec<Array>, Dal
         } else {
             header.check_holds(u64::MAX, "", file, &name)?;
         }
-        out.push(decode(&mut entry, header, stored, file, &name)?);
+        f(&mut entry, header, stored, &name)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// numpy's own limit on the length of a .npy header (`max_header_size` of numpy.lib.format); a
 /// longer one is refused before it is read.
 const MAX_HEADER: usize = 10_000;
 
+/// What a .npy's values are: dale's arrays are floats; CSR pointers and indices integers; an
+/// .npz's `format` a byte string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Element {
+    Float(Dtype),
+    Int { bytes: usize, signed: bool },
+    Text(usize),
+}
+
 /// What a .npy header declares.
 #[derive(Debug)]
 struct Header {
-    dtype: Dtype,
+    element: Element,
+    /// The dtype as the header spells it, for messages.
+    descr: String,
     little_endian: bool,
     fortran_order: bool,
     shape: Vec<usize>,
@@ -138,16 +237,21 @@ struct Header {
 
 impl Header {
     fn value_bytes(&self) -> u64 {
-        match self.dtype {
-            Dtype::F32 => 4,
-            Dtype::F64 => 8,
+        match self.element {
+            Element::Float(Dtype::F32) => 4,
+            Element::Float(Dtype::F64) => 8,
+            Element::Int { bytes, .. } | Element::Text(bytes) => bytes as u64,
         }
     }
 
     fn describe(&self) -> String {
-        let dtype = match self.dtype {
-            Dtype::F32 => "float32",
-            Dtype::F64 => "float64",
+        let dtype = match self.element {
+            Element::Float(Dtype::F32) => "float32".to_string(),
+            Element::Float(Dtype::F64) => "float64".to_string(),
+            Element::Int { bytes, signed } => {
+                format!("{}int{}", if signed { "" } else { "u" }, 8 * bytes)
+            }
+            Element::Text(bytes) => format!("bytes{bytes}"),
         };
         format!("shape {:?} {dtype}", self.shape)
     }
@@ -173,14 +277,20 @@ impl Header {
                 ),
             ));
         }
-        let f32_bytes = self.len as u64 * 4;
-        if let Some(memory) = memory_bytes().filter(|&m| f32_bytes > m) {
+        // Floats are read as f32, integers as i64.
+        let read_bytes = self.len as u64
+            * if matches!(self.element, Element::Int { .. }) {
+                8
+            } else {
+                4
+            };
+        if let Some(memory) = memory_bytes().filter(|&m| read_bytes > m) {
             return Err(input_err(
                 file,
                 name,
                 format!(
-                    "{} needs {f32_bytes} bytes once read (dale computes in float32), more than \
-                     this machine's memory ({memory} bytes)",
+                    "{} needs {read_bytes} bytes once read (dale computes in float32, indices in \
+                     int64), more than this machine's memory ({memory} bytes)",
                     self.describe()
                 ),
             ));
@@ -190,7 +300,8 @@ impl Header {
 }
 
 /// Reads and checks a .npy header (format versions 1 to 3): the magic string, a header length
-/// within MAX_HEADER, and a dict with exactly 'descr' (float32 or float64, either byte order),
+/// within MAX_HEADER, and a dict with exactly 'descr' (a float, an integer of 1 to 8 bytes or a
+/// byte string, either byte order),
 /// 'fortran_order' and 'shape' (non-negative integers whose product fits in memory's address
 /// space). Written here rather than taken from npyz, which allocates whatever length a header
 /// declares before reading it.
@@ -231,16 +342,29 @@ fn read_header(r: &mut impl Read, file: &Path, name: &str) -> Result<Header, Dal
         std::str::from_utf8(&text).map_err(|_| bad("the .npy header is not UTF-8 text".into()))?;
     let dict = parse_header_dict(text).map_err(|e| bad(format!("the .npy header: {e}")))?;
     let descr = dict.descr.as_str();
-    let (little_endian, dtype) = match descr.as_bytes() {
-        [order @ (b'<' | b'>' | b'='), b'f', size @ (b'4' | b'8')] => (
-            *order == b'<' || (*order == b'=' && cfg!(target_endian = "little")),
-            if *size == b'4' {
-                Dtype::F32
-            } else {
-                Dtype::F64
-            },
-        ),
-        _ => return Err(bad(format!("dtype {descr}; allowed: float32 or float64"))),
+    let unknown = || bad(format!("dtype {descr}; allowed: float32 or float64"));
+    let (&order, kind) = descr.as_bytes().split_first().ok_or_else(unknown)?;
+    let little_endian = match order {
+        b'<' | b'|' => true,
+        b'>' => false,
+        b'=' => cfg!(target_endian = "little"),
+        _ => return Err(unknown()),
+    };
+    let element = match kind {
+        b"f4" => Element::Float(Dtype::F32),
+        b"f8" => Element::Float(Dtype::F64),
+        [sign @ (b'i' | b'u'), size @ (b'1' | b'2' | b'4' | b'8')] => Element::Int {
+            bytes: usize::from(size - b'0'),
+            signed: *sign == b'i',
+        },
+        [b'S', digits @ ..] => match std::str::from_utf8(digits)
+            .ok()
+            .and_then(|d| d.parse().ok())
+        {
+            Some(bytes @ 1..=MAX_TEXT) => Element::Text(bytes),
+            _ => return Err(unknown()),
+        },
+        _ => return Err(unknown()),
     };
     let len = dict
         .shape
@@ -254,7 +378,8 @@ fn read_header(r: &mut impl Read, file: &Path, name: &str) -> Result<Header, Dal
             ))
         })?;
     Ok(Header {
-        dtype,
+        element,
+        descr: descr.to_string(),
         little_endian,
         fortran_order: dict.fortran_order,
         shape: dict.shape,
@@ -396,12 +521,95 @@ impl Tokens<'_> {
 /// the data arrives, a chunk at a time, so that a declared size the data does not back costs no
 /// more than the data.
 fn decode(
-    r: &mut impl Read,
+    r: &mut (impl Read + ?Sized),
     header: Header,
     whole: bool,
     file: &Path,
     name: &str,
 ) -> Result<Array, DaleError> {
+    let Element::Float(dtype) = header.element else {
+        return Err(input_err(
+            file,
+            name,
+            format!("dtype {}; allowed: float32 or float64", header.descr),
+        ));
+    };
+    let (shape, data) = decode_values::<f32>(r, header, whole, file, name)?;
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        let why = if dtype == Dtype::F64 {
+            "is not finite (or beyond the f32 range dale computes in)"
+        } else {
+            "is not finite"
+        };
+        return Err(input_err(
+            file,
+            name,
+            format!("the value at index {:?} {why}", unravel(&shape, i)),
+        ));
+    }
+    Ok(Array {
+        file: file.to_path_buf(),
+        name: name.to_string(),
+        shape,
+        dtype,
+        data,
+    })
+}
+
+/// An integer array's values, exactly (unsigned ones beyond i64 saturate).
+fn decode_ints(
+    r: &mut (impl Read + ?Sized),
+    header: Header,
+    whole: bool,
+    file: &Path,
+    name: &str,
+) -> Result<Vec<i64>, DaleError> {
+    if !matches!(header.element, Element::Int { .. }) {
+        return Err(input_err(
+            file,
+            name,
+            format!("dtype {}; allowed: an integer type", header.descr),
+        ));
+    }
+    Ok(decode_values::<i64>(r, header, whole, file, name)?.1)
+}
+
+/// Longest byte string read (an .npz's `format` holds three).
+const MAX_TEXT: usize = 64;
+
+/// A byte string of one element (numpy's array(b'csr')), as text.
+fn decode_text(
+    r: &mut (impl Read + ?Sized),
+    header: Header,
+    file: &Path,
+    name: &str,
+) -> Result<String, DaleError> {
+    let (Element::Text(bytes), 1) = (header.element, header.len) else {
+        return Err(input_err(
+            file,
+            name,
+            format!(
+                "{} ({}); allowed: one byte string",
+                header.describe(),
+                header.descr
+            ),
+        ));
+    };
+    let mut text = vec![0u8; bytes];
+    r.read_exact(&mut text)
+        .map_err(|e| input_err(file, name, format!("the data ends early ({e})")))?;
+    let text = text.split(|b| *b == 0).next().unwrap_or_default();
+    Ok(String::from_utf8_lossy(text).into_owned())
+}
+
+/// The values a header describes, in C order, and their shape.
+fn decode_values<T: Value>(
+    r: &mut (impl Read + ?Sized),
+    header: Header,
+    whole: bool,
+    file: &Path,
+    name: &str,
+) -> Result<(Vec<usize>, Vec<T>), DaleError> {
     let out = if whole {
         try_zeroed_vec(header.len).ok_or_else(|| {
             input_err(
@@ -430,25 +638,73 @@ fn decode(
     } else {
         data
     };
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        let why = if header.dtype == Dtype::F64 {
-            "is not finite (or beyond the f32 range dale computes in)"
-        } else {
-            "is not finite"
-        };
-        return Err(input_err(
-            file,
-            name,
-            format!("the value at index {:?} {why}", unravel(&shape, i)),
-        ));
+    Ok((shape, data))
+}
+
+/// A type values are read into.
+trait Value: bytemuck::Pod + Default {
+    /// Whether the header's bytes are this type's, in this machine's byte order.
+    fn native(header: &Header) -> bool;
+    /// Values of `bytes` in the header's element type and byte order.
+    fn convert(bytes: &[u8], header: &Header, dst: &mut [Self]);
+}
+
+impl Value for f32 {
+    fn native(header: &Header) -> bool {
+        header.element == Element::Float(Dtype::F32)
+            && header.little_endian == cfg!(target_endian = "little")
     }
-    Ok(Array {
-        file: file.to_path_buf(),
-        name: name.to_string(),
-        shape,
-        dtype: header.dtype,
-        data,
-    })
+
+    fn convert(bytes: &[u8], header: &Header, dst: &mut [f32]) {
+        let little = header.little_endian;
+        match header.element {
+            Element::Float(Dtype::F64) => each_value(bytes, dst, |b: [u8; 8]| match little {
+                true => f64::from_le_bytes(b) as f32,
+                false => f64::from_be_bytes(b) as f32,
+            }),
+            _ => each_value(bytes, dst, |b: [u8; 4]| match little {
+                true => f32::from_le_bytes(b),
+                false => f32::from_be_bytes(b),
+            }),
+        }
+    }
+}
+
+impl Value for i64 {
+    fn native(header: &Header) -> bool {
+        header.element
+            == (Element::Int {
+                bytes: 8,
+                signed: true,
+            })
+            && header.little_endian == cfg!(target_endian = "little")
+    }
+
+    fn convert(bytes: &[u8], header: &Header, dst: &mut [i64]) {
+        let Element::Int {
+            bytes: size,
+            signed,
+        } = header.element
+        else {
+            unreachable!("decode_ints reads integers only");
+        };
+        // Widened to 8 bytes in the header's byte order, sign-extended where signed.
+        let little = header.little_endian;
+        for (d, b) in dst.iter_mut().zip(bytes.chunks_exact(size)) {
+            let negative = signed && (if little { b[size - 1] } else { b[0] }) & 0x80 != 0;
+            let mut wide = [if negative { 0xff } else { 0 }; 8];
+            if little {
+                wide[..size].copy_from_slice(b);
+                *d = i64::from_le_bytes(wide);
+            } else {
+                wide[8 - size..].copy_from_slice(b);
+                *d = i64::from_be_bytes(wide);
+            }
+            if !signed && size == 8 && *d < 0 {
+                *d = i64::MAX;
+            }
+        }
+    }
 }
 
 /// Values per read at most: 4 MiB of f64.
@@ -461,9 +717,12 @@ const FIRST_CHUNK: usize = 1 << 12;
 /// N = 16384. `out` holds them all already, or is empty and grows with them: each read then
 /// takes at most as many values as have arrived so far, so that what is allocated stays within
 /// twice what the data held.
-fn read_values(r: &mut impl Read, header: &Header, mut out: Vec<f32>) -> std::io::Result<Vec<f32>> {
-    let native =
-        header.dtype == Dtype::F32 && header.little_endian == cfg!(target_endian = "little");
+fn read_values<T: Value>(
+    r: &mut (impl Read + ?Sized),
+    header: &Header,
+    mut out: Vec<T>,
+) -> std::io::Result<Vec<T>> {
+    let native = T::native(header);
     let whole = out.len() == header.len;
     let size = header.value_bytes() as usize;
     let mut raw = Vec::new();
@@ -476,7 +735,7 @@ fn read_values(r: &mut impl Read, header: &Header, mut out: Vec<f32>) -> std::io
         }
         .min(header.len - done);
         if !whole {
-            out.resize(done + n, 0.0);
+            out.resize(done + n, T::default());
         }
         let dst = &mut out[done..done + n];
         if native {
@@ -484,26 +743,11 @@ fn read_values(r: &mut impl Read, header: &Header, mut out: Vec<f32>) -> std::io
         } else {
             raw.resize(n * size, 0);
             r.read_exact(&mut raw)?;
-            convert(&raw, header, dst);
+            T::convert(&raw, header, dst);
         }
         done += n;
     }
     Ok(out)
-}
-
-/// Values of `bytes` in the header's dtype and byte order, as f32.
-fn convert(bytes: &[u8], header: &Header, dst: &mut [f32]) {
-    let little = header.little_endian;
-    match header.dtype {
-        Dtype::F32 => each_value(bytes, dst, |b: [u8; 4]| match little {
-            true => f32::from_le_bytes(b),
-            false => f32::from_be_bytes(b),
-        }),
-        Dtype::F64 => each_value(bytes, dst, |b: [u8; 8]| match little {
-            true => f64::from_le_bytes(b) as f32,
-            false => f64::from_be_bytes(b) as f32,
-        }),
-    }
 }
 
 /// dst[i] = value(the i-th W bytes).
@@ -515,7 +759,7 @@ fn each_value<const W: usize>(bytes: &[u8], dst: &mut [f32], value: impl Fn([u8;
 
 /// Fortran-ordered values (first index fastest) rearranged into C order (last index fastest),
 /// walking the C-order multi-index like an odometer.
-fn to_c_order(shape: &[usize], data: &[f32]) -> Vec<f32> {
+fn to_c_order<T: Copy>(shape: &[usize], data: &[T]) -> Vec<T> {
     // Where each index sits in Fortran order.
     let stride: Vec<usize> = shape
         .iter()

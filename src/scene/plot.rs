@@ -24,6 +24,17 @@ pub struct Panel {
     pub series: Vec<Series>,
     /// A logarithmic y axis (for ratios spanning decades); values <= 0 are left out.
     pub log_y: bool,
+    pub marks: Marks,
+}
+
+/// How a panel draws its series' points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Marks {
+    Lines,
+    /// A dot per point: a spike raster.
+    Dots,
+    /// A bar from 0 per point, as wide as the closest points are apart: a histogram.
+    Bars,
 }
 
 const WIDTH: u32 = 1000;
@@ -72,6 +83,11 @@ pub fn line_panels(path: &Path, panels: &[Panel]) -> Result<(), DaleError> {
             }
             if x0 > x1 {
                 (x0, x1, y0, y1) = (0.0, 1.0, 0.1, 1.0);
+            }
+            if panel.marks == Marks::Bars {
+                // Bars stand on 0 and reach half a bar beyond the outer points.
+                let half = bar_width(panel) / 2.0;
+                (x0, x1, y0) = (x0 - half, x1 + half, y0.min(0.0));
             }
             let builder = || {
                 let mut b = ChartBuilder::on(area);
@@ -146,12 +162,26 @@ where
                 )))
                 .map_err(e)?;
         }
-        chart
-            .draw_series(LineSeries::new(
-                s.points.iter().copied(),
-                color.stroke_width(1),
-            ))
-            .map_err(e)?
+        let legend = match panel.marks {
+            Marks::Lines => chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(1),
+                ))
+                .map_err(e)?,
+            Marks::Dots => chart
+                .draw_series(s.points.iter().map(|p| Circle::new(*p, 1, color.filled())))
+                .map_err(e)?,
+            Marks::Bars => {
+                let half = bar_width(panel) / 2.0;
+                chart
+                    .draw_series(s.points.iter().map(|(x, y)| {
+                        Rectangle::new([(x - half, 0.0), (x + half, *y)], color.mix(0.7).filled())
+                    }))
+                    .map_err(e)?
+            }
+        };
+        legend
             .label(s.label.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
     }
@@ -165,4 +195,25 @@ where
             .map_err(e)?;
     }
     Ok(())
+}
+
+/// The width of a panel's bars: the least distance between its points' x (1 for one point).
+fn bar_width(panel: &Panel) -> f64 {
+    let mut xs: Vec<f64> = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .filter(|x| x.is_finite())
+        .collect();
+    xs.sort_by(f64::total_cmp);
+    let least = xs
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|d| *d > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if least.is_finite() {
+        least
+    } else {
+        1.0
+    }
 }

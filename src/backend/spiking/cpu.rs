@@ -79,3 +79,28 @@ pub(super) fn deliver_spikes(spikes: Spikes, csr: Csr, currents: &mut [f32], s: 
             }
         });
 }
+
+/// As spiking.wgsl's `deliver_spikes_dense`: each target's currents take the listed rows'
+/// weights in list order, as a thread of the kernel adds them.
+pub(super) fn deliver_spikes_dense(
+    spikes: Spikes,
+    weights: &[f32],
+    currents: &mut [f32],
+    s: Synapses,
+) {
+    let (n, len) = (s.n, s.networks * s.n);
+    let (current_e, current_i) = currents[..2 * len].split_at_mut(len);
+    current_e
+        .par_chunks_mut(n)
+        .zip(current_i.par_chunks_mut(n))
+        .enumerate()
+        .for_each(|(b, (e, i))| {
+            for &j in &spikes.list[b * n..][..spikes.counts[b] as usize] {
+                let j = j as usize;
+                let target = if j < s.excitatory { &mut *e } else { &mut *i };
+                for (c, w) in target.iter_mut().zip(&weights[j * n..][..n]) {
+                    *c += w;
+                }
+            }
+        });
+}

@@ -4,7 +4,9 @@
 //! period, and lists the neurons that spiked, per network, in ascending order on every backend;
 //! `deliver_spikes` adds each listed neuron's row of synaptic weights (CSR, shared by the
 //! networks) to the currents of its targets, in list order, so that every backend sums in the
-//! same order. Spikes of step t are delivered before step t + 1: a delay of one step.
+//! same order; `deliver_spikes_dense` does the same from a dense [n, n] matrix, where most pairs
+//! are connected or the weights came that way. Spikes of step t are delivered before step t + 1:
+//! a delay of one step.
 //! Kernels: shaders/spiking.wgsl; CPU twins: cpu.rs.
 
 mod cpu;
@@ -137,6 +139,27 @@ pub trait SpikingOps: Backend {
             synapses,
         })
     }
+
+    /// As `deliver_spikes`, from dense weights [n, n] (synapses.nnz = n^2): row j holds neuron
+    /// j's weights onto every neuron (W[pre, post]), zero where there is no synapse.
+    fn deliver_spikes_dense(
+        &mut self,
+        spikes: Buf<u32>,
+        counts: Buf<u32>,
+        slot: usize,
+        weights: Buf<f32>,
+        currents: Buf<f32>,
+        synapses: Synapses,
+    ) {
+        self.run(&DeliverDense {
+            spikes,
+            counts,
+            slot,
+            weights,
+            currents,
+            synapses,
+        })
+    }
 }
 
 impl<B: Backend + ?Sized> SpikingOps for B {}
@@ -210,7 +233,23 @@ pub static DELIVER_SPIKES: Kernel = Kernel::new::<DeliverParams>(
     ],
 );
 
-pub static KERNELS: &[&Kernel] = &[&LIF_STEP, &COMPACT_SPIKES, &DELIVER_SPIKES];
+pub static DELIVER_SPIKES_DENSE: Kernel = Kernel::new::<DeliverParams>(
+    WGSL,
+    "deliver_spikes_dense",
+    &[
+        Binding::read::<u32>("spikes"),
+        Binding::read::<u32>("counts"),
+        Binding::read::<f32>("weights"),
+        Binding::write::<f32>("currents"),
+    ],
+);
+
+pub static KERNELS: &[&Kernel] = &[
+    &LIF_STEP,
+    &COMPACT_SPIKES,
+    &DELIVER_SPIKES,
+    &DELIVER_SPIKES_DENSE,
+];
 
 struct LifStep {
     v: Buf<f32>,
@@ -315,18 +354,7 @@ impl Op for Deliver {
     fn check(&self) {
         let s = self.synapses;
         let len = s.networks * s.n;
-        check_range(
-            self.spikes.raw(),
-            self.slot * len,
-            len,
-            "deliver_spikes spikes",
-        );
-        check_range(
-            self.counts.raw(),
-            self.slot * s.networks,
-            s.networks,
-            "deliver_spikes counts",
-        );
+        check_lists(self.spikes, self.counts, self.slot, s, "deliver_spikes");
         check_range(self.indptr.raw(), 0, s.n + 1, "deliver_spikes indptr");
         check_range(self.indices.raw(), 0, s.nnz, "deliver_spikes indices");
         check_range(self.weights.raw(), 0, s.nnz, "deliver_spikes weights");
@@ -367,13 +395,104 @@ impl Op for Deliver {
                 self.weights.raw(),
                 self.currents.raw(),
             ],
-            DeliverParams {
-                networks: s.networks as u32,
-                neurons: s.n as u32,
-                excitatory: s.excitatory as u32,
-                slot: self.slot as u32,
-            },
+            s.params(self.slot),
             spread(s.networks, limits),
+        )]
+    }
+}
+
+/// The step's spike lists and counts as `deliver_spikes` and `deliver_spikes_dense` read them.
+fn check_lists(spikes: Buf<u32>, counts: Buf<u32>, slot: usize, s: Synapses, op: &str) {
+    let len = s.networks * s.n;
+    check_range(spikes.raw(), slot * len, len, &format!("{op} spikes"));
+    check_range(
+        counts.raw(),
+        slot * s.networks,
+        s.networks,
+        &format!("{op} counts"),
+    );
+}
+
+impl Synapses {
+    fn params(&self, slot: usize) -> DeliverParams {
+        DeliverParams {
+            networks: self.networks as u32,
+            neurons: self.n as u32,
+            excitatory: self.excitatory as u32,
+            slot: slot as u32,
+        }
+    }
+}
+
+struct DeliverDense {
+    spikes: Buf<u32>,
+    counts: Buf<u32>,
+    slot: usize,
+    weights: Buf<f32>,
+    currents: Buf<f32>,
+    synapses: Synapses,
+}
+
+impl Op for DeliverDense {
+    fn name(&self) -> &'static str {
+        "deliver_spikes_dense"
+    }
+
+    fn check(&self) {
+        let s = self.synapses;
+        assert_eq!(
+            s.nnz,
+            s.n * s.n,
+            "deliver_spikes_dense: dense weights hold n^2 values"
+        );
+        check_lists(
+            self.spikes,
+            self.counts,
+            self.slot,
+            s,
+            "deliver_spikes_dense",
+        );
+        check_range(self.weights.raw(), 0, s.nnz, "deliver_spikes_dense weights");
+        check_range(
+            self.currents.raw(),
+            0,
+            2 * s.networks * s.n,
+            "deliver_spikes_dense currents",
+        );
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let s = self.synapses;
+        let mut currents = mem.take(self.currents);
+        cpu::deliver_spikes_dense(
+            cpu::Spikes {
+                list: &mem.get(self.spikes)[self.slot * s.networks * s.n..],
+                counts: &mem.get(self.counts)[self.slot * s.networks..],
+            },
+            mem.get(self.weights),
+            &mut currents,
+            s,
+        );
+        mem.put(currents);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        let s = self.synapses;
+        let len = s.networks * s.n;
+        if len == 0 {
+            return Vec::new();
+        }
+        // A thread per target: it adds its column of the listed rows in list order.
+        vec![Dispatch::new(
+            &DELIVER_SPIKES_DENSE,
+            &[
+                self.spikes.raw(),
+                self.counts.raw(),
+                self.weights.raw(),
+                self.currents.raw(),
+            ],
+            s.params(self.slot),
+            spread(len.div_ceil(WG), limits),
         )]
     }
 }
