@@ -1,6 +1,6 @@
 //! The spiking family (shaders/spiking.wgsl, src/backend/spiking/): the exact LIF step with
 //! threshold, reset and refractory period, the per-network spike lists, and their delivery through
-//! CSR and dense weights, on 1, 257 and 1,000 neurons per network; the CPU backend against f64 code written here from the equations, the
+//! CSR and dense weights, on 1, 257 and 1,000 neurons per network (and 9,001 for lif_step); the CPU backend against f64 code written here from the equations, the
 //! GPU against the CPU backend; and two closed forms (the voltage between spikes, the first
 //! passage time of a neuron whose rest lies above threshold).
 
@@ -93,8 +93,9 @@ fn awkward_state(len: usize, seed: u64) -> State {
 }
 
 backend_tests! {
+    /// 9,001 neurons span three of the CPU twin's blocks of 4,096, whose lists it joins.
     fn lif_step_is_the_exact_propagator(side: &Side) {
-        for (networks, n) in [(1, 1), (3, 257), (2, 1000)] {
+        for (networks, n) in [(1, 1), (3, 257), (2, 1000), (1, 9001)] {
             let lif = cuba(networks, n);
             let start = awkward_state(lif.len(), 7 + n as u64);
             let (got, got_spikes) = run(side.backend().as_mut(), &start, lif, 1);

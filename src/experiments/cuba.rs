@@ -304,6 +304,26 @@ pub struct Cuba {
     pub seed: u64,
 }
 
+impl Cuba {
+    /// The network to simulate: its synapses, and voltages uniform between reset and
+    /// threshold, from the seed.
+    pub fn inputs(&self) -> Result<SpikingParams, DaleError> {
+        let p = &self.params;
+        let lif = p.lif();
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xc0ba_0001);
+        let v0: Vec<f32> = (0..lif.len())
+            .map(|_| p.reset + (p.threshold - p.reset) * rng.random::<f32>())
+            .collect();
+        Ok(SpikingParams {
+            lif,
+            connectivity: p.connectivity(self.seed)?,
+            v0,
+            steps: self.steps,
+            record_every: p.record_every,
+        })
+    }
+}
+
 impl Experiment for Cuba {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
         let p = &self.params;
@@ -323,27 +343,14 @@ impl Experiment for Cuba {
         progress: &mut dyn FnMut(usize),
     ) -> Result<Report, DaleError> {
         let p = &self.params;
-        let lif = p.lif();
-        let connectivity = p.connectivity(self.seed)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0xc0ba_0001);
-        let v0: Vec<f32> = (0..lif.len())
-            .map(|_| p.reset + (p.threshold - p.reset) * rng.random::<f32>())
-            .collect();
-        let synapses = connectivity.synapses();
-        let delivery = match connectivity.weights {
+        let inputs = self.inputs()?;
+        let lif = inputs.lif;
+        let synapses = inputs.connectivity.synapses();
+        let delivery = match inputs.connectivity.weights {
             Weights::Sparse(_) => "sparse (CSR)",
             Weights::Dense(_) => "dense",
         };
-        let run = simulate(
-            backend,
-            &SpikingParams {
-                lif,
-                connectivity,
-                v0,
-                steps: self.steps,
-                record_every: p.record_every,
-            },
-        )?;
+        let run = simulate(backend, &inputs)?;
         progress(self.steps);
 
         let mut report = Report::default();

@@ -113,11 +113,12 @@ impl Connectivity {
                     let mut rng = ChaCha8Rng::seed_from_u64(seed);
                     rng.set_stream(i as u64);
                     for (block, k) in [(0..excitatory, k_e), (excitatory..n, k_i)] {
-                        // Sources in the block other than i, k of them distinct.
-                        let others: Vec<usize> = block.filter(|j| *j != i).collect();
-                        let k = k.min(others.len());
-                        for s in rand::seq::index::sample(&mut rng, others.len(), k) {
-                            rows[others[s]].push(i as u32);
+                        // k distinct sources among the block's neurons other than i: the s-th
+                        // of those is block.start + s, or one further from i on.
+                        let others = block.len() - usize::from(block.contains(&i));
+                        for s in rand::seq::index::sample(&mut rng, others, k.min(others)) {
+                            let j = block.start + s;
+                            rows[j + usize::from(j >= i && block.contains(&i))].push(i as u32);
                         }
                     }
                 }

@@ -3,10 +3,14 @@
 
 use rayon::prelude::*;
 
-use super::{Lif, Synapses};
+use super::{Lif, LifParams, Synapses};
+
+/// Neurons a thread integrates at a time: networks of more than this spread over the threads.
+const BLOCK: usize = 4096;
 
 /// As spiking.wgsl's `lif_step` and `compact_spikes`, with the same f32 operations in the same
-/// order; currents are [2, networks, n].
+/// order; currents are [2, networks, n]. Each block of a network lists its spikes where its
+/// neurons start in the network's list; the blocks' lists are then moved together, in order.
 pub(super) fn lif_step(
     v: &mut [f32],
     currents: &mut [f32],
@@ -26,25 +30,76 @@ pub(super) fn lif_step(
         .zip(spikes[..len].par_chunks_mut(n))
         .zip(&mut counts[..lif.networks])
         .for_each(|(((((v, e), i), refractory), spikes), count)| {
-            *count = 0;
-            for k in 0..n {
-                let sitting_out = refractory[k] > 0;
-                if sitting_out {
-                    v[k] = p.reset;
-                    refractory[k] -= 1;
-                } else {
-                    v[k] = p.rest + (v[k] - p.rest) * p.leak + e[k] * p.gain_e + i[k] * p.gain_i;
-                }
-                e[k] *= p.decay_e;
-                i[k] *= p.decay_i;
-                if !sitting_out && v[k] >= p.threshold {
-                    v[k] = p.reset;
-                    refractory[k] = p.refractory_steps;
-                    spikes[*count as usize] = k as u32;
-                    *count += 1;
-                }
+            let found: Vec<usize> = v
+                .par_chunks_mut(BLOCK)
+                .zip(e.par_chunks_mut(BLOCK))
+                .zip(i.par_chunks_mut(BLOCK))
+                .zip(refractory.par_chunks_mut(BLOCK))
+                .zip(spikes.par_chunks_mut(BLOCK))
+                .enumerate()
+                .map(|(block, ((((v, e), i), r), list))| {
+                    let mut spiked = [false; BLOCK];
+                    integrate(v, e, i, r, &p, &mut spiked);
+                    list_spikes(&spiked[..v.len()], (block * BLOCK) as u32, list)
+                })
+                .collect();
+            let mut total = 0;
+            for (block, c) in found.into_iter().enumerate() {
+                spikes.copy_within(block * BLOCK..block * BLOCK + c, total);
+                total += c;
             }
+            *count = total as u32;
         });
+}
+
+/// One exact step of a block of neurons, without branches so that it runs in vector lanes;
+/// flags the neurons that spiked.
+fn integrate(
+    v: &mut [f32],
+    e: &mut [f32],
+    i: &mut [f32],
+    r: &mut [u32],
+    p: &LifParams,
+    flags: &mut [bool],
+) {
+    let neurons = v
+        .iter_mut()
+        .zip(e.iter_mut())
+        .zip(i.iter_mut())
+        .zip(r.iter_mut());
+    for ((((v, e), i), r), flag) in neurons.zip(flags.iter_mut()) {
+        let sitting_out = *r > 0;
+        let integrated = p.rest + (*v - p.rest) * p.leak + *e * p.gain_e + *i * p.gain_i;
+        let spiked = !sitting_out & (integrated >= p.threshold);
+        *v = if sitting_out | spiked {
+            p.reset
+        } else {
+            integrated
+        };
+        *r = if spiked {
+            p.refractory_steps
+        } else {
+            r.saturating_sub(1)
+        };
+        *e *= p.decay_e;
+        *i *= p.decay_i;
+        *flag = spiked;
+    }
+}
+
+/// Lists the flagged neurons of a block, ascending from `first`; returns how many. Spikes are
+/// rare: eight flags are tested at a time.
+fn list_spikes(flags: &[bool], first: u32, list: &mut [u32]) -> usize {
+    let mut count = 0;
+    for (c, chunk) in flags.chunks(8).enumerate() {
+        if chunk.iter().fold(false, |any, f| any | f) {
+            for (k, _) in chunk.iter().enumerate().filter(|(_, f)| **f) {
+                list[count] = first + (8 * c + k) as u32;
+                count += 1;
+            }
+        }
+    }
+    count
 }
 
 /// The spike lists of `lif_step`.
