@@ -12,6 +12,10 @@
 //                   order, as on the CPU.
 //   deliver_spikes_dense: a thread per target adds, in list order, the weight onto it of each
 //                   neuron its network listed (dense W[pre, post]): again the CPU's order.
+//   scan_counts:    one workgroup: offsets = the exclusive prefix sum of the counts of a chunk's
+//                   lists (steps x networks), and their total last.
+//   pack_spikes:    a workgroup per list copies it to packed[offsets[list] ..]: the chunk's
+//                   spikes in one run of memory, for one read-back.
 
 struct LifParams {
     neurons: u32,
@@ -182,4 +186,62 @@ fn deliver_spikes_dense(@builtin(local_invocation_index) lid: u32,
     }
     dense_currents[e] = current_e;
     dense_currents[len + e] = current_i;
+}
+
+struct PackParams {
+    lists: u32,
+    neurons: u32,
+}
+
+@group(0) @binding(0) var<uniform> pp: PackParams;
+@group(0) @binding(1) var<storage, read> s_counts: array<u32>;
+@group(0) @binding(2) var<storage, read_write> s_offsets: array<u32>;
+
+@compute @workgroup_size(256)
+fn scan_counts(@builtin(local_invocation_index) lid: u32) {
+    var total = 0u;
+    for (var start = 0u; start < pp.lists; start += WG) {
+        let k = start + lid;
+        var count = 0u;
+        if (k < pp.lists) {
+            count = s_counts[k];
+        }
+        scan[lid] = count;
+        workgroupBarrier();
+        for (var offset = 1u; offset < WG; offset <<= 1u) {
+            var add = 0u;
+            if (lid >= offset) {
+                add = scan[lid - offset];
+            }
+            workgroupBarrier();
+            scan[lid] += add;
+            workgroupBarrier();
+        }
+        if (k < pp.lists) {
+            s_offsets[k] = total + scan[lid] - count;
+        }
+        total += scan[WG - 1u];
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        s_offsets[pp.lists] = total;
+    }
+}
+
+@group(0) @binding(1) var<storage, read> p_lists: array<u32>;
+@group(0) @binding(2) var<storage, read> p_counts: array<u32>;
+@group(0) @binding(3) var<storage, read> p_offsets: array<u32>;
+@group(0) @binding(4) var<storage, read_write> p_packed: array<u32>;
+
+@compute @workgroup_size(256)
+fn pack_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    let list = workgroup_index(wid, nwg);
+    if (list >= pp.lists) {
+        return;
+    }
+    let at = p_offsets[list];
+    for (var k = lid; k < p_counts[list]; k += WG) {
+        p_packed[at + k] = p_lists[list * pp.neurons + k];
+    }
 }

@@ -374,3 +374,33 @@ backend_tests! {
         }
     }
 }
+
+backend_tests! {
+    /// A chunk's lists packed one after another, with their offsets: 3 steps x 2 networks of 257
+    /// neurons, and 150 x 2 lists of 5 (more lists than the scan's workgroup of 256), some empty
+    /// and some full; the room after each list holds values that must not be copied.
+    fn pack_spikes_joins_the_lists_of_a_chunk(side: &Side) {
+        for (steps, networks, n) in [(3, 2, 257), (150, 2, 5)] {
+            let lists = steps * networks;
+            let counts: Vec<u32> = (0..lists).map(|p| ((p * 7) % (n + 1)) as u32).collect();
+            let room: Vec<u32> = (0..lists * n).map(|k| 1_000_000 + k as u32).collect();
+            let mut backend = side.backend();
+            let be = backend.as_mut();
+            let lb = be.alloc_from("lists", &room).unwrap();
+            let cb = be.alloc_from("counts", &counts).unwrap();
+            let ob = be.alloc::<u32>("offsets", lists + 1).unwrap();
+            let pb = be.alloc::<u32>("packed", lists * n).unwrap();
+            be.pack_spikes(lb, cb, ob, pb, steps, networks, n);
+            let total: usize = counts.iter().map(|c| *c as usize).sum();
+            let mut want_offsets = vec![0u32];
+            let mut want = Vec::new();
+            for (p, c) in counts.iter().enumerate() {
+                want.extend_from_slice(&room[p * n..][..*c as usize]);
+                want_offsets.push(want.len() as u32);
+            }
+            let what = format!("pack_spikes {steps} x {networks} x {n}");
+            assert_eq!(be.download(ob, 0, lists + 1).unwrap(), want_offsets, "{what}: offsets");
+            assert_eq!(be.download(pb, 0, total).unwrap(), want, "{what}: packed");
+        }
+    }
+}

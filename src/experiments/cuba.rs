@@ -16,7 +16,7 @@ use crate::analysis::spikes::Raster;
 use crate::backend::spiking::Lif;
 use crate::backend::{Backend, BackendInfo};
 use crate::error::DaleError;
-use crate::models::spiking::{simulate, Connectivity, SpikingParams, Weights, Wiring};
+use crate::models::spiking::{chunk_steps, simulate, Connectivity, SpikingParams, Weights, Wiring};
 use crate::scene::arrays::{read_array, read_csr};
 use crate::scene::plot::{Marks, Panel, Series};
 
@@ -327,7 +327,7 @@ impl Cuba {
 impl Experiment for Cuba {
     fn check_fits(&self, backend: &BackendInfo) -> Result<(), DaleError> {
         let p = &self.params;
-        let chunk = p.record_every.min(self.steps);
+        let chunk = chunk_steps(p.record_every, self.steps, p.n.saturating_mul(p.networks));
         super::fits(
             backend,
             "params.networks",

@@ -292,7 +292,8 @@ pub struct SpikingParams {
     /// V at the start, [networks, n]; currents start at zero and no neuron is refractory.
     pub v0: Vec<f32>,
     pub steps: usize,
-    /// Steps whose spike lists stay on the device between read-backs.
+    /// Steps whose spike lists stay on the device between read-backs; fewer where their room
+    /// (networks x n values a step) would pass 2^24 values.
     pub record_every: usize,
 }
 
@@ -313,6 +314,13 @@ enum DeviceWeights {
         weights: Buf<f32>,
     },
     Dense(Buf<f32>),
+}
+
+/// Steps whose spike lists a chunk holds: `record_every` at most, and no more than the run, or
+/// than keep the lists' room (and the packed copy's: `len` = networks x n values a step) within
+/// 2^24 values; one at least.
+pub fn chunk_steps(record_every: usize, steps: usize, len: usize) -> usize {
+    record_every.min(steps).min((1 << 24) / len.max(1)).max(1)
 }
 
 pub fn simulate(
@@ -342,10 +350,12 @@ fn simulate_in(
     let v = scope.alloc_from(backend, "V", &params.v0)?;
     let currents = scope.alloc::<f32>(backend, "currents", 2 * len)?;
     let refractory = scope.alloc::<u32>(backend, "refractory steps left", len)?;
-    let chunk = params.record_every.clamp(1, params.steps.max(1));
+    let chunk = chunk_steps(params.record_every, params.steps, len);
     // Each step of a chunk lists its spikes in its own slice.
     let lists = scope.alloc::<u32>(backend, "spike lists", chunk * len)?;
     let counts = scope.alloc::<u32>(backend, "spike counts", chunk * networks)?;
+    let offsets = scope.alloc::<u32>(backend, "spike list offsets", chunk * networks + 1)?;
+    let packed = scope.alloc::<u32>(backend, "packed spikes", chunk * len)?;
     let weights = match &c.weights {
         Weights::Sparse(csr) => DeviceWeights::Sparse {
             indptr: scope.alloc_from(backend, "indptr", &csr.indptr)?,
@@ -376,14 +386,19 @@ fn simulate_in(
                 }
             }
         }
+        backend.pack_spikes(lists, counts, offsets, packed, this, networks, n);
         let all_counts = backend.download(counts, 0, this * networks)?;
-        let all_lists = backend.download(lists, 0, this * len)?;
+        let total: usize = all_counts.iter().map(|c| *c as usize).sum();
+        let mut all_spikes = backend.download(packed, 0, total)?.into_iter();
         for s in 0..this {
             for b in 0..networks {
                 let count = all_counts[s * networks + b] as usize;
-                let list = &all_lists[s * len + b * n..][..count];
-                run.spikes
-                    .extend(list.iter().map(|k| ((step + s) as u32, b as u32, *k)));
+                run.spikes.extend(
+                    all_spikes
+                        .by_ref()
+                        .take(count)
+                        .map(|k| ((step + s) as u32, b as u32, k)),
+                );
             }
         }
         step += this;

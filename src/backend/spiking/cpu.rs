@@ -159,3 +159,15 @@ pub(super) fn deliver_spikes_dense(
             }
         });
 }
+
+/// As spiking.wgsl's `scan_counts` and `pack_spikes`: each list of room n after the last.
+pub(super) fn pack_spikes(spikes: Spikes, n: usize, offsets: &mut [u32], packed: &mut [u32]) {
+    let mut at = 0;
+    for (p, &count) in spikes.counts.iter().enumerate() {
+        offsets[p] = at as u32;
+        let count = count as usize;
+        packed[at..at + count].copy_from_slice(&spikes.list[p * n..][..count]);
+        at += count;
+    }
+    offsets[spikes.counts.len()] = at as u32;
+}

@@ -6,7 +6,8 @@
 //! networks) to the currents of its targets, in list order, so that every backend sums in the
 //! same order; `deliver_spikes_dense` does the same from a dense [n, n] matrix, where most pairs
 //! are connected or the weights came that way. Spikes of step t are delivered before step t + 1:
-//! a delay of one step.
+//! a delay of one step. `pack_spikes` gathers the lists of several steps into one array, so that
+//! a read-back costs the spikes, not the lists' room.
 //! Kernels: shaders/spiking.wgsl; CPU twins: cpu.rs.
 
 mod cpu;
@@ -160,6 +161,32 @@ pub trait SpikingOps: Backend {
             synapses,
         })
     }
+
+    /// The lists of `steps` slots x `networks` (as lif_step wrote them: list (s, b) at
+    /// lists[(s networks + b) n ..], counts[s networks + b] long) one after another in
+    /// `packed`, in slot then network order; offsets[p] is where list p starts, offsets[steps
+    /// networks] the total.
+    #[allow(clippy::too_many_arguments)]
+    fn pack_spikes(
+        &mut self,
+        lists: Buf<u32>,
+        counts: Buf<u32>,
+        offsets: Buf<u32>,
+        packed: Buf<u32>,
+        steps: usize,
+        networks: usize,
+        n: usize,
+    ) {
+        self.run(&Pack {
+            lists,
+            counts,
+            offsets,
+            packed,
+            steps,
+            networks,
+            n,
+        })
+    }
 }
 
 impl<B: Backend + ?Sized> SpikingOps for B {}
@@ -244,11 +271,40 @@ pub static DELIVER_SPIKES_DENSE: Kernel = Kernel::new::<DeliverParams>(
     ],
 );
 
+params! {
+    pub struct PackParams {
+        /// Lists (steps x networks), and their room (n).
+        pub lists: u32,
+        pub neurons: u32,
+    }
+}
+
+pub static SCAN_COUNTS: Kernel = Kernel::new::<PackParams>(
+    WGSL,
+    "scan_counts",
+    &[
+        Binding::read::<u32>("counts"),
+        Binding::write::<u32>("offsets"),
+    ],
+);
+pub static PACK_SPIKES: Kernel = Kernel::new::<PackParams>(
+    WGSL,
+    "pack_spikes",
+    &[
+        Binding::read::<u32>("lists"),
+        Binding::read::<u32>("counts"),
+        Binding::read::<u32>("offsets"),
+        Binding::write::<u32>("packed"),
+    ],
+);
+
 pub static KERNELS: &[&Kernel] = &[
     &LIF_STEP,
     &COMPACT_SPIKES,
     &DELIVER_SPIKES,
     &DELIVER_SPIKES_DENSE,
+    &SCAN_COUNTS,
+    &PACK_SPIKES,
 ];
 
 struct LifStep {
@@ -494,5 +550,78 @@ impl Op for DeliverDense {
             s.params(self.slot),
             spread(len.div_ceil(WG), limits),
         )]
+    }
+}
+
+struct Pack {
+    lists: Buf<u32>,
+    counts: Buf<u32>,
+    offsets: Buf<u32>,
+    packed: Buf<u32>,
+    steps: usize,
+    networks: usize,
+    n: usize,
+}
+
+impl Op for Pack {
+    fn name(&self) -> &'static str {
+        "pack_spikes"
+    }
+
+    fn check(&self) {
+        let lists = self.steps * self.networks;
+        assert!(
+            lists * self.n <= u32::MAX as usize,
+            "pack_spikes: {lists} lists of {} exceed u32 offsets",
+            self.n
+        );
+        check_range(self.lists.raw(), 0, lists * self.n, "pack_spikes lists");
+        check_range(self.counts.raw(), 0, lists, "pack_spikes counts");
+        check_range(self.offsets.raw(), 0, lists + 1, "pack_spikes offsets");
+        check_range(self.packed.raw(), 0, lists * self.n, "pack_spikes packed");
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let (mut offsets, mut packed) = (mem.take(self.offsets), mem.take(self.packed));
+        cpu::pack_spikes(
+            cpu::Spikes {
+                list: mem.get(self.lists),
+                counts: &mem.get(self.counts)[..self.steps * self.networks],
+            },
+            self.n,
+            &mut offsets,
+            &mut packed,
+        );
+        mem.put(packed);
+        mem.put(offsets);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        let lists = self.steps * self.networks;
+        let params = PackParams {
+            lists: lists as u32,
+            neurons: self.n as u32,
+        };
+        let mut out = vec![Dispatch::new(
+            &SCAN_COUNTS,
+            &[self.counts.raw(), self.offsets.raw()],
+            params,
+            [1, 1, 1],
+        )];
+        if lists > 0 && self.n > 0 {
+            // A workgroup per list copies it to its offset.
+            out.push(Dispatch::new(
+                &PACK_SPIKES,
+                &[
+                    self.lists.raw(),
+                    self.counts.raw(),
+                    self.offsets.raw(),
+                    self.packed.raw(),
+                ],
+                params,
+                spread(lists, limits),
+            ));
+        }
+        out
     }
 }
