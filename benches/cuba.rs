@@ -52,7 +52,9 @@ fn main() {
 fn cuba(case: &Case) -> CubaParams {
     let text = std::fs::read_to_string("scenes/cuba.json").expect("scenes/cuba.json");
     let scene: serde_json::Value = serde_json::from_str(&text).expect("scene JSON");
-    let mut p: CubaParams = serde_json::from_value(scene["params"].clone()).expect("CUBA params");
+    let mut params = scene["params"].clone();
+    params.as_object_mut().expect("params").remove("experiment");
+    let mut p: CubaParams = serde_json::from_value(params).expect("CUBA params");
     assert!(Scene::parse(&text).is_ok());
     p.n = case.n;
     p.networks = case.networks;
@@ -154,9 +156,8 @@ fn bench() {
     let seconds = STEPS as f64 * 1e-4;
     let gpu = any_gpu().expect("opening the GPU adapter");
     println!(
-        "CUBA, {seconds} s of network time, best of {ROUNDS} interleaved rounds; CPU = {} ({} threads); GPU = {}",
+        "CUBA, {seconds} s of network time, best of {ROUNDS} interleaved rounds; CPU = {}; GPU = {}",
         CpuBackend::new().info().name,
-        rayon::current_num_threads(),
         gpu.as_ref()
             .map(|g| format!("{} ({})", g.info.name, g.info.device_type))
             .unwrap_or_else(|| "none".into())

@@ -187,6 +187,24 @@ fn dense_and_sparse_weights_give_the_same_spikes() {
     }
 }
 
+/// The CPU backend takes whole networks through a chunk on each thread when there are at least
+/// as many networks as threads, and spreads each step over the threads otherwise: both give the
+/// same spikes and voltages (two networks on 1 thread, and on 8).
+#[test]
+fn the_cpu_backend_gives_the_same_spikes_network_by_network_and_step_by_step() {
+    let p = params(300);
+    let on = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| simulate(&mut CpuBackend::new(), &p).unwrap())
+    };
+    let (by_network, by_step) = (on(1), on(8));
+    assert!(by_network.spikes.len() > 400);
+    assert_eq!(by_network, by_step);
+}
+
 fn params(record_every: usize) -> SpikingParams {
     let (networks, n) = (2, 400);
     let z = normal(networks * n, 3);

@@ -51,14 +51,24 @@ Ce = Synapses(P, P, on_pre="ge += 1.62 * mV")
 Ci = Synapses(P, P, on_pre="gi += -9 * mV")
 if args.in_degree:
     rng = np.random.default_rng(args.seed)
-    for synapses, block, k in ((Ce, np.arange(excitatory), args.in_degree[0]),
-                               (Ci, np.arange(excitatory, n), args.in_degree[1])):
-        sources, targets = [], []
-        for target in range(n):
-            others = block[block != target]
-            sources.append(rng.choice(others, size=k, replace=False))
-            targets.append(np.full(k, target))
-        synapses.connect(i=np.concatenate(sources), j=np.concatenate(targets))
+    targets = np.arange(n)
+    for synapses, (first, end), k in ((Ce, (0, excitatory), args.in_degree[0]),
+                                      (Ci, (excitatory, n), args.in_degree[1])):
+        # k distinct sources per target among the block's neurons other than itself: draw
+        # with replacement, redraw the rows that repeat a source.
+        inside = (targets >= first) & (targets < end)
+        others = (end - first) - inside.astype(int)
+        sources = np.zeros((n, k), dtype=np.int64)
+        redraw = np.ones(n, dtype=bool)
+        while redraw.any():
+            rows = np.flatnonzero(redraw)
+            s = first + (rng.random((len(rows), k)) * others[rows, None]).astype(np.int64)
+            s += (s >= targets[rows, None]) & inside[rows, None]
+            sources[rows] = s
+            ordered = np.sort(sources, axis=1)
+            redraw = np.zeros(n, dtype=bool)
+            redraw[rows] = (np.diff(ordered[rows], axis=1) == 0).any(axis=1)
+        synapses.connect(i=sources.ravel(), j=np.repeat(targets, k))
 else:
     p = args.probability if args.probability is not None else 0.02
     Ce.connect("i < excitatory and i != j", p=p)

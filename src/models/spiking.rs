@@ -6,8 +6,8 @@
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::backend::spiking::{Lif, SpikingOps, Synapses};
-use crate::backend::{Backend, Buf, BufferOps, Scope};
+use crate::backend::spiking::{Lif, SpikingOps, Synapses, WeightBufs};
+use crate::backend::{Backend, BufferOps, Scope};
 use crate::error::DaleError;
 
 /// How the synapses are drawn.
@@ -306,16 +306,6 @@ pub struct SpikingRun {
     pub v: Vec<f32>,
 }
 
-#[derive(Clone, Copy)]
-enum DeviceWeights {
-    Sparse {
-        indptr: Buf<u32>,
-        indices: Buf<u32>,
-        weights: Buf<f32>,
-    },
-    Dense(Buf<f32>),
-}
-
 /// Steps whose spike lists a chunk holds: `record_every` at most, and no more than the run, or
 /// than keep the lists' room (and the packed copy's: `len` = networks x n values a step) within
 /// 2^24 values; one at least.
@@ -357,12 +347,12 @@ fn simulate_in(
     let offsets = scope.alloc::<u32>(backend, "spike list offsets", chunk * networks + 1)?;
     let packed = scope.alloc::<u32>(backend, "packed spikes", chunk * len)?;
     let weights = match &c.weights {
-        Weights::Sparse(csr) => DeviceWeights::Sparse {
+        Weights::Sparse(csr) => WeightBufs::Sparse {
             indptr: scope.alloc_from(backend, "indptr", &csr.indptr)?,
             indices: scope.alloc_from(backend, "indices", &csr.indices)?,
             weights: scope.alloc_from(backend, "weights", &csr.weights)?,
         },
-        Weights::Dense(w) => DeviceWeights::Dense(scope.alloc_from(backend, "weights", w)?),
+        Weights::Dense(w) => WeightBufs::Dense(scope.alloc_from(backend, "weights", w)?),
     };
     let mut run = SpikingRun {
         spikes: Vec::new(),
@@ -371,21 +361,9 @@ fn simulate_in(
     let mut step = 0;
     while step < params.steps {
         let this = chunk.min(params.steps - step);
-        for slot in 0..this {
-            backend.lif_step(v, currents, refractory, lists, counts, slot, lif);
-            match weights {
-                DeviceWeights::Sparse {
-                    indptr,
-                    indices,
-                    weights,
-                } => backend.deliver_spikes(
-                    lists, counts, slot, indptr, indices, weights, currents, synapses,
-                ),
-                DeviceWeights::Dense(weights) => {
-                    backend.deliver_spikes_dense(lists, counts, slot, weights, currents, synapses)
-                }
-            }
-        }
+        backend.lif_steps(
+            v, currents, refractory, lists, counts, weights, this, lif, synapses,
+        );
         backend.pack_spikes(lists, counts, offsets, packed, this, networks, n);
         let all_counts = backend.download(counts, 0, this * networks)?;
         let total: usize = all_counts.iter().map(|c| *c as usize).sum();

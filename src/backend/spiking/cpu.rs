@@ -10,8 +10,7 @@ use crate::backend::cpu::simd::{Isa, Kernel};
 const BLOCK: usize = 4096;
 
 /// As spiking.wgsl's `lif_step` and `compact_spikes`, with the same f32 operations in the same
-/// order; currents are [2, networks, n]. Each block of a network lists its spikes where its
-/// neurons start in the network's list; the blocks' lists are then moved together, in order.
+/// order; currents are [2, networks, n].
 pub(super) fn lif_step(
     v: &mut [f32],
     currents: &mut [f32],
@@ -21,6 +20,28 @@ pub(super) fn lif_step(
     lif: Lif,
 ) {
     let p = lif.propagator();
+    let n = lif.n;
+    networks_of(v, currents, refractory, lif)
+        .zip(spikes[..lif.len()].par_chunks_mut(n))
+        .zip(&mut counts[..lif.networks])
+        .for_each(|((mut net, list), count)| *count = net.step(&p, list));
+}
+
+/// One network's neurons: V, I_e, I_i and the steps each has still to sit out.
+struct Network<'a> {
+    v: &'a mut [f32],
+    e: &'a mut [f32],
+    i: &'a mut [f32],
+    r: &'a mut [u32],
+}
+
+/// The networks of [networks, n] state (currents [2, networks, n]), in parallel.
+fn networks_of<'a>(
+    v: &'a mut [f32],
+    currents: &'a mut [f32],
+    refractory: &'a mut [u32],
+    lif: Lif,
+) -> impl IndexedParallelIterator<Item = Network<'a>> {
     let (n, len) = (lif.n, lif.len());
     let (current_e, current_i) = currents[..2 * len].split_at_mut(len);
     v[..len]
@@ -28,35 +49,41 @@ pub(super) fn lif_step(
         .zip(current_e.par_chunks_mut(n))
         .zip(current_i.par_chunks_mut(n))
         .zip(refractory[..len].par_chunks_mut(n))
-        .zip(spikes[..len].par_chunks_mut(n))
-        .zip(&mut counts[..lif.networks])
-        .for_each(|(((((v, e), i), refractory), spikes), count)| {
-            let found: Vec<usize> = v
-                .par_chunks_mut(BLOCK)
-                .zip(e.par_chunks_mut(BLOCK))
-                .zip(i.par_chunks_mut(BLOCK))
-                .zip(refractory.par_chunks_mut(BLOCK))
-                .zip(spikes.par_chunks_mut(BLOCK))
-                .enumerate()
-                .map(|(block, ((((v, e), i), r), list))| {
-                    Isa::detected().run(Integrate {
-                        v,
-                        e,
-                        i,
-                        r,
-                        p: &p,
-                        first: (block * BLOCK) as u32,
-                        list,
-                    })
+        .map(|(((v, e), i), r)| Network { v, e, i, r })
+}
+
+impl Network<'_> {
+    /// One step of every neuron; lists those that spiked in `list`, ascending, and returns how
+    /// many. Each block of neurons lists its spikes where it starts in `list`; the blocks'
+    /// lists are then moved together, in order.
+    fn step(&mut self, p: &LifParams, list: &mut [u32]) -> u32 {
+        let found: Vec<usize> = self
+            .v
+            .par_chunks_mut(BLOCK)
+            .zip(self.e.par_chunks_mut(BLOCK))
+            .zip(self.i.par_chunks_mut(BLOCK))
+            .zip(self.r.par_chunks_mut(BLOCK))
+            .zip(list.par_chunks_mut(BLOCK))
+            .enumerate()
+            .map(|(block, ((((v, e), i), r), list))| {
+                Isa::detected().run(Integrate {
+                    v,
+                    e,
+                    i,
+                    r,
+                    p,
+                    first: (block * BLOCK) as u32,
+                    list,
                 })
-                .collect();
-            let mut total = 0;
-            for (block, c) in found.into_iter().enumerate() {
-                spikes.copy_within(block * BLOCK..block * BLOCK + c, total);
-                total += c;
-            }
-            *count = total as u32;
-        });
+            })
+            .collect();
+        let mut total = 0;
+        for (block, c) in found.into_iter().enumerate() {
+            list.copy_within(block * BLOCK..block * BLOCK + c, total);
+            total += c;
+        }
+        total as u32
+    }
 }
 
 /// One exact step of a block of neurons (at most BLOCK), compiled for each instruction set
@@ -118,14 +145,17 @@ impl Kernel for Integrate<'_> {
 }
 
 /// Lists the flagged neurons of a block, ascending from `first`; returns how many. Spikes are
-/// rare: eight flags are tested at a time.
+/// rare: a run of FLAG_RUN flags is tested at once (an OR over vector lanes) and walked only
+/// where one is set.
 #[inline(always)]
 fn list_spikes(flags: &[bool], first: u32, list: &mut [u32]) -> usize {
+    const FLAG_RUN: usize = 64;
     let mut count = 0;
-    for (c, chunk) in flags.chunks(8).enumerate() {
-        if chunk.iter().fold(false, |any, f| any | f) {
-            for (k, _) in chunk.iter().enumerate().filter(|(_, f)| **f) {
-                list[count] = first + (8 * c + k) as u32;
+    for (c, run) in flags.chunks(FLAG_RUN).enumerate() {
+        let any = run.iter().fold(0u8, |any, f| any | u8::from(*f));
+        if any != 0 {
+            for (k, _) in run.iter().enumerate().filter(|(_, f)| **f) {
+                list[count] = first + (FLAG_RUN * c + k) as u32;
                 count += 1;
             }
         }
@@ -140,40 +170,46 @@ pub(super) struct Spikes<'a> {
 }
 
 /// Weights in compressed sparse rows, one row per presynaptic neuron.
+#[derive(Clone, Copy)]
 pub(super) struct Csr<'a> {
     pub indptr: &'a [u32],
     pub indices: &'a [u32],
     pub weights: &'a [f32],
 }
 
-/// As spiking.wgsl's `deliver_spikes`.
-pub(super) fn deliver_spikes(spikes: Spikes, csr: Csr, currents: &mut [f32], s: Synapses) {
-    let (n, len) = (s.n, s.networks * s.n);
-    let (current_e, current_i) = currents[..2 * len].split_at_mut(len);
-    current_e
-        .par_chunks_mut(n)
-        .zip(current_i.par_chunks_mut(n))
-        .enumerate()
-        .for_each(|(b, (e, i))| {
-            for &j in &spikes.list[b * n..][..spikes.counts[b] as usize] {
-                let j = j as usize;
-                let target = if j < s.excitatory { &mut *e } else { &mut *i };
+/// Adds the synapses of each neuron in `list` (in order) to its targets' I_e (excitatory
+/// neurons) or I_i: one network's currents, e and i.
+fn deliver(e: &mut [f32], i: &mut [f32], list: &[u32], weights: Weights, excitatory: usize) {
+    let n = e.len();
+    for &j in list {
+        let j = j as usize;
+        let target = if j < excitatory { &mut *e } else { &mut *i };
+        match weights {
+            Weights::Sparse(csr) => {
                 let row = csr.indptr[j] as usize..csr.indptr[j + 1] as usize;
                 for (&k, &w) in csr.indices[row.clone()].iter().zip(&csr.weights[row]) {
                     target[k as usize] += w;
                 }
             }
-        });
+            Weights::Dense(w) => {
+                for (c, w) in target.iter_mut().zip(&w[j * n..][..n]) {
+                    *c += w;
+                }
+            }
+        }
+    }
 }
 
-/// As spiking.wgsl's `deliver_spikes_dense`: each target's currents take the listed rows'
-/// weights in list order, as a thread of the kernel adds them.
-pub(super) fn deliver_spikes_dense(
-    spikes: Spikes,
-    weights: &[f32],
-    currents: &mut [f32],
-    s: Synapses,
-) {
+/// The synapses, as `deliver_spikes` (CSR) or `deliver_spikes_dense` take them.
+#[derive(Clone, Copy)]
+pub(super) enum Weights<'a> {
+    Sparse(Csr<'a>),
+    Dense(&'a [f32]),
+}
+
+/// As spiking.wgsl's `deliver_spikes` and `deliver_spikes_dense`: each target's currents take
+/// the listed rows' weights in list order.
+pub(super) fn deliver_spikes(spikes: Spikes, weights: Weights, currents: &mut [f32], s: Synapses) {
     let (n, len) = (s.n, s.networks * s.n);
     let (current_e, current_i) = currents[..2 * len].split_at_mut(len);
     current_e
@@ -181,14 +217,71 @@ pub(super) fn deliver_spikes_dense(
         .zip(current_i.par_chunks_mut(n))
         .enumerate()
         .for_each(|(b, (e, i))| {
-            for &j in &spikes.list[b * n..][..spikes.counts[b] as usize] {
-                let j = j as usize;
-                let target = if j < s.excitatory { &mut *e } else { &mut *i };
-                for (c, w) in target.iter_mut().zip(&weights[j * n..][..n]) {
-                    *c += w;
-                }
-            }
+            let list = &spikes.list[b * n..][..spikes.counts[b] as usize];
+            deliver(e, i, list, weights, s.excitatory);
         });
+}
+
+/// `steps` steps of `lif_step` and `deliver_spikes`, each step's lists in its slot. With at least
+/// as many networks as threads, each thread takes whole networks through every step (their
+/// state stays in its cache); with fewer, each step spreads one network's blocks over them.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn lif_steps(
+    v: &mut [f32],
+    currents: &mut [f32],
+    refractory: &mut [u32],
+    lists: &mut [u32],
+    counts: &mut [u32],
+    weights: Weights,
+    steps: usize,
+    lif: Lif,
+    excitatory: usize,
+) {
+    let (networks, n) = (lif.networks, lif.n);
+    let p = lif.propagator();
+    if networks >= rayon::current_num_threads() {
+        // Network b's list of step s is chunk s networks + b.
+        let mut slots: Vec<Vec<(&mut [u32], &mut u32)>> =
+            (0..networks).map(|_| Vec::with_capacity(steps)).collect();
+        let pairs = lists
+            .chunks_mut(n)
+            .zip(counts.iter_mut())
+            .take(steps * networks);
+        for (k, pair) in pairs.enumerate() {
+            slots[k % networks].push(pair);
+        }
+        networks_of(v, currents, refractory, lif)
+            .zip(slots)
+            .for_each(|(mut net, slots)| {
+                for (list, count) in slots {
+                    *count = net.step(&p, list);
+                    deliver(net.e, net.i, &list[..*count as usize], weights, excitatory);
+                }
+            });
+    } else {
+        let len = lif.len();
+        for slot in 0..steps {
+            lif_step(
+                v,
+                currents,
+                refractory,
+                &mut lists[slot * len..],
+                &mut counts[slot * networks..],
+                lif,
+            );
+            let spikes = Spikes {
+                list: &lists[slot * len..],
+                counts: &counts[slot * networks..],
+            };
+            let s = Synapses {
+                networks,
+                n,
+                nnz: 0,
+                excitatory,
+            };
+            deliver_spikes(spikes, weights, currents, s);
+        }
+    }
 }
 
 /// As spiking.wgsl's `scan_counts` and `pack_spikes`: each list of room n after the last.

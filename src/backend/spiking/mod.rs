@@ -162,6 +162,37 @@ pub trait SpikingOps: Backend {
         })
     }
 
+    /// `steps` steps, each `lif_step` into slot 0, 1, ... of the lists and counts, then its
+    /// delivery through `weights` (sparse or dense, as `deliver_spikes` and
+    /// `deliver_spikes_dense`): the same as calling them in turn, which the GPU does. The CPU
+    /// twin takes each network through all the steps on one thread where there are enough
+    /// networks, so that its state stays in that core's cache.
+    #[allow(clippy::too_many_arguments)]
+    fn lif_steps(
+        &mut self,
+        v: Buf<f32>,
+        currents: Buf<f32>,
+        refractory: Buf<u32>,
+        lists: Buf<u32>,
+        counts: Buf<u32>,
+        weights: WeightBufs,
+        steps: usize,
+        lif: Lif,
+        synapses: Synapses,
+    ) {
+        self.run(&Steps {
+            v,
+            currents,
+            refractory,
+            lists,
+            counts,
+            weights,
+            steps,
+            lif,
+            synapses,
+        })
+    }
+
     /// The lists of `steps` slots x `networks` (as lif_step wrote them: list (s, b) at
     /// lists[(s networks + b) n ..], counts[s networks + b] long) one after another in
     /// `packed`, in slot then network order; offsets[p] is where list p starts, offsets[steps
@@ -190,6 +221,18 @@ pub trait SpikingOps: Backend {
 }
 
 impl<B: Backend + ?Sized> SpikingOps for B {}
+
+/// Synapses on a device: CSR rows for `deliver_spikes`, or a dense [n, n] matrix for
+/// `deliver_spikes_dense`.
+#[derive(Clone, Copy, Debug)]
+pub enum WeightBufs {
+    Sparse {
+        indptr: Buf<u32>,
+        indices: Buf<u32>,
+        weights: Buf<f32>,
+    },
+    Dense(Buf<f32>),
+}
 
 /// The shape of `deliver_spikes`' weights: n presynaptic rows over n targets, nnz synapses, the
 /// first `excitatory` rows excitatory; `networks` networks of n neurons share them.
@@ -425,11 +468,11 @@ impl Op for Deliver {
                 list: &mem.get(self.spikes)[self.slot * s.networks * s.n..],
                 counts: &mem.get(self.counts)[self.slot * s.networks..],
             },
-            cpu::Csr {
+            cpu::Weights::Sparse(cpu::Csr {
                 indptr: mem.get(self.indptr),
                 indices: mem.get(self.indices),
                 weights: mem.get(self.weights),
-            },
+            }),
             &mut currents,
             self.synapses,
         );
@@ -520,12 +563,12 @@ impl Op for DeliverDense {
     fn run_cpu(&self, mem: &mut Memory) {
         let s = self.synapses;
         let mut currents = mem.take(self.currents);
-        cpu::deliver_spikes_dense(
+        cpu::deliver_spikes(
             cpu::Spikes {
                 list: &mem.get(self.spikes)[self.slot * s.networks * s.n..],
                 counts: &mem.get(self.counts)[self.slot * s.networks..],
             },
-            mem.get(self.weights),
+            cpu::Weights::Dense(mem.get(self.weights)),
             &mut currents,
             s,
         );
@@ -623,5 +666,125 @@ impl Op for Pack {
             ));
         }
         out
+    }
+}
+
+struct Steps {
+    v: Buf<f32>,
+    currents: Buf<f32>,
+    refractory: Buf<u32>,
+    lists: Buf<u32>,
+    counts: Buf<u32>,
+    weights: WeightBufs,
+    steps: usize,
+    lif: Lif,
+    synapses: Synapses,
+}
+
+impl Steps {
+    /// The ops of one step, `slot`.
+    fn step(&self, slot: usize) -> [Box<dyn Op>; 2] {
+        let lif = LifStep {
+            v: self.v,
+            currents: self.currents,
+            refractory: self.refractory,
+            spikes: self.lists,
+            counts: self.counts,
+            slot,
+            lif: self.lif,
+        };
+        let deliver: Box<dyn Op> = match self.weights {
+            WeightBufs::Sparse {
+                indptr,
+                indices,
+                weights,
+            } => Box::new(Deliver {
+                spikes: self.lists,
+                counts: self.counts,
+                slot,
+                indptr,
+                indices,
+                weights,
+                currents: self.currents,
+                synapses: self.synapses,
+            }),
+            WeightBufs::Dense(weights) => Box::new(DeliverDense {
+                spikes: self.lists,
+                counts: self.counts,
+                slot,
+                weights,
+                currents: self.currents,
+                synapses: self.synapses,
+            }),
+        };
+        [Box::new(lif), deliver]
+    }
+}
+
+impl Op for Steps {
+    fn name(&self) -> &'static str {
+        "lif_steps"
+    }
+
+    fn check(&self) {
+        let s = self.synapses;
+        assert!(
+            s.networks == self.lif.networks && s.n == self.lif.n,
+            "lif_steps: the synapses' networks x n ({} x {}) are not the neurons' ({} x {})",
+            s.networks,
+            s.n,
+            self.lif.networks,
+            self.lif.n
+        );
+        // The first and the last slot bound the rest.
+        for slot in [0, self.steps.saturating_sub(1)] {
+            for op in self.step(slot) {
+                op.check();
+            }
+        }
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let (mut v, mut currents) = (mem.take(self.v), mem.take(self.currents));
+        let (mut refractory, mut lists, mut counts) = (
+            mem.take(self.refractory),
+            mem.take(self.lists),
+            mem.take(self.counts),
+        );
+        let weights = match self.weights {
+            WeightBufs::Sparse {
+                indptr,
+                indices,
+                weights,
+            } => cpu::Weights::Sparse(cpu::Csr {
+                indptr: mem.get(indptr),
+                indices: mem.get(indices),
+                weights: mem.get(weights),
+            }),
+            WeightBufs::Dense(weights) => cpu::Weights::Dense(mem.get(weights)),
+        };
+        cpu::lif_steps(
+            &mut v,
+            &mut currents,
+            &mut refractory,
+            &mut lists,
+            &mut counts,
+            weights,
+            self.steps,
+            self.lif,
+            self.synapses.excitatory,
+        );
+        mem.put(counts);
+        mem.put(lists);
+        mem.put(refractory);
+        mem.put(currents);
+        mem.put(v);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        (0..self.steps)
+            .flat_map(|slot| self.step(slot))
+            .flat_map(|op| op.dispatches(limits))
+            .collect()
     }
 }
