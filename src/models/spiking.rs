@@ -293,7 +293,7 @@ pub struct SpikingParams {
     pub v0: Vec<f32>,
     pub steps: usize,
     /// Steps whose spike lists stay on the device between read-backs; fewer where their room
-    /// (networks x n values a step) would pass 2^24 values.
+    /// (networks x n values a step) would pass 2^22 values.
     pub record_every: usize,
 }
 
@@ -308,9 +308,9 @@ pub struct SpikingRun {
 
 /// Steps whose spike lists a chunk holds: `record_every` at most, and no more than the run, or
 /// than keep the lists' room (and the packed copy's: `len` = networks x n values a step) within
-/// 2^24 values; one at least.
+/// 2^22 values (16 MiB: each step of a chunk touches its own pages); one at least.
 pub fn chunk_steps(record_every: usize, steps: usize, len: usize) -> usize {
-    record_every.min(steps).min((1 << 24) / len.max(1)).max(1)
+    record_every.min(steps).min((1 << 22) / len.max(1)).max(1)
 }
 
 pub fn simulate(
