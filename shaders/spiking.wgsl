@@ -85,6 +85,23 @@ fn lif_step(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wi
 
 var<workgroup> scan: array<u32, 256>;
 
+// The inclusive prefix sum of `value` over the workgroup's threads, in thread order; scan[WG - 1]
+// holds the total until the caller's next barrier. Every thread of the workgroup must call it.
+fn workgroup_scan(lid: u32, value: u32) -> u32 {
+    scan[lid] = value;
+    workgroupBarrier();
+    for (var offset = 1u; offset < WG; offset <<= 1u) {
+        var add = 0u;
+        if (lid >= offset) {
+            add = scan[lid - offset];
+        }
+        workgroupBarrier();
+        scan[lid] += add;
+        workgroupBarrier();
+    }
+    return scan[lid];
+}
+
 @compute @workgroup_size(256)
 fn compact_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
                   @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -100,18 +117,7 @@ fn compact_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
         if (k < lp.neurons) {
             flag = flags[base + k];
         }
-        scan[lid] = flag;
-        workgroupBarrier();
-        for (var offset = 1u; offset < WG; offset <<= 1u) {
-            var add = 0u;
-            if (lid >= offset) {
-                add = scan[lid - offset];
-            }
-            workgroupBarrier();
-            scan[lid] += add;
-            workgroupBarrier();
-        }
-        let inclusive = scan[lid];
+        let inclusive = workgroup_scan(lid, flag);
         let block = scan[WG - 1u];
         workgroupBarrier();
         // Every flag of this block was read above; the list's positions so far end below the
@@ -206,19 +212,9 @@ fn scan_counts(@builtin(local_invocation_index) lid: u32) {
         if (k < pp.lists) {
             count = s_counts[k];
         }
-        scan[lid] = count;
-        workgroupBarrier();
-        for (var offset = 1u; offset < WG; offset <<= 1u) {
-            var add = 0u;
-            if (lid >= offset) {
-                add = scan[lid - offset];
-            }
-            workgroupBarrier();
-            scan[lid] += add;
-            workgroupBarrier();
-        }
+        let inclusive = workgroup_scan(lid, count);
         if (k < pp.lists) {
-            s_offsets[k] = total + scan[lid] - count;
+            s_offsets[k] = total + inclusive - count;
         }
         total += scan[WG - 1u];
         workgroupBarrier();

@@ -11,19 +11,13 @@ Usage: python cuba_brian2.py --n N [--probability P | --in-degree KE KI] [--seco
 Prints one JSON line: build and run wall times, spikes, synapses and the statistics dale's
 summary reports (mean rate, mean CV of the inter-spike intervals of neurons with at least two,
 Fano factor of the population spike count in 1 ms bins)."""
-import argparse
 import json
 import time
 
 import numpy as np
+from cuba_common import arguments, statistics
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--n", type=int, default=4000)
-parser.add_argument("--probability", type=float, default=None)
-parser.add_argument("--in-degree", type=int, nargs=2, default=None)
-parser.add_argument("--seconds", type=float, default=1.0)
-parser.add_argument("--seed", type=int, default=1)
-args = parser.parse_args()
+args = arguments(__doc__).parse_args()
 
 import brian2  # noqa: E402
 from brian2 import NeuronGroup, SpikeMonitor, Synapses, defaultclock, ms, mV, prefs, run, seed  # noqa: E402
@@ -79,26 +73,13 @@ start = time.perf_counter()
 run(args.seconds * 1000 * ms)
 wall = time.perf_counter() - start
 
-t = np.asarray(spikes.t / ms)
-k = np.asarray(spikes.i)
-order = np.lexsort((t, k))
-t_sorted, k_sorted = t[order], k[order]
-bounds = np.searchsorted(k_sorted, np.arange(n + 1))
-cvs = []
-for neuron in range(n):
-    isi = np.diff(t_sorted[bounds[neuron]:bounds[neuron + 1]])
-    if len(isi) >= 2:
-        cvs.append(isi.std() / isi.mean())
-bins = np.histogram(t, bins=int(round(args.seconds * 1000)), range=(0, args.seconds * 1000))[0]
+t, k = np.asarray(spikes.t / ms), np.asarray(spikes.i)
 print(json.dumps({
     "peer": f"brian2 {brian2.__version__} runtime ({prefs.codegen.target})",
     "seed": args.seed,
     "n": n,
     "synapses": int(len(Ce) + len(Ci)),
-    "spikes": int(len(t)),
     "build_s": build,
     "wall_s": wall,
-    "mean_rate_hz": len(t) / (n * args.seconds),
-    "mean_cv_isi": float(np.mean(cvs)) if cvs else None,
-    "population_fano_1ms": float(bins.var() / bins.mean()) if bins.mean() > 0 else None,
+    **statistics(t, k, n, args.seconds),
 }))

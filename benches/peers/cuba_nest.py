@@ -6,19 +6,14 @@ cores as threads, delay one step (0.1 ms). dale's currents are in mV (tau_m dV/d
 Usage: python cuba_nest.py --n N [--probability P | --in-degree KE KI] [--seconds S]
        [--seed SEED] [--threads T]
 Prints one JSON line: build and simulate wall times, spikes, synapses and the statistics."""
-import argparse
 import json
 import os
 import time
 
 import numpy as np
+from cuba_common import arguments, statistics
 
-parser = argparse.ArgumentParser()
-parser.add_argument("--n", type=int, default=4000)
-parser.add_argument("--probability", type=float, default=None)
-parser.add_argument("--in-degree", type=int, nargs=2, default=None)
-parser.add_argument("--seconds", type=float, default=1.0)
-parser.add_argument("--seed", type=int, default=1)
+parser = arguments(__doc__)
 parser.add_argument("--threads", type=int, default=os.cpu_count())
 args = parser.parse_args()
 
@@ -65,24 +60,12 @@ nest.Run(args.seconds * 1000.0)
 wall = time.perf_counter() - start
 nest.Cleanup()
 events = recorder.get("events")
-t, k = np.asarray(events["times"]), np.asarray(events["senders"]) - neurons[0].global_id
-cvs = []
-order = np.lexsort((t, k))
-t_sorted, k_sorted = t[order], k[order]
-bounds = np.searchsorted(k_sorted, np.arange(n + 1))
-for neuron in range(n):
-    isi = np.diff(t_sorted[bounds[neuron]:bounds[neuron + 1]])
-    if len(isi) >= 2:
-        cvs.append(isi.std() / isi.mean())
-bins = np.histogram(t, bins=int(round(args.seconds * 1000)), range=(0, args.seconds * 1000))[0]
+t, k = events["times"], np.asarray(events["senders"]) - neurons[0].global_id
 print(json.dumps({
     "peer": "nest " + nest.__version__ + f" iaf_psc_exp, {args.threads} threads",
     "n": n,
     "synapses": nest.GetKernelStatus("num_connections"),
-    "spikes": int(len(t)),
     "build_s": build,
     "wall_s": wall,
-    "mean_rate_hz": len(t) / (n * args.seconds),
-    "mean_cv_isi": float(np.mean(cvs)) if cvs else None,
-    "population_fano_1ms": float(bins.var() / bins.mean()) if bins.mean() > 0 else None,
+    **statistics(t, k, n, args.seconds),
 }))
