@@ -17,6 +17,7 @@
 //!
 //! Python: DALE_NEST_PYTHON (with `nest-simulator`) and DALE_BRIAN2_PYTHON (with brian2 and
 //! Cython), each defaulting to python3. A missing peer is a failure, not a skip.
+//! `cargo bench --bench cuba -- dale` times dale alone (no peers, no GPU column).
 
 use std::process::Command;
 use std::time::Instant;
@@ -154,7 +155,12 @@ fn bench() {
         },
     ];
     let seconds = STEPS as f64 * 1e-4;
-    let gpu = any_gpu().expect("opening the GPU adapter");
+    let dale_only = std::env::args().any(|a| a == "dale");
+    let gpu = if dale_only {
+        None
+    } else {
+        any_gpu().expect("opening the GPU adapter")
+    };
     println!(
         "CUBA, {seconds} s of network time, best of {ROUNDS} interleaved rounds; CPU = {}; GPU = {}",
         CpuBackend::new().info().name,
@@ -163,7 +169,7 @@ fn bench() {
             .unwrap_or_else(|| "none".into())
     );
     // Brian2 compiles its code on a size's first run; that run is a warm-up.
-    for case in cases.iter().filter(|c| c.networks == 1) {
+    for case in cases.iter().filter(|c| c.networks == 1 && !dale_only) {
         peer("DALE_BRIAN2_PYTHON", BRIAN2, case);
     }
     let inputs: Vec<SpikingParams> = cases.iter().map(|c| inputs(&cuba(c), STEPS)).collect();
@@ -175,7 +181,8 @@ fn bench() {
             let (wall, run) = dale_run(&mut CpuBackend::new(), &inputs[k]);
             dale_spikes[k] = run.spikes.len();
             best[k].0 = best[k].0.min(wall);
-            if case.networks > 1 {
+            if case.networks > 1 || dale_only {
+                eprintln!("round {round}, {}: dale {wall:.3} s", case.label);
                 continue;
             }
             let nest = peer("DALE_NEST_PYTHON", NEST, case);

@@ -57,6 +57,18 @@ impl Network<'_> {
     /// many. Each block of neurons lists its spikes where it starts in `list`; the blocks'
     /// lists are then moved together, in order.
     fn step(&mut self, p: &LifParams, list: &mut [u32]) -> u32 {
+        if self.v.len() <= BLOCK {
+            // One block: no task to spread, no lists to join.
+            return Isa::detected().run(Integrate {
+                v: &mut *self.v,
+                e: &mut *self.e,
+                i: &mut *self.i,
+                r: &mut *self.r,
+                p,
+                first: 0,
+                list,
+            }) as u32;
+        }
         let found: Vec<usize> = self
             .v
             .par_chunks_mut(BLOCK)
