@@ -2,4 +2,5 @@
 
 pub mod balance;
 pub mod disco;
+pub mod minimax;
 pub mod spikes;
