@@ -16,6 +16,10 @@
 //                   lists (steps x networks), and their total last.
 //   pack_spikes:    a workgroup per list copies it to packed[offsets[list] ..]: the chunk's
 //                   spikes in one run of memory, for one read-back.
+//   threshold_spikes: a workgroup per trial: margin = V - threshold; every neuron with margin > 0
+//                   spikes, or (one_per_step) only the one with the largest, the lowest index
+//                   among equal ones (a reduction over the workgroup); traces decay, and add 1
+//                   where a neuron spiked.
 
 struct LifParams {
     neurons: u32,
@@ -239,5 +243,72 @@ fn pack_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
     let at = p_offsets[list];
     for (var k = lid; k < p_counts[list]; k += WG) {
         p_packed[at + k] = p_lists[list * pp.neurons + k];
+    }
+}
+
+struct ThresholdParams {
+    trials: u32,
+    neurons: u32,
+    decay: f32,
+    one_per_step: u32,
+}
+
+@group(0) @binding(0) var<uniform> tp: ThresholdParams;
+@group(0) @binding(1) var<storage, read> t_v: array<f32>;
+@group(0) @binding(2) var<storage, read> t_thresholds: array<f32>;
+@group(0) @binding(3) var<storage, read_write> t_traces: array<f32>;
+@group(0) @binding(4) var<storage, read_write> t_spikes: array<f32>;
+
+var<workgroup> best_margin: array<f32, 256>;
+var<workgroup> best_index: array<u32, 256>;
+
+const NONE: u32 = 0xffffffffu;
+
+@compute @workgroup_size(256)
+fn threshold_spikes(@builtin(local_invocation_index) lid: u32,
+                    @builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>) {
+    let b = workgroup_index(wid, nwg);
+    if (b >= tp.trials) {
+        return;
+    }
+    let base = b * tp.neurons;
+    var chosen = NONE;
+    if (tp.one_per_step == 1u) {
+        // Each thread's largest margin above 0 over its neurons (ascending, so the first of
+        // equal ones), then the workgroup's: the larger margin, or the lower index of equal ones.
+        var margin = 0.0;
+        var index = NONE;
+        for (var k = lid; k < tp.neurons; k += WG) {
+            let m = t_v[base + k] - t_thresholds[k];
+            if (m > margin) {
+                margin = m;
+                index = k;
+            }
+        }
+        best_margin[lid] = margin;
+        best_index[lid] = index;
+        workgroupBarrier();
+        for (var half = WG / 2u; half > 0u; half >>= 1u) {
+            if (lid < half) {
+                let m = best_margin[lid + half];
+                let i = best_index[lid + half];
+                if (m > best_margin[lid] || (m == best_margin[lid] && i < best_index[lid])) {
+                    best_margin[lid] = m;
+                    best_index[lid] = i;
+                }
+            }
+            workgroupBarrier();
+        }
+        chosen = best_index[0];
+    }
+    for (var k = lid; k < tp.neurons; k += WG) {
+        let m = t_v[base + k] - t_thresholds[k];
+        var spike = 0.0;
+        if ((tp.one_per_step == 1u && k == chosen) || (tp.one_per_step == 0u && m > 0.0)) {
+            spike = 1.0;
+        }
+        t_spikes[base + k] = spike;
+        t_traces[base + k] = t_traces[base + k] * tp.decay + spike;
     }
 }

@@ -8,7 +8,7 @@ mod common;
 
 use common::{assert_close, backend_tests, cuba, normal, Side, Tol};
 use dale::backend::cpu::CpuBackend;
-use dale::backend::spiking::{Lif, SpikingOps, Synapses};
+use dale::backend::spiking::{Lif, SpikeRule, SpikingOps, Synapses, Thresholds};
 use dale::backend::{Backend, BufferOps};
 
 struct State {
@@ -402,5 +402,91 @@ backend_tests! {
             assert_eq!(be.download(ob, 0, lists + 1).unwrap(), want_offsets, "{what}: offsets");
             assert_eq!(be.download(pb, 0, total).unwrap(), want, "{what}: packed");
         }
+    }
+}
+
+/// Runs `threshold_spikes` once; returns (traces, spikes).
+fn run_thresholds(
+    be: &mut dyn Backend,
+    v: &[f32],
+    thresholds: &[f32],
+    traces: &[f32],
+    spec: Thresholds,
+) -> (Vec<f32>, Vec<f32>) {
+    let vb = be.alloc_from("v", v).unwrap();
+    let tb = be.alloc_from("thresholds", thresholds).unwrap();
+    let rb = be.alloc_from("traces", traces).unwrap();
+    let sb = be.alloc::<f32>("spikes", v.len()).unwrap();
+    be.threshold_spikes(vb, tb, rb, sb, spec);
+    (
+        be.download(rb, 0, v.len()).unwrap(),
+        be.download(sb, 0, v.len()).unwrap(),
+    )
+}
+
+backend_tests! {
+    /// Both rules on 1 x 1, 3 x 257 and 2 x 1,000 neurons, against the rule written out here
+    /// (CPU) and the CPU backend bit for bit (GPU); the margins include exact ties (voltages and
+    /// thresholds on a grid of halves), so the one-per-step rule must pick the lowest index.
+    fn threshold_spikes_picks_the_neurons_above_threshold(side: &Side) {
+        for (trials, n) in [(1, 1), (3, 257), (2, 1000)] {
+            let z = normal(trials * n + n, 17 + n as u64);
+            let v: Vec<f32> = z[..trials * n].iter().map(|x| (2.0 * x).round() / 2.0).collect();
+            let thresholds: Vec<f32> = z[trials * n..].iter().map(|x| (x.abs() * 2.0).round() / 2.0).collect();
+            let traces: Vec<f32> = normal(trials * n, 5).iter().map(|x| x.abs()).collect();
+            for rule in [SpikeRule::Synchronous, SpikeRule::OnePerStep] {
+                let spec = Thresholds { trials, n, decay: 0.99, rule };
+                let got = run_thresholds(side.backend().as_mut(), &v, &thresholds, &traces, spec);
+                let want = match side {
+                    Side::Cpu => {
+                        let mut spikes = vec![0.0f32; trials * n];
+                        for b in 0..trials {
+                            let margin = |k: usize| v[b * n + k] - thresholds[k];
+                            let above: Vec<usize> = (0..n).filter(|&k| margin(k) > 0.0).collect();
+                            let fire: Vec<usize> = match rule {
+                                SpikeRule::Synchronous => above,
+                                SpikeRule::OnePerStep => {
+                                    let best = above.iter().map(|&k| margin(k)).fold(f32::MIN, f32::max);
+                                    above.into_iter().find(|&k| margin(k) == best).into_iter().collect()
+                                }
+                            };
+                            for k in fire {
+                                spikes[b * n + k] = 1.0;
+                            }
+                        }
+                        let traces = traces.iter().zip(&spikes).map(|(r, s)| r * 0.99 + s).collect();
+                        (traces, spikes)
+                    }
+                    Side::Gpu(_) => run_thresholds(&mut CpuBackend::new(), &v, &thresholds, &traces, spec),
+                };
+                let what = format!("threshold_spikes {trials} x {n} {rule:?}");
+                assert_eq!(got.1, want.1, "{what}: spikes");
+                assert_eq!(got.0, want.0, "{what}: traces");
+                let spiking = got.1.iter().filter(|s| **s == 1.0).count();
+                match rule {
+                    SpikeRule::OnePerStep => assert!(spiking <= trials, "{what}: {spiking} spikes"),
+                    SpikeRule::Synchronous => assert!(n < 10 || spiking > trials, "{what}: {spiking} spikes"),
+                }
+            }
+        }
+    }
+}
+
+backend_tests! {
+    /// Equal largest margins at neurons 300 and 7 of 600: neuron 7 spikes; a trial with every
+    /// margin at or below 0 stays silent.
+    fn one_spike_per_step_goes_to_the_lowest_index_of_a_tie(side: &Side) {
+        let n = 600;
+        let mut v = vec![0.0f32; 2 * n];
+        v[300] = 2.5;
+        v[7] = 2.5;
+        v[8] = 2.0;
+        let thresholds = vec![0.5f32; n];
+        v[n..].fill(0.5);
+        let spec = Thresholds { trials: 2, n, decay: 1.0, rule: SpikeRule::OnePerStep };
+        let (traces, spikes) = run_thresholds(side.backend().as_mut(), &v, &thresholds, &vec![0.0; 2 * n], spec);
+        let fired: Vec<usize> = (0..2 * n).filter(|&k| spikes[k] == 1.0).collect();
+        assert_eq!(fired, [7]);
+        assert_eq!(traces, spikes);
     }
 }

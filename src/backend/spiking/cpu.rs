@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Lif, LifParams, Synapses};
+use super::{Lif, LifParams, SpikeRule, Synapses, Thresholds};
 use crate::backend::cpu::simd::{Isa, Kernel};
 
 /// Neurons a thread integrates at a time: networks of more than this spread over the threads.
@@ -306,6 +306,45 @@ pub(super) fn pack_spikes(spikes: Spikes, n: usize, offsets: &mut [u32], packed:
         at += count;
     }
     offsets[spikes.counts.len()] = at as u32;
+}
+
+/// As spiking.wgsl's `threshold_spikes`: trials in parallel, each trial's neurons in order (the
+/// first of equal largest margins is the lowest index).
+pub(super) fn threshold_spikes(
+    v: &[f32],
+    thresholds: &[f32],
+    traces: &mut [f32],
+    spikes: &mut [f32],
+    t: Thresholds,
+) {
+    let (n, len) = (t.n, t.trials * t.n);
+    v[..len]
+        .par_chunks(n)
+        .zip(traces[..len].par_chunks_mut(n))
+        .zip(spikes[..len].par_chunks_mut(n))
+        .for_each(|((v, traces), spikes)| {
+            let margins = v.iter().zip(thresholds).map(|(v, t)| v - t);
+            let chosen = match t.rule {
+                SpikeRule::Synchronous => None,
+                SpikeRule::OnePerStep => {
+                    let (mut best, mut index) = (0.0f32, usize::MAX);
+                    for (k, m) in margins.clone().enumerate() {
+                        if m > best {
+                            (best, index) = (m, k);
+                        }
+                    }
+                    Some(index)
+                }
+            };
+            for (k, ((m, trace), spike)) in margins.zip(traces).zip(spikes).enumerate() {
+                let spiked = match chosen {
+                    None => m > 0.0,
+                    Some(index) => k == index,
+                };
+                *spike = if spiked { 1.0 } else { 0.0 };
+                *trace = *trace * t.decay + *spike;
+            }
+        });
 }
 
 #[cfg(test)]

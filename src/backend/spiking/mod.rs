@@ -7,7 +7,9 @@
 //! same order; `deliver_spikes_dense` does the same from a dense [n, n] matrix, where most pairs
 //! are connected or the weights came that way. Spikes of step t are delivered before step t + 1:
 //! a delay of one step. `pack_spikes` gathers the lists of several steps into one array, so that
-//! a read-back costs the spikes, not the lists' room.
+//! a read-back costs the spikes, not the lists' room. `threshold_spikes` is the spike rule of
+//! networks that spike when a unit more of their rate improves an objective (paper 000's greedy
+//! minimax network): every neuron above its threshold, or only the one furthest above.
 //! Kernels: shaders/spiking.wgsl; CPU twins: cpu.rs.
 
 mod cpu;
@@ -218,9 +220,134 @@ pub trait SpikingOps: Backend {
             n,
         })
     }
+
+    /// For each trial b and neuron k, margin = V[b, k] - thresholds[k]. Under
+    /// `SpikeRule::Synchronous` every neuron with margin > 0 spikes; under `OnePerStep` only the
+    /// one with the largest margin > 0, the lowest index among equal ones. spikes[b, k] = 1 for
+    /// a spike, else 0, and traces[b, k] = traces[b, k] decay + spikes[b, k]. V, traces and
+    /// spikes are [trials, n].
+    fn threshold_spikes(
+        &mut self,
+        v: Buf<f32>,
+        thresholds: Buf<f32>,
+        traces: Buf<f32>,
+        spikes: Buf<f32>,
+        spec: Thresholds,
+    ) {
+        self.run(&ThresholdSpikes {
+            v,
+            thresholds,
+            traces,
+            spikes,
+            spec,
+        })
+    }
 }
 
 impl<B: Backend + ?Sized> SpikingOps for B {}
+
+/// Which neurons above threshold spike in a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpikeRule {
+    /// All of them, at most once each.
+    Synchronous,
+    /// The one furthest above; ties go to the lowest index.
+    OnePerStep,
+}
+
+/// The shape of `threshold_spikes`: `trials` independent populations of n neurons, the traces'
+/// decay per step (1 - dt / tau) and the rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Thresholds {
+    pub trials: usize,
+    pub n: usize,
+    pub decay: f32,
+    pub rule: SpikeRule,
+}
+
+params! {
+    pub struct ThresholdParams {
+        pub trials: u32,
+        pub neurons: u32,
+        pub decay: f32,
+        pub one_per_step: u32,
+    }
+}
+
+pub static THRESHOLD_SPIKES: Kernel = Kernel::new::<ThresholdParams>(
+    WGSL,
+    "threshold_spikes",
+    &[
+        Binding::read::<f32>("v"),
+        Binding::read::<f32>("thresholds"),
+        Binding::write::<f32>("traces"),
+        Binding::write::<f32>("spikes"),
+    ],
+);
+
+struct ThresholdSpikes {
+    v: Buf<f32>,
+    thresholds: Buf<f32>,
+    traces: Buf<f32>,
+    spikes: Buf<f32>,
+    spec: Thresholds,
+}
+
+impl Op for ThresholdSpikes {
+    fn name(&self) -> &'static str {
+        "threshold_spikes"
+    }
+
+    fn check(&self) {
+        let len = self.spec.trials * self.spec.n;
+        check_range(self.v.raw(), 0, len, "threshold_spikes v");
+        check_range(
+            self.thresholds.raw(),
+            0,
+            self.spec.n,
+            "threshold_spikes thresholds",
+        );
+        check_range(self.traces.raw(), 0, len, "threshold_spikes traces");
+        check_range(self.spikes.raw(), 0, len, "threshold_spikes spikes");
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let (mut traces, mut spikes) = (mem.take(self.traces), mem.take(self.spikes));
+        cpu::threshold_spikes(
+            mem.get(self.v),
+            mem.get(self.thresholds),
+            &mut traces,
+            &mut spikes,
+            self.spec,
+        );
+        mem.put(spikes);
+        mem.put(traces);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        let s = self.spec;
+        if s.trials * s.n == 0 {
+            return Vec::new();
+        }
+        // A workgroup per trial: the one-per-step rule needs the trial's largest margin first.
+        vec![Dispatch::new(
+            &THRESHOLD_SPIKES,
+            &[
+                self.v.raw(),
+                self.thresholds.raw(),
+                self.traces.raw(),
+                self.spikes.raw(),
+            ],
+            ThresholdParams {
+                trials: s.trials as u32,
+                neurons: s.n as u32,
+                decay: s.decay,
+                one_per_step: u32::from(s.rule == SpikeRule::OnePerStep),
+            },
+            spread(s.trials, limits),
+        )]
+    }
+}
 
 /// Synapses on a device: CSR rows for `deliver_spikes`, or a dense [n, n] matrix for
 /// `deliver_spikes_dense`.
@@ -348,6 +475,7 @@ pub static KERNELS: &[&Kernel] = &[
     &DELIVER_SPIKES_DENSE,
     &SCAN_COUNTS,
     &PACK_SPIKES,
+    &THRESHOLD_SPIKES,
 ];
 
 struct LifStep {
