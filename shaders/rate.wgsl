@@ -22,22 +22,8 @@ struct EulerStepParams {
 @group(0) @binding(2) var<storage, read_write> r: array<f32>;
 @group(0) @binding(3) var<storage, read> drive: array<f32>;
 
-fn mix(v: u32) -> u32 {
-    var h = v;
-    h ^= h >> 16u;
-    h *= 0x7feb352du;
-    h ^= h >> 15u;
-    h *= 0x846ca68bu;
-    h ^= h >> 16u;
-    return h;
-}
-
-fn unit(h: u32) -> f32 {
-    return f32((h >> 8u) + 1u) * (1.0 / 16777216.0);
-}
-
 fn gaussian_noise(index: u32) -> f32 {
-    let key = mix(mix(p.seed_lo) ^ mix(p.seed_hi ^ 0x9e3779b9u) ^ p.step);
+    let key = stream_key(p.seed_lo, p.seed_hi, p.step);
     let pair = index / 2u;
     let u1 = unit(mix(key ^ mix(pair * 2u)));
     let u2 = unit(mix(key ^ mix(pair * 2u + 1u)));

@@ -20,6 +20,9 @@
 //                   spikes, or (one_per_step) only the one with the largest, the lowest index
 //                   among equal ones (a reduction over the workgroup); traces decay, and add 1
 //                   where a neuron spiked.
+//   poisson_inputs: a thread per input of a trial: a spike when the uniform of (seed, step, index)
+//                   (hash.wgsl, prepended) is at most its probability; the trace decays and adds
+//                   it.
 
 struct LifParams {
     neurons: u32,
@@ -311,4 +314,32 @@ fn threshold_spikes(@builtin(local_invocation_index) lid: u32,
         t_spikes[base + k] = spike;
         t_traces[base + k] = t_traces[base + k] * tp.decay + spike;
     }
+}
+
+struct PoissonParams {
+    len: u32,
+    inputs: u32,
+    decay: f32,
+    seed_lo: u32,
+    seed_hi: u32,
+    step: u32,
+}
+
+@group(0) @binding(0) var<uniform> pn: PoissonParams;
+@group(0) @binding(1) var<storage, read> n_probabilities: array<f32>;
+@group(0) @binding(2) var<storage, read_write> n_traces: array<f32>;
+
+@compute @workgroup_size(256)
+fn poisson_inputs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = workgroup_index(wid, nwg) * WG + lid;
+    if (e >= pn.len) {
+        return;
+    }
+    let u = unit(mix(stream_key(pn.seed_lo, pn.seed_hi, pn.step) ^ mix(e)));
+    var spike = 0.0;
+    if (u <= n_probabilities[e % pn.inputs]) {
+        spike = 1.0;
+    }
+    n_traces[e] = n_traces[e] * pn.decay + spike;
 }

@@ -8,7 +8,7 @@ mod common;
 
 use common::{assert_close, backend_tests, cuba, normal, Side, Tol};
 use dale::backend::cpu::CpuBackend;
-use dale::backend::spiking::{Lif, SpikeRule, SpikingOps, Synapses, Thresholds};
+use dale::backend::spiking::{Lif, PoissonInputs, SpikeRule, SpikingOps, Synapses, Thresholds};
 use dale::backend::{Backend, BufferOps};
 
 struct State {
@@ -488,5 +488,60 @@ backend_tests! {
         let fired: Vec<usize> = (0..2 * n).filter(|&k| spikes[k] == 1.0).collect();
         assert_eq!(fired, [7]);
         assert_eq!(traces, spikes);
+    }
+}
+
+backend_tests! {
+    /// Poisson inputs on 1 x 1, 3 x 257 and 2 x 1,000: over 400 steps each input spikes at its
+    /// probability's rate (within 5 binomial sd of all its draws), trials and steps draw apart,
+    /// and the trace is the filtered train; on the GPU, the CPU's traces bit for bit.
+    fn poisson_inputs_spike_at_their_rates(side: &Side) {
+        for (trials, m) in [(1, 1), (3, 257), (2, 1000)] {
+            let probabilities: Vec<f32> = (0..m).map(|k| [0.0, 0.02, 0.1, 0.5, 1.0][k % 5]).collect();
+            let steps = 400;
+            let run = |be: &mut dyn Backend| -> Vec<Vec<f32>> {
+                let pb = be.alloc_from("probabilities", &probabilities).unwrap();
+                let tb = be.alloc::<f32>("traces", trials * m).unwrap();
+                (0..steps)
+                    .map(|step| {
+                        let spec = PoissonInputs { trials, m, decay: 0.5, seed: 9, step: step as u32 };
+                        be.poisson_inputs(pb, tb, spec);
+                        be.download(tb, 0, trials * m).unwrap()
+                    })
+                    .collect()
+            };
+            let got = run(side.backend().as_mut());
+            let what = format!("poisson_inputs {trials} x {m}");
+            match side {
+                Side::Cpu => {
+                    // The spike of each step is what the trace gained beyond its decay (to
+                    // within the rounding of a trace below 2 in f32).
+                    let mut count = vec![0usize; trials * m];
+                    let mut previous = vec![0.0f32; trials * m];
+                    for traces in &got {
+                        for e in 0..trials * m {
+                            let gained = traces[e] - previous[e] * 0.5;
+                            let spike = gained.round();
+                            assert!(
+                                (gained - spike).abs() < 1e-6 && (spike == 0.0 || spike == 1.0),
+                                "{what}: a spike of {gained}"
+                            );
+                            count[e] += spike as usize;
+                        }
+                        previous.clone_from(traces);
+                    }
+                    for (e, c) in count.iter().enumerate() {
+                        let p = f64::from(probabilities[e % m]);
+                        let sd = (steps as f64 * p * (1.0 - p)).sqrt();
+                        let off = (*c as f64 - steps as f64 * p).abs();
+                        assert!(off <= 5.0 * sd + 1e-9, "{what}: input {e} spiked {c} times at p = {p}");
+                    }
+                    if trials > 1 {
+                        assert_ne!(count[..m], count[m..2 * m], "{what}: trials draw alike");
+                    }
+                }
+                Side::Gpu(_) => assert_eq!(got, run(&mut CpuBackend::new()), "{what}: bit for bit"),
+            }
+        }
     }
 }

@@ -10,7 +10,14 @@ use super::op::params;
 use super::{check_range, spread, Backend, Binding, Buf, DeviceLimits, Dispatch, Kernel, Op, Phi};
 use crate::backend::cpu::Memory;
 
-const WGSL: (&str, &str) = ("rate.wgsl", include_str!("../../../shaders/rate.wgsl"));
+/// The noise's hash (shaders/hash.wgsl) comes first in the module.
+const WGSL: (&str, &str) = (
+    "rate.wgsl",
+    concat!(
+        include_str!("../../../shaders/hash.wgsl"),
+        include_str!("../../../shaders/rate.wgsl")
+    ),
+);
 /// Threads of a 1-D workgroup.
 const WG: usize = 256;
 

@@ -24,6 +24,13 @@ pub fn gaussian_noise(seed: u64, step: u32, index: u32) -> f32 {
     }
 }
 
+/// One uniform value in (0, 1], in steps of 2^-24: element `index` of step `step` of the stream
+/// `seed` (shaders/hash.wgsl computes the same). It shares the hash with `gaussian_noise`: give
+/// the two different seeds.
+pub fn uniform(seed: u64, step: u32, index: u32) -> f32 {
+    unit(mix(key(seed, step) ^ mix(index)))
+}
+
 /// Fills `out` with elements `first`, `first + 1`, ... of step `step` of the stream `seed`.
 pub fn fill_gaussian_noise(seed: u64, step: u32, first: u32, out: &mut [f32]) {
     Isa::detected().run(Fill {

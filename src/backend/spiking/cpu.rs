@@ -3,8 +3,9 @@
 
 use rayon::prelude::*;
 
-use super::{Lif, LifParams, SpikeRule, Synapses, Thresholds};
+use super::{Lif, LifParams, PoissonInputs, SpikeRule, Synapses, Thresholds};
 use crate::backend::cpu::simd::{Isa, Kernel};
+use crate::backend::rate::noise::uniform;
 
 /// Neurons a thread integrates at a time: networks of more than this spread over the threads.
 const BLOCK: usize = 4096;
@@ -343,6 +344,20 @@ pub(super) fn threshold_spikes(
                 };
                 *spike = if spiked { 1.0 } else { 0.0 };
                 *trace = *trace * t.decay + *spike;
+            }
+        });
+}
+
+/// As spiking.wgsl's `poisson_inputs`.
+pub(super) fn poisson_inputs(probabilities: &[f32], traces: &mut [f32], s: PoissonInputs) {
+    traces[..s.trials * s.m]
+        .par_chunks_mut(s.m)
+        .enumerate()
+        .for_each(|(b, traces)| {
+            for (k, (trace, p)) in traces.iter_mut().zip(probabilities).enumerate() {
+                let u = uniform(s.seed, s.step, (b * s.m + k) as u32);
+                let spike = if u <= *p { 1.0 } else { 0.0 };
+                *trace = *trace * s.decay + spike;
             }
         });
 }

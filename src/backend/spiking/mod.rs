@@ -18,9 +18,13 @@ use super::op::params;
 use super::{check_range, spread, Backend, Binding, Buf, DeviceLimits, Dispatch, Kernel, Op};
 use crate::backend::cpu::Memory;
 
+/// The Poisson inputs' hash (shaders/hash.wgsl) comes first in the module.
 const WGSL: (&str, &str) = (
     "spiking.wgsl",
-    include_str!("../../../shaders/spiking.wgsl"),
+    concat!(
+        include_str!("../../../shaders/hash.wgsl"),
+        include_str!("../../../shaders/spiking.wgsl")
+    ),
 );
 /// Threads of a workgroup.
 const WG: usize = 256;
@@ -242,9 +246,113 @@ pub trait SpikingOps: Backend {
             spec,
         })
     }
+
+    /// Poisson spike trains through the traces' filter: input k of trial b spikes this step
+    /// when u <= probabilities[k] (its rate times dt), u the uniform (`rate::noise::uniform`)
+    /// of (seed, step, b m + k); traces[b, k] = traces[b, k] decay + spike. Traces are
+    /// [trials, m].
+    fn poisson_inputs(&mut self, probabilities: Buf<f32>, traces: Buf<f32>, spec: PoissonInputs) {
+        self.run(&Poisson {
+            probabilities,
+            traces,
+            spec,
+        })
+    }
 }
 
 impl<B: Backend + ?Sized> SpikingOps for B {}
+
+/// The shape of `poisson_inputs`: `trials` x `m` inputs, the traces' decay per step, and the
+/// counter of the draw (seed, step).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PoissonInputs {
+    pub trials: usize,
+    pub m: usize,
+    pub decay: f32,
+    pub seed: u64,
+    pub step: u32,
+}
+
+params! {
+    pub struct PoissonParams {
+        pub len: u32,
+        pub inputs: u32,
+        pub decay: f32,
+        pub seed_lo: u32,
+        pub seed_hi: u32,
+        pub step: u32,
+    }
+}
+
+pub static POISSON_INPUTS: Kernel = Kernel::new::<PoissonParams>(
+    WGSL,
+    "poisson_inputs",
+    &[
+        Binding::read::<f32>("probabilities"),
+        Binding::write::<f32>("traces"),
+    ],
+);
+
+struct Poisson {
+    probabilities: Buf<f32>,
+    traces: Buf<f32>,
+    spec: PoissonInputs,
+}
+
+impl Op for Poisson {
+    fn name(&self) -> &'static str {
+        "poisson_inputs"
+    }
+
+    fn check(&self) {
+        let s = self.spec;
+        assert!(
+            s.trials * s.m <= u32::MAX as usize,
+            "poisson_inputs: {} x {} inputs exceed u32 indices",
+            s.trials,
+            s.m
+        );
+        check_range(
+            self.probabilities.raw(),
+            0,
+            s.m,
+            "poisson_inputs probabilities",
+        );
+        check_range(
+            self.traces.raw(),
+            0,
+            s.trials * s.m,
+            "poisson_inputs traces",
+        );
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let mut traces = mem.take(self.traces);
+        cpu::poisson_inputs(mem.get(self.probabilities), &mut traces, self.spec);
+        mem.put(traces);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        let s = self.spec;
+        let len = s.trials * s.m;
+        if len == 0 {
+            return Vec::new();
+        }
+        vec![Dispatch::new(
+            &POISSON_INPUTS,
+            &[self.probabilities.raw(), self.traces.raw()],
+            PoissonParams {
+                len: len as u32,
+                inputs: s.m as u32,
+                decay: s.decay,
+                seed_lo: s.seed as u32,
+                seed_hi: (s.seed >> 32) as u32,
+                step: s.step,
+            },
+            spread(len.div_ceil(WG), limits),
+        )]
+    }
+}
 
 /// Which neurons above threshold spike in a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -476,6 +584,7 @@ pub static KERNELS: &[&Kernel] = &[
     &SCAN_COUNTS,
     &PACK_SPIKES,
     &THRESHOLD_SPIKES,
+    &POISSON_INPUTS,
 ];
 
 struct LifStep {
