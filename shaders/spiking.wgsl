@@ -18,8 +18,8 @@
 //                   spikes in one run of memory, for one read-back.
 //   threshold_spikes: a workgroup per trial: margin = V - threshold; every neuron with margin > 0
 //                   spikes, or (one_per_step) only the one with the largest, the lowest index
-//                   among equal ones (a reduction over the workgroup); traces decay, and add 1
-//                   where a neuron spiked.
+//                   among equal ones (a reduction over the workgroup); traces decay, and traces
+//                   and counts add 1 where a neuron spiked.
 //   poisson_inputs: a thread per input of a trial: a spike when the uniform of (seed, step, index)
 //                   (hash.wgsl, prepended) is at most its probability; the trace decays and adds
 //                   it.
@@ -261,6 +261,7 @@ struct ThresholdParams {
 @group(0) @binding(2) var<storage, read> t_thresholds: array<f32>;
 @group(0) @binding(3) var<storage, read_write> t_traces: array<f32>;
 @group(0) @binding(4) var<storage, read_write> t_spikes: array<f32>;
+@group(0) @binding(5) var<storage, read_write> t_counts: array<u32>;
 
 var<workgroup> best_margin: array<f32, 256>;
 var<workgroup> best_index: array<u32, 256>;
@@ -310,6 +311,7 @@ fn threshold_spikes(@builtin(local_invocation_index) lid: u32,
         var spike = 0.0;
         if ((tp.one_per_step == 1u && k == chosen) || (tp.one_per_step == 0u && m > 0.0)) {
             spike = 1.0;
+            t_counts[base + k] += 1u;
         }
         t_spikes[base + k] = spike;
         t_traces[base + k] = t_traces[base + k] * tp.decay + spike;

@@ -405,7 +405,8 @@ backend_tests! {
     }
 }
 
-/// Runs `threshold_spikes` once; returns (traces, spikes).
+/// Runs `threshold_spikes` once, on counts of 3 for every neuron; returns (traces, spikes), and
+/// checks that the counts are 3 plus the spikes.
 fn run_thresholds(
     be: &mut dyn Backend,
     v: &[f32],
@@ -417,11 +418,13 @@ fn run_thresholds(
     let tb = be.alloc_from("thresholds", thresholds).unwrap();
     let rb = be.alloc_from("traces", traces).unwrap();
     let sb = be.alloc::<f32>("spikes", v.len()).unwrap();
-    be.threshold_spikes(vb, tb, rb, sb, spec);
-    (
-        be.download(rb, 0, v.len()).unwrap(),
-        be.download(sb, 0, v.len()).unwrap(),
-    )
+    let cb = be.alloc_from("counts", &vec![3u32; v.len()]).unwrap();
+    be.threshold_spikes(vb, tb, rb, sb, cb, spec);
+    let spikes = be.download(sb, 0, v.len()).unwrap();
+    let counts = be.download(cb, 0, v.len()).unwrap();
+    let want: Vec<u32> = spikes.iter().map(|s| 3 + *s as u32).collect();
+    assert_eq!(counts, want, "counts");
+    (be.download(rb, 0, v.len()).unwrap(), spikes)
 }
 
 backend_tests! {

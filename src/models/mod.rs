@@ -3,5 +3,6 @@
 pub mod balancing;
 pub mod bptt;
 pub mod disco;
+pub mod minimax;
 pub mod rate;
 pub mod spiking;

@@ -316,6 +316,7 @@ pub(super) fn threshold_spikes(
     thresholds: &[f32],
     traces: &mut [f32],
     spikes: &mut [f32],
+    counts: &mut [u32],
     t: Thresholds,
 ) {
     let (n, len) = (t.n, t.trials * t.n);
@@ -323,7 +324,8 @@ pub(super) fn threshold_spikes(
         .par_chunks(n)
         .zip(traces[..len].par_chunks_mut(n))
         .zip(spikes[..len].par_chunks_mut(n))
-        .for_each(|((v, traces), spikes)| {
+        .zip(counts[..len].par_chunks_mut(n))
+        .for_each(|(((v, traces), spikes), counts)| {
             let margins = v.iter().zip(thresholds).map(|(v, t)| v - t);
             let chosen = match t.rule {
                 SpikeRule::Synchronous => None,
@@ -337,13 +339,15 @@ pub(super) fn threshold_spikes(
                     Some(index)
                 }
             };
-            for (k, ((m, trace), spike)) in margins.zip(traces).zip(spikes).enumerate() {
+            let neurons = margins.zip(traces).zip(spikes).zip(counts);
+            for (k, (((m, trace), spike), count)) in neurons.enumerate() {
                 let spiked = match chosen {
                     None => m > 0.0,
                     Some(index) => k == index,
                 };
                 *spike = if spiked { 1.0 } else { 0.0 };
                 *trace = *trace * t.decay + *spike;
+                *count += u32::from(spiked);
             }
         });
 }

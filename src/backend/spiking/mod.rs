@@ -228,14 +228,15 @@ pub trait SpikingOps: Backend {
     /// For each trial b and neuron k, margin = V[b, k] - thresholds[k]. Under
     /// `SpikeRule::Synchronous` every neuron with margin > 0 spikes; under `OnePerStep` only the
     /// one with the largest margin > 0, the lowest index among equal ones. spikes[b, k] = 1 for
-    /// a spike, else 0, and traces[b, k] = traces[b, k] decay + spikes[b, k]. V, traces and
-    /// spikes are [trials, n].
+    /// a spike, else 0; traces[b, k] = traces[b, k] decay + spikes[b, k]; counts[b, k] += 1 for
+    /// a spike. V, traces, spikes and counts are [trials, n].
     fn threshold_spikes(
         &mut self,
         v: Buf<f32>,
         thresholds: Buf<f32>,
         traces: Buf<f32>,
         spikes: Buf<f32>,
+        counts: Buf<u32>,
         spec: Thresholds,
     ) {
         self.run(&ThresholdSpikes {
@@ -243,6 +244,7 @@ pub trait SpikingOps: Backend {
             thresholds,
             traces,
             spikes,
+            counts,
             spec,
         })
     }
@@ -390,6 +392,7 @@ pub static THRESHOLD_SPIKES: Kernel = Kernel::new::<ThresholdParams>(
         Binding::read::<f32>("thresholds"),
         Binding::write::<f32>("traces"),
         Binding::write::<f32>("spikes"),
+        Binding::write::<u32>("counts"),
     ],
 );
 
@@ -398,6 +401,7 @@ struct ThresholdSpikes {
     thresholds: Buf<f32>,
     traces: Buf<f32>,
     spikes: Buf<f32>,
+    counts: Buf<u32>,
     spec: Thresholds,
 }
 
@@ -417,17 +421,21 @@ impl Op for ThresholdSpikes {
         );
         check_range(self.traces.raw(), 0, len, "threshold_spikes traces");
         check_range(self.spikes.raw(), 0, len, "threshold_spikes spikes");
+        check_range(self.counts.raw(), 0, len, "threshold_spikes counts");
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
         let (mut traces, mut spikes) = (mem.take(self.traces), mem.take(self.spikes));
+        let mut counts = mem.take(self.counts);
         cpu::threshold_spikes(
             mem.get(self.v),
             mem.get(self.thresholds),
             &mut traces,
             &mut spikes,
+            &mut counts,
             self.spec,
         );
+        mem.put(counts);
         mem.put(spikes);
         mem.put(traces);
     }
@@ -445,6 +453,7 @@ impl Op for ThresholdSpikes {
                 self.thresholds.raw(),
                 self.traces.raw(),
                 self.spikes.raw(),
+                self.counts.raw(),
             ],
             ThresholdParams {
                 trials: s.trials as u32,

@@ -1,0 +1,196 @@
+//! Paper 000's greedy spiking network (Li & Pehlevan; ../shared/models/minimax.md), many trials
+//! at once: each neuron's trace r (+1 per spike, decaying with tau) is its rate times tau; the
+//! voltages are read from the traces, V_E = W_EE r_E - W_EI r_I + F r_x and
+//! V_I = W_IE r_E - W_II r_I, with r_x the traces of Poisson input trains; an E neuron spikes
+//! when one more unit of its rate lowers S (V_E,i > -W_EE,ii / 2 + theta_E), an I neuron when it
+//! raises S (V_I,j > W_II,jj / 2 + theta_I), every such neuron at once or only the one furthest
+//! above threshold. Uses the op families linalg and spiking.
+
+use crate::analysis::minimax::MinimaxNet;
+use crate::backend::linalg::{Layout, LinalgOps, MatmulShape};
+use crate::backend::spiking::{PoissonInputs, SpikeRule, SpikingOps, Thresholds};
+use crate::backend::{Backend, Buf, BufferOps, Scope};
+use crate::error::DaleError;
+use crate::models::spiking::chunk_steps;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GreedyParams {
+    pub trials: usize,
+    /// Time constant of every trace, and the step, in the same unit (the inputs' rates are per
+    /// that unit).
+    pub tau: f64,
+    pub dt: f64,
+    pub steps: usize,
+    pub rule: SpikeRule,
+    /// Rate of each input's Poisson train, [m].
+    pub input_rates: Vec<f64>,
+    pub seed: u64,
+    /// Steps from which spikes are counted into the rates.
+    pub average_from: usize,
+    /// Keep every step's spikes (read back a chunk of steps at a time).
+    pub record_spikes: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct GreedyRun {
+    /// Spikes per unit time from step `average_from` on, [trials, n_e] and [trials, n_i].
+    pub rates_e: Vec<f64>,
+    pub rates_i: Vec<f64>,
+    /// Spikes from step `average_from` on, [trials, n].
+    pub counts_e: Vec<u32>,
+    pub counts_i: Vec<u32>,
+    /// With `record_spikes`: per step, the (trial, neuron) of each E spike and of each I spike.
+    pub spikes: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)>,
+}
+
+/// The weights as the products take them (row-major f32, C = A W^T): W_EE, -W_EI, F for V_E;
+/// W_IE = W_EI', -W_II for V_I; and the thresholds.
+struct DeviceNet {
+    w_ee: Buf<f32>,
+    neg_w_ei: Buf<f32>,
+    f: Buf<f32>,
+    w_ie: Buf<f32>,
+    neg_w_ii: Buf<f32>,
+    threshold_e: Buf<f32>,
+    threshold_i: Buf<f32>,
+}
+
+fn upload(
+    backend: &mut dyn Backend,
+    scope: &mut Scope,
+    net: &MinimaxNet,
+) -> Result<DeviceNet, DaleError> {
+    let f32s = |v: &[f64], sign: f64| -> Vec<f32> { v.iter().map(|x| (sign * x) as f32).collect() };
+    let (n_e, n_i) = (net.n_e, net.n_i);
+    let w_ie: Vec<f64> = (0..n_i * n_e)
+        .map(|t| net.w_ei[(t % n_e) * n_i + t / n_e])
+        .collect();
+    let threshold_e: Vec<f64> = (0..n_e)
+        .map(|k| -0.5 * net.w_ee[k * n_e + k] + net.theta_e)
+        .collect();
+    let threshold_i: Vec<f64> = (0..n_i)
+        .map(|j| 0.5 * net.w_ii[j * n_i + j] + net.theta_i)
+        .collect();
+    Ok(DeviceNet {
+        w_ee: scope.alloc_from(backend, "W_EE", &f32s(&net.w_ee, 1.0))?,
+        neg_w_ei: scope.alloc_from(backend, "-W_EI", &f32s(&net.w_ei, -1.0))?,
+        f: scope.alloc_from(backend, "F", &f32s(&net.f, 1.0))?,
+        w_ie: scope.alloc_from(backend, "W_IE", &f32s(&w_ie, 1.0))?,
+        neg_w_ii: scope.alloc_from(backend, "-W_II", &f32s(&net.w_ii, -1.0))?,
+        threshold_e: scope.alloc_from(backend, "E thresholds", &f32s(&threshold_e, 1.0))?,
+        threshold_i: scope.alloc_from(backend, "I thresholds", &f32s(&threshold_i, 1.0))?,
+    })
+}
+
+pub fn simulate_greedy(
+    backend: &mut dyn Backend,
+    net: &MinimaxNet,
+    params: &GreedyParams,
+) -> Result<GreedyRun, DaleError> {
+    let mut scope = Scope::new();
+    let result = simulate_in(backend, &mut scope, net, params);
+    scope.free(backend);
+    result
+}
+
+fn simulate_in(
+    backend: &mut dyn Backend,
+    scope: &mut Scope,
+    net: &MinimaxNet,
+    p: &GreedyParams,
+) -> Result<GreedyRun, DaleError> {
+    assert_eq!(p.input_rates.len(), net.m, "a rate per input");
+    let (b, n_e, n_i, m) = (p.trials, net.n_e, net.n_i, net.m);
+    let d = upload(backend, scope, net)?;
+    let probabilities: Vec<f32> = p.input_rates.iter().map(|r| (r * p.dt) as f32).collect();
+    let probabilities = scope.alloc_from(backend, "input spike probabilities", &probabilities)?;
+    let trace_x = scope.alloc::<f32>(backend, "input traces", b * m)?;
+    let trace_e = scope.alloc::<f32>(backend, "E traces", b * n_e)?;
+    let trace_i = scope.alloc::<f32>(backend, "I traces", b * n_i)?;
+    let v_e = scope.alloc::<f32>(backend, "V_E", b * n_e)?;
+    let v_i = scope.alloc::<f32>(backend, "V_I", b * n_i)?;
+    let spikes_e = scope.alloc::<f32>(backend, "E spikes", b * n_e)?;
+    let spikes_i = scope.alloc::<f32>(backend, "I spikes", b * n_i)?;
+    let count_e = scope.alloc::<u32>(backend, "E spike counts", b * n_e)?;
+    let count_i = scope.alloc::<u32>(backend, "I spike counts", b * n_i)?;
+    let per_step = b * (n_e + n_i);
+    let chunk = if p.record_spikes {
+        chunk_steps(p.steps, p.steps, per_step)
+    } else {
+        1
+    };
+    let record = scope.alloc::<f32>(backend, "spike record", chunk * per_step)?;
+    let decay = (1.0 - p.dt / p.tau) as f32;
+    // C (+)= A W^T for the trials' rows.
+    let product = |inner: usize, cols: usize| MatmulShape {
+        groups: 1,
+        rows: b,
+        inner,
+        cols,
+        shared_w: true,
+        layout: Layout::ABt,
+    };
+    let mut spikes = Vec::new();
+    let mut step = 0;
+    while step < p.steps {
+        let this = chunk.min(p.steps - step);
+        for slot in 0..this {
+            let t = step + slot;
+            let inputs = PoissonInputs {
+                trials: b,
+                m,
+                decay,
+                seed: p.seed,
+                step: t as u32,
+            };
+            backend.poisson_inputs(probabilities, trace_x, inputs);
+            backend.matmul(trace_e, 0, d.w_ee, v_e, product(n_e, n_e), false);
+            backend.matmul(trace_i, 0, d.neg_w_ei, v_e, product(n_i, n_e), true);
+            backend.matmul(trace_x, 0, d.f, v_e, product(m, n_e), true);
+            backend.matmul(trace_e, 0, d.w_ie, v_i, product(n_e, n_i), false);
+            backend.matmul(trace_i, 0, d.neg_w_ii, v_i, product(n_i, n_i), true);
+            let spec = |n: usize| Thresholds {
+                trials: b,
+                n,
+                decay,
+                rule: p.rule,
+            };
+            if t == p.average_from {
+                // Count from here on: once, not per step.
+                backend.upload(count_e, 0, &vec![0u32; b * n_e])?;
+                backend.upload(count_i, 0, &vec![0u32; b * n_i])?;
+            }
+            backend.threshold_spikes(v_e, d.threshold_e, trace_e, spikes_e, count_e, spec(n_e));
+            backend.threshold_spikes(v_i, d.threshold_i, trace_i, spikes_i, count_i, spec(n_i));
+            if p.record_spikes {
+                backend.copy(spikes_e, 0, record, slot * per_step, b * n_e);
+                backend.copy(spikes_i, 0, record, slot * per_step + b * n_e, b * n_i);
+            }
+        }
+        if p.record_spikes {
+            let flags = backend.download(record, 0, this * per_step)?;
+            for slot_flags in flags.chunks_exact(per_step) {
+                let listed = |flags: &[f32], n: usize| -> Vec<(u32, u32)> {
+                    (0..flags.len())
+                        .filter(|&k| flags[k] != 0.0)
+                        .map(|k| ((k / n) as u32, (k % n) as u32))
+                        .collect()
+                };
+                let (e, i) = slot_flags.split_at(b * n_e);
+                spikes.push((listed(e, n_e), listed(i, n_i)));
+            }
+        }
+        step += this;
+    }
+    let window = p.steps.saturating_sub(p.average_from).max(1) as f64 * p.dt;
+    let rates = |c: &[u32]| -> Vec<f64> { c.iter().map(|c| f64::from(*c) / window).collect() };
+    let counts_e = backend.download(count_e, 0, b * n_e)?;
+    let counts_i = backend.download(count_i, 0, b * n_i)?;
+    Ok(GreedyRun {
+        rates_e: rates(&counts_e),
+        rates_i: rates(&counts_i),
+        counts_e,
+        counts_i,
+        spikes,
+    })
+}
