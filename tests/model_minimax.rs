@@ -94,7 +94,7 @@ fn the_gpu_spikes_as_the_cpu_step_by_step() {
             &p,
         )
         .unwrap();
-        let spikes: usize = cpu.spikes.iter().map(|(e, i)| e.len() + i.len()).sum();
+        let spikes: usize = cpu.spikes.iter().map(|s| s.e.len() + s.i.len()).sum();
         assert!(spikes > 100, "{rule:?}: {spikes} spikes in 1,000 steps");
         assert_eq!(cpu.spikes.len(), 1000);
         for (t, (c, g)) in cpu.spikes.iter().zip(&gpu.spikes).enumerate() {

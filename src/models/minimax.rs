@@ -39,8 +39,15 @@ pub struct GreedyRun {
     /// Spikes from step `average_from` on, [trials, n].
     pub counts_e: Vec<u32>,
     pub counts_i: Vec<u32>,
-    /// With `record_spikes`: per step, the (trial, neuron) of each E spike and of each I spike.
-    pub spikes: Vec<(Vec<(u32, u32)>, Vec<(u32, u32)>)>,
+    /// With `record_spikes`: each step's spikes.
+    pub spikes: Vec<StepSpikes>,
+}
+
+/// The (trial, neuron) of each E spike and of each I spike of one step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepSpikes {
+    pub e: Vec<(u32, u32)>,
+    pub i: Vec<(u32, u32)>,
 }
 
 /// The weights as the products take them (row-major f32, C = A W^T): W_EE, -W_EI, F for V_E;
@@ -177,7 +184,10 @@ fn simulate_in(
                         .collect()
                 };
                 let (e, i) = slot_flags.split_at(b * n_e);
-                spikes.push((listed(e, n_e), listed(i, n_i)));
+                spikes.push(StepSpikes {
+                    e: listed(e, n_e),
+                    i: listed(i, n_i),
+                });
             }
         }
         step += this;
