@@ -29,6 +29,11 @@ pub struct GreedyParams {
     pub average_from: usize,
     /// Keep every step's spikes (read back a chunk of steps at a time).
     pub record_spikes: bool,
+    /// Measure each E neuron's excitatory and inhibitory input every step from `average_from`
+    /// on, for their correlation: V_E split by the sign of each weight, the positive terms of
+    /// W_EE r_E + F r_x against W_EI r_I and the magnitudes of the negative ones (W_EE's
+    /// diagonal, the neuron's reset, and F's negative entries).
+    pub record_inputs: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +46,10 @@ pub struct GreedyRun {
     pub counts_i: Vec<u32>,
     /// With `record_spikes`: each step's spikes.
     pub spikes: Vec<StepSpikes>,
+    /// With `record_inputs`: per E neuron of each trial, the Pearson correlation over time of
+    /// its excitatory and inhibitory inputs (tight balance brings it to 1), None where either
+    /// is constant. [trials, n_e].
+    pub ei_correlation: Vec<Option<f64>>,
 }
 
 /// The (trial, neuron) of each E spike and of each I spike of one step.
@@ -54,6 +63,12 @@ pub struct StepSpikes {
 /// W_IE = W_EI', -W_II for V_I; and the thresholds.
 struct DeviceNet {
     w_ee: Buf<f32>,
+    /// The positive entries of W_EE and F, and the magnitudes of their negative ones.
+    w_ee_positive: Buf<f32>,
+    w_ee_negative: Buf<f32>,
+    f_positive: Buf<f32>,
+    f_negative: Buf<f32>,
+    w_ei: Buf<f32>,
     neg_w_ei: Buf<f32>,
     f: Buf<f32>,
     w_ie: Buf<f32>,
@@ -72,6 +87,10 @@ fn upload(
     let w_ie: Vec<f64> = (0..n_i * n_e)
         .map(|t| net.w_ei[(t % n_e) * n_i + t / n_e])
         .collect();
+    // max(sign w, 0): the positive part, or the magnitude of the negative one.
+    let part = |v: &[f64], sign: f64| -> Vec<f32> {
+        v.iter().map(|x| (sign * x).max(0.0) as f32).collect()
+    };
     let threshold_e: Vec<f64> = (0..n_e)
         .map(|k| -0.5 * net.w_ee[k * n_e + k] + net.theta_e)
         .collect();
@@ -80,6 +99,11 @@ fn upload(
         .collect();
     Ok(DeviceNet {
         w_ee: scope.alloc_from(backend, "W_EE", &f32s(&net.w_ee, 1.0))?,
+        w_ee_positive: scope.alloc_from(backend, "W_EE+", &part(&net.w_ee, 1.0))?,
+        w_ee_negative: scope.alloc_from(backend, "W_EE-", &part(&net.w_ee, -1.0))?,
+        f_positive: scope.alloc_from(backend, "F+", &part(&net.f, 1.0))?,
+        f_negative: scope.alloc_from(backend, "F-", &part(&net.f, -1.0))?,
+        w_ei: scope.alloc_from(backend, "W_EI", &f32s(&net.w_ei, 1.0))?,
         neg_w_ei: scope.alloc_from(backend, "-W_EI", &f32s(&net.w_ei, -1.0))?,
         f: scope.alloc_from(backend, "F", &f32s(&net.f, 1.0))?,
         w_ie: scope.alloc_from(backend, "W_IE", &f32s(&w_ie, 1.0))?,
@@ -120,13 +144,19 @@ fn simulate_in(
     let spikes_i = scope.alloc::<f32>(backend, "I spikes", b * n_i)?;
     let count_e = scope.alloc::<u32>(backend, "E spike counts", b * n_e)?;
     let count_i = scope.alloc::<u32>(backend, "I spike counts", b * n_i)?;
-    let per_step = b * (n_e + n_i);
-    let chunk = if p.record_spikes {
+    let e_input = scope.alloc::<f32>(backend, "E neurons' excitatory input", b * n_e)?;
+    let i_input = scope.alloc::<f32>(backend, "E neurons' inhibitory input", b * n_e)?;
+    // A step's record: its E and I spikes, then (record_inputs) the E neurons' two inputs.
+    let spikes_len = if p.record_spikes { b * (n_e + n_i) } else { 0 };
+    let inputs_len = if p.record_inputs { 2 * b * n_e } else { 0 };
+    let per_step = spikes_len + inputs_len;
+    let chunk = if per_step > 0 {
         chunk_steps(p.steps, p.steps, per_step)
     } else {
         1
     };
-    let record = scope.alloc::<f32>(backend, "spike record", chunk * per_step)?;
+    let record = scope.alloc::<f32>(backend, "record", chunk * per_step.max(1))?;
+    let mut inputs: Vec<Vec<f64>> = vec![Vec::new(); 2 * b * n_e];
     let decay = (1.0 - p.dt / p.tau) as f32;
     // C (+)= A W^T for the trials' rows.
     let product = |inner: usize, cols: usize| MatmulShape {
@@ -154,6 +184,14 @@ fn simulate_in(
             backend.matmul(trace_e, 0, d.w_ee, v_e, product(n_e, n_e), false);
             backend.matmul(trace_i, 0, d.neg_w_ei, v_e, product(n_i, n_e), true);
             backend.matmul(trace_x, 0, d.f, v_e, product(m, n_e), true);
+            if p.record_inputs {
+                let (ee, ei, x) = (product(n_e, n_e), product(n_i, n_e), product(m, n_e));
+                backend.matmul(trace_e, 0, d.w_ee_positive, e_input, ee, false);
+                backend.matmul(trace_x, 0, d.f_positive, e_input, x, true);
+                backend.matmul(trace_i, 0, d.w_ei, i_input, ei, false);
+                backend.matmul(trace_e, 0, d.w_ee_negative, i_input, ee, true);
+                backend.matmul(trace_x, 0, d.f_negative, i_input, x, true);
+            }
             backend.matmul(trace_e, 0, d.w_ie, v_i, product(n_e, n_i), false);
             backend.matmul(trace_i, 0, d.neg_w_ii, v_i, product(n_i, n_i), true);
             let spec = |n: usize| Thresholds {
@@ -173,10 +211,25 @@ fn simulate_in(
                 backend.copy(spikes_e, 0, record, slot * per_step, b * n_e);
                 backend.copy(spikes_i, 0, record, slot * per_step + b * n_e, b * n_i);
             }
+            if p.record_inputs {
+                // The inputs the step's voltages were read from (before its spikes).
+                let at = slot * per_step + spikes_len;
+                backend.copy(e_input, 0, record, at, b * n_e);
+                backend.copy(i_input, 0, record, at + b * n_e, b * n_e);
+            }
         }
-        if p.record_spikes {
-            let flags = backend.download(record, 0, this * per_step)?;
-            for slot_flags in flags.chunks_exact(per_step) {
+        if per_step > 0 {
+            let values = backend.download(record, 0, this * per_step)?;
+            for (slot, step_values) in values.chunks_exact(per_step).enumerate() {
+                let (slot_flags, step_inputs) = step_values.split_at(spikes_len);
+                if step + slot >= p.average_from {
+                    for (series, v) in inputs.iter_mut().zip(step_inputs) {
+                        series.push(f64::from(*v));
+                    }
+                }
+                if !p.record_spikes {
+                    continue;
+                }
                 let listed = |flags: &[f32], n: usize| -> Vec<(u32, u32)> {
                     (0..flags.len())
                         .filter(|&k| flags[k] != 0.0)
@@ -196,11 +249,34 @@ fn simulate_in(
     let rates = |c: &[u32]| -> Vec<f64> { c.iter().map(|c| f64::from(*c) / window).collect() };
     let counts_e = backend.download(count_e, 0, b * n_e)?;
     let counts_i = backend.download(count_i, 0, b * n_i)?;
+    let (excitation, inhibition) = inputs.split_at(b * n_e);
     Ok(GreedyRun {
         rates_e: rates(&counts_e),
         rates_i: rates(&counts_i),
         counts_e,
         counts_i,
         spikes,
+        ei_correlation: match p.record_inputs {
+            true => excitation
+                .iter()
+                .zip(inhibition)
+                .map(|(e, i)| pearson(e, i))
+                .collect(),
+            false => Vec::new(),
+        },
     })
+}
+
+/// The Pearson correlation of two series, in f64; None where either is constant.
+pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
+    let n = a.len().min(b.len()) as f64;
+    let (mean_a, mean_b) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        let (dx, dy) = (x - mean_a, y - mean_b);
+        ab += dx * dy;
+        aa += dx * dx;
+        bb += dy * dy;
+    }
+    (aa > 0.0 && bb > 0.0).then(|| ab / (aa * bb).sqrt())
 }
