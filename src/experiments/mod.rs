@@ -13,6 +13,7 @@ pub mod disco_capacity;
 pub mod disco_geodesic;
 pub mod disco_setup;
 pub mod disco_teacher;
+pub mod minimax_fig1;
 pub mod rate;
 
 use crate::backend::{largest_that_fits, Backend, BackendInfo};

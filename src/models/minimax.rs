@@ -156,7 +156,7 @@ fn simulate_in(
         1
     };
     let record = scope.alloc::<f32>(backend, "record", chunk * per_step.max(1))?;
-    let mut inputs: Vec<Vec<f64>> = vec![Vec::new(); 2 * b * n_e];
+    let mut moments = vec![Moments::default(); b * n_e];
     let decay = (1.0 - p.dt / p.tau) as f32;
     // C (+)= A W^T for the trials' rows.
     let product = |inner: usize, cols: usize| MatmulShape {
@@ -222,9 +222,10 @@ fn simulate_in(
             let values = backend.download(record, 0, this * per_step)?;
             for (slot, step_values) in values.chunks_exact(per_step).enumerate() {
                 let (slot_flags, step_inputs) = step_values.split_at(spikes_len);
-                if step + slot >= p.average_from {
-                    for (series, v) in inputs.iter_mut().zip(step_inputs) {
-                        series.push(f64::from(*v));
+                if step + slot >= p.average_from && p.record_inputs {
+                    let (excitation, inhibition) = step_inputs.split_at(b * n_e);
+                    for ((m, e), i) in moments.iter_mut().zip(excitation).zip(inhibition) {
+                        m.add(f64::from(*e), f64::from(*i));
                     }
                 }
                 if !p.record_spikes {
@@ -249,7 +250,6 @@ fn simulate_in(
     let rates = |c: &[u32]| -> Vec<f64> { c.iter().map(|c| f64::from(*c) / window).collect() };
     let counts_e = backend.download(count_e, 0, b * n_e)?;
     let counts_i = backend.download(count_i, 0, b * n_i)?;
-    let (excitation, inhibition) = inputs.split_at(b * n_e);
     Ok(GreedyRun {
         rates_e: rates(&counts_e),
         rates_i: rates(&counts_i),
@@ -257,26 +257,42 @@ fn simulate_in(
         counts_i,
         spikes,
         ei_correlation: match p.record_inputs {
-            true => excitation
-                .iter()
-                .zip(inhibition)
-                .map(|(e, i)| pearson(e, i))
-                .collect(),
+            true => moments.iter().map(Moments::correlation).collect(),
             false => Vec::new(),
         },
     })
 }
 
-/// The Pearson correlation of two series, in f64; None where either is constant.
-pub fn pearson(a: &[f64], b: &[f64]) -> Option<f64> {
-    let n = a.len().min(b.len()) as f64;
-    let (mean_a, mean_b) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        let (dx, dy) = (x - mean_a, y - mean_b);
-        ab += dx * dy;
-        aa += dx * dx;
-        bb += dy * dy;
+/// Running sums of two series for their Pearson correlation, in f64 about their first values
+/// (which keeps the sums of squares from cancelling).
+#[derive(Clone, Debug, Default)]
+struct Moments {
+    count: f64,
+    origin: Option<(f64, f64)>,
+    a: f64,
+    b: f64,
+    aa: f64,
+    bb: f64,
+    ab: f64,
+}
+
+impl Moments {
+    fn add(&mut self, a: f64, b: f64) {
+        let (a0, b0) = *self.origin.get_or_insert((a, b));
+        let (a, b) = (a - a0, b - b0);
+        self.count += 1.0;
+        self.a += a;
+        self.b += b;
+        self.aa += a * a;
+        self.bb += b * b;
+        self.ab += a * b;
     }
-    (aa > 0.0 && bb > 0.0).then(|| ab / (aa * bb).sqrt())
+
+    /// None where either series is constant.
+    fn correlation(&self) -> Option<f64> {
+        let n = self.count;
+        let cov = self.ab - self.a * self.b / n;
+        let (var_a, var_b) = (self.aa - self.a * self.a / n, self.bb - self.b * self.b / n);
+        (n > 1.0 && var_a > 0.0 && var_b > 0.0).then(|| cov / (var_a * var_b).sqrt())
+    }
 }

@@ -18,6 +18,7 @@ use crate::experiments::cuba::{Cuba, CubaParams};
 use crate::experiments::disco_capacity::{Capacity, CapacityParams};
 use crate::experiments::disco_geodesic::{Geodesic, GeodesicParams};
 use crate::experiments::disco_teacher::{TeacherParams, TeacherStudent};
+use crate::experiments::minimax_fig1::{Fig1Params, MinimaxFig1};
 use crate::experiments::rate::RateRun;
 use crate::experiments::Experiment;
 use crate::models::rate::{Monitors, RateParams};
@@ -30,6 +31,7 @@ pub enum ModelName {
     Balancing,
     Disco,
     Spiking,
+    Minimax,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -110,6 +112,15 @@ pub enum ModelParams {
     Balancing(BalancingScene),
     Disco(DiscoScene),
     Spiking(SpikingScene),
+    Minimax(MinimaxScene),
+}
+
+/// The experiments of paper 000's minimax networks, by the `experiment` tag of `params`.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "experiment", rename_all = "snake_case")]
+pub enum MinimaxScene {
+    /// Fig. 1: the generic network over a sweep of tau; `steps` per tau.
+    Fig1(Fig1Params),
 }
 
 /// The experiments of the spiking model, by the `experiment` tag of `params`.
@@ -259,6 +270,27 @@ impl Scene {
                     }
                 }
             }
+            ModelName::Minimax => {
+                let mut params = file.params;
+                let experiment = params.as_object_mut().and_then(|o| o.remove("experiment"));
+                match experiment.as_ref().and_then(|v| v.as_str()) {
+                    Some("fig1") => {
+                        let f: Fig1Params = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        f.validate("params")?;
+                        ModelParams::Minimax(MinimaxScene::Fig1(f))
+                    }
+                    _ => {
+                        return Err(DaleError::scene(
+                            "params.experiment",
+                            format!(
+                                "{}; allowed: \"fig1\"",
+                                experiment.map_or("missing".into(), |v| v.to_string())
+                            ),
+                        ))
+                    }
+                }
+            }
         };
         if file.steps == 0 {
             return Err(DaleError::scene(
@@ -350,6 +382,11 @@ impl Scene {
                 self.steps = steps.min(2000);
                 p.smoke();
             }
+            // 20 tau at dt = tau / 1000: the trends over tau show, in seconds.
+            ModelParams::Minimax(MinimaxScene::Fig1(p)) => {
+                self.steps = steps.min(20_000);
+                p.smoke();
+            }
         }
     }
 
@@ -390,6 +427,11 @@ impl Scene {
                 Box::new(Geodesic::new(p.clone(), steps, seed)?)
             }
             ModelParams::Spiking(SpikingScene::Cuba(p)) => Box::new(Cuba {
+                params: p.clone(),
+                steps,
+                seed,
+            }),
+            ModelParams::Minimax(MinimaxScene::Fig1(p)) => Box::new(MinimaxFig1 {
                 params: p.clone(),
                 steps,
                 seed,
