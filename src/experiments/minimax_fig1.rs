@@ -19,12 +19,34 @@ use crate::error::DaleError;
 use crate::models::minimax::{simulate_greedy, GreedyParams, GreedyRun};
 use crate::scene::plot::{Marks, Panel, Series};
 
-/// The paper's figures (minimax.md), by tau: E-I input correlation and rate-prediction error.
-const PAPER: [(f64, Option<f64>, Option<f64>); 4] = [
-    (0.01, Some(0.68), Some(6.1)),
-    (0.1, Some(0.96), Some(2.0)),
-    (1.0, Some(0.999), Some(0.5)),
-    (10.0, None, Some(0.08)),
+/// The paper's figures (minimax.md) at one tau.
+struct PaperRow {
+    tau: f64,
+    correlation: Option<f64>,
+    error_hz: Option<f64>,
+}
+
+const PAPER: [PaperRow; 4] = [
+    PaperRow {
+        tau: 0.01,
+        correlation: Some(0.68),
+        error_hz: Some(6.1),
+    },
+    PaperRow {
+        tau: 0.1,
+        correlation: Some(0.96),
+        error_hz: Some(2.0),
+    },
+    PaperRow {
+        tau: 1.0,
+        correlation: Some(0.999),
+        error_hz: Some(0.5),
+    },
+    PaperRow {
+        tau: 10.0,
+        correlation: None,
+        error_hz: Some(0.08),
+    },
 ];
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -215,13 +237,13 @@ impl Experiment for MinimaxFig1 {
             let correlation = (!measured.is_empty())
                 .then(|| measured.iter().sum::<f64>() / measured.len() as f64);
             let cv = mean_cv(&run, p.trials, p.n, self.steps, dt);
-            let paper = PAPER.iter().find(|(t, _, _)| (t - tau).abs() < 1e-12);
+            let paper = PAPER.iter().find(|row| (row.tau - tau).abs() < 1e-12);
             rows.push(json!({
                 "tau": tau,
                 "rate_prediction_error_hz": distance,
-                "paper_rate_prediction_error_hz": paper.and_then(|p| p.2),
+                "paper_rate_prediction_error_hz": paper.and_then(|p| p.error_hz),
                 "ei_input_correlation": correlation,
-                "paper_ei_input_correlation": paper.and_then(|p| p.1),
+                "paper_ei_input_correlation": paper.and_then(|p| p.correlation),
                 "mean_cv_isi": cv,
             }));
             distances.push(distance);
@@ -260,11 +282,11 @@ impl Experiment for MinimaxFig1 {
             log_y,
             marks: Marks::Lines,
         };
-        let paper_points = |pick: fn(&(f64, Option<f64>, Option<f64>)) -> Option<f64>| Series {
+        let paper_points = |pick: fn(&PaperRow) -> Option<f64>| Series {
             label: "paper".into(),
             points: PAPER
                 .iter()
-                .filter_map(|row| pick(row).map(|v| (row.0.log10(), v)))
+                .filter_map(|row| pick(row).map(|v| (row.tau.log10(), v)))
                 .collect(),
             band: Vec::new(),
         };
@@ -274,13 +296,16 @@ impl Experiment for MinimaxFig1 {
                 panel(
                     "E-I input correlation",
                     "correlation",
-                    vec![series("dale", &correlations), paper_points(|r| r.1)],
+                    vec![
+                        series("dale", &correlations),
+                        paper_points(|r| r.correlation),
+                    ],
                     false,
                 ),
                 panel(
                     "rate-prediction error, (1/N) ||r_KKT - r_spiking||",
                     "Hz",
-                    vec![series("dale", &distances), paper_points(|r| r.2)],
+                    vec![series("dale", &distances), paper_points(|r| r.error_hz)],
                     true,
                 ),
                 panel("ISI CV", "CV", vec![series("dale", &cvs)], false),
