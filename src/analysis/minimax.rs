@@ -150,6 +150,7 @@ impl MinimaxNet {
         let step_i = 0.5 / (row_sum(&self.w_ii, self.n_i) + ei_t).max(1e-12);
         let mut r = start;
         let mut residual = f64::INFINITY;
+        let mut last_active = Vec::new();
         for iteration in 1..=max_iterations {
             let (v_e, v_i) = self.voltages(&r, x);
             for (rate, v) in r.e.iter_mut().zip(&v_e) {
@@ -159,12 +160,17 @@ impl MinimaxNet {
                 *rate = (*rate + step_i * (v - self.theta_i)).max(0.0);
             }
             if iteration % 64 == 0 {
-                if let Some(exact) = self.solve_active(&r, x) {
-                    let exact_residual = self.kkt_residual(&exact, x);
-                    if exact_residual <= tol {
-                        return Ok(exact);
+                // The exact solve (cubic in the active neurons) only once the active sets have
+                // held since the last look.
+                let active: Vec<bool> = r.e.iter().chain(&r.i).map(|v| *v > 0.0).collect();
+                if active == last_active {
+                    if let Some(exact) = self.solve_active(&r, x) {
+                        if self.kkt_residual(&exact, x) <= tol {
+                            return Ok(exact);
+                        }
                     }
                 }
+                last_active = active;
                 residual = self.kkt_residual(&r, x);
                 if residual <= tol {
                     return Ok(r);
