@@ -248,7 +248,7 @@ pub(super) fn lif_steps(
     weights: Weights,
     steps: usize,
     lif: Lif,
-    excitatory: usize,
+    synapses: Synapses,
 ) {
     let (networks, n) = (lif.networks, lif.n);
     let p = lif.propagator();
@@ -268,7 +268,8 @@ pub(super) fn lif_steps(
             .for_each(|(mut net, slots)| {
                 for (list, count) in slots {
                     *count = net.step(&p, list);
-                    deliver(net.e, net.i, &list[..*count as usize], weights, excitatory);
+                    let list = &list[..*count as usize];
+                    deliver(net.e, net.i, list, weights, synapses.excitatory);
                 }
             });
     } else {
@@ -286,13 +287,7 @@ pub(super) fn lif_steps(
                 list: &lists[slot * len..],
                 counts: &counts[slot * networks..],
             };
-            let s = Synapses {
-                networks,
-                n,
-                nnz: 0,
-                excitatory,
-            };
-            deliver_spikes(spikes, weights, currents, s);
+            deliver_spikes(spikes, weights, currents, synapses);
         }
     }
 }

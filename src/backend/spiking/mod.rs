@@ -1018,7 +1018,7 @@ impl Op for Steps {
             weights,
             self.steps,
             self.lif,
-            self.synapses.excitatory,
+            self.synapses,
         );
         mem.put(counts);
         mem.put(lists);
