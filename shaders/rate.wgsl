@@ -57,3 +57,25 @@ fn euler_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     x[i] = v;
     r[i] = phi(v) + noise;
 }
+
+// projected_step (src/backend/rate/): a thread per rate of a trial's row of `neurons`:
+// r = max(r + rate (v - thresholds[neuron]), 0).
+struct ProjectedParams {
+    len: u32,
+    neurons: u32,
+    rate: f32,
+}
+
+@group(0) @binding(0) var<uniform> pp: ProjectedParams;
+@group(0) @binding(1) var<storage, read_write> p_r: array<f32>;
+@group(0) @binding(2) var<storage, read> p_v: array<f32>;
+@group(0) @binding(3) var<storage, read> p_thresholds: array<f32>;
+
+@compute @workgroup_size(256, 1, 1)
+fn projected_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if (i >= pp.len) {
+        return;
+    }
+    p_r[i] = max(p_r[i] + pp.rate * (p_v[i] - p_thresholds[i % pp.neurons]), 0.0);
+}

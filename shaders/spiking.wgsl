@@ -21,8 +21,9 @@
 //                   among equal ones (a reduction over the workgroup); traces decay, and traces
 //                   and counts add 1 where a neuron spiked.
 //   poisson_inputs: a thread per input of a trial: a spike when the uniform of (seed, step, index)
-//                   (hash.wgsl, prepended) is at most its probability; the trace decays and adds
-//                   it.
+//                   (hash.wgsl, prepended) is at most its probability (the probability itself,
+//                   where `expected`); the spike is written, the trace decays and adds it.
+//   filter_spikes:  a thread per value: the trace decays and adds the spike.
 
 struct LifParams {
     neurons: u32,
@@ -325,11 +326,13 @@ struct PoissonParams {
     seed_lo: u32,
     seed_hi: u32,
     step: u32,
+    expected: u32,
 }
 
 @group(0) @binding(0) var<uniform> pn: PoissonParams;
 @group(0) @binding(1) var<storage, read> n_probabilities: array<f32>;
-@group(0) @binding(2) var<storage, read_write> n_traces: array<f32>;
+@group(0) @binding(2) var<storage, read_write> n_spikes: array<f32>;
+@group(0) @binding(3) var<storage, read_write> n_traces: array<f32>;
 
 @compute @workgroup_size(256)
 fn poisson_inputs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
@@ -338,10 +341,31 @@ fn poisson_inputs(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
     if (e >= pn.len) {
         return;
     }
-    let u = unit(mix(stream_key(pn.seed_lo, pn.seed_hi, pn.step) ^ mix(e)));
-    var spike = 0.0;
-    if (u <= n_probabilities[e % pn.inputs]) {
-        spike = 1.0;
+    let p = n_probabilities[e % pn.inputs];
+    var spike = p;
+    if (pn.expected == 0u) {
+        let u = unit(mix(stream_key(pn.seed_lo, pn.seed_hi, pn.step) ^ mix(e)));
+        spike = select(0.0, 1.0, u <= p);
     }
+    n_spikes[e] = spike;
     n_traces[e] = n_traces[e] * pn.decay + spike;
+}
+
+struct FilterParams {
+    len: u32,
+    decay: f32,
+}
+
+@group(0) @binding(0) var<uniform> fp: FilterParams;
+@group(0) @binding(1) var<storage, read> f_spikes: array<f32>;
+@group(0) @binding(2) var<storage, read_write> f_traces: array<f32>;
+
+@compute @workgroup_size(256)
+fn filter_spikes(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = workgroup_index(wid, nwg) * WG + lid;
+    if (e >= fp.len) {
+        return;
+    }
+    f_traces[e] = f_traces[e] * fp.decay + f_spikes[e];
 }

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{backend_tests, check_op, normal, oracle, Tol};
-use dale::backend::rate::{fill_gaussian_noise, gaussian_noise, EulerStep, NoiseOn, RateOps};
+use dale::backend::rate::{
+    fill_gaussian_noise, gaussian_noise, EulerStep, NoiseOn, ProjectedStep, RateOps,
+};
 use dale::backend::{Backend, BufferOps, Phi};
 
 const NS: [usize; 4] = [1, 63, 257, 4099];
@@ -54,6 +56,46 @@ backend_tests! {
                         });
                     }
                 }
+            }
+        }
+    }
+}
+
+/// One multiply-add and a max: the GPU may fuse them (one rounding instead of two), a difference
+/// of an ulp of the larger term.
+const PROJECTED_TOL: Tol = Tol {
+    rel: 1e-6,
+    why: "one f32 multiply-add, fused or not",
+};
+
+backend_tests! {
+    /// r <- max(r + rate (v - theta_k), 0) on ragged sizes, thresholds per neuron shared by the
+    /// trials, about half the rates pushed below zero and clamped; against the f64 formula.
+    fn projected_step_clamps_at_zero(side: &Side) {
+        for (i, &n) in NS.iter().enumerate() {
+            for &trials in &BS {
+                let len = trials * n;
+                let r0: Vec<f32> = normal(len, 10 + i as u64).iter().map(|v| v.abs()).collect();
+                let v = normal(len, 20 + i as u64);
+                let thresholds = normal(n, 30 + i as u64);
+                let s = ProjectedStep { trials, n, rate: 0.7 };
+                let oracle = || {
+                    Some((0..len).map(|e| {
+                        let step = f64::from(s.rate) * (f64::from(v[e]) - f64::from(thresholds[e % n]));
+                        (f64::from(r0[e]) + step).max(0.0) as f32
+                    }).collect())
+                };
+                let what = format!("projected_step {trials} x {n}");
+                let got = check_op(side, &what, PROJECTED_TOL, oracle, |be| {
+                    let r = be.alloc_from("r", &r0).unwrap();
+                    let vb = be.alloc_from("v", &v).unwrap();
+                    let tb = be.alloc_from("thresholds", &thresholds).unwrap();
+                    be.projected_step(r, vb, tb, s);
+                    be.download(r, 0, len).unwrap()
+                });
+                let clamped = got.iter().filter(|r| **r == 0.0).count();
+                assert!(len < 63 || clamped > len / 5, "{what}: {clamped} of {len} clamped");
+                assert!(got.iter().all(|r| *r >= 0.0), "{what}: a negative rate");
             }
         }
     }

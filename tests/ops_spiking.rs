@@ -8,7 +8,9 @@ mod common;
 
 use common::{assert_close, backend_tests, cuba, normal, Side, Tol};
 use dale::backend::cpu::CpuBackend;
-use dale::backend::spiking::{Lif, PoissonInputs, SpikeRule, SpikingOps, Synapses, Thresholds};
+use dale::backend::spiking::{
+    Draw, Lif, PoissonInputs, SpikeRule, SpikingOps, Synapses, Thresholds,
+};
 use dale::backend::{Backend, BufferOps};
 
 struct State {
@@ -495,56 +497,121 @@ backend_tests! {
 }
 
 backend_tests! {
-    /// Poisson inputs on 1 x 1, 3 x 257 and 2 x 1,000: over 400 steps each input spikes at its
-    /// probability's rate (within 5 binomial sd of all its draws), trials and steps draw apart,
-    /// and the trace is the filtered train; on the GPU, the CPU's traces bit for bit.
+    /// Poisson inputs on 1 x 1, 3 x 257 and 2 x 1,000, probabilities shared by the trials or each
+    /// trial's own: over 400 steps each input spikes at its probability's rate (within 5
+    /// binomial sd of all its draws), trials and steps draw apart, the spikes written are the
+    /// trace's gains, and the trace is the filtered train; with the expected draw every step adds
+    /// the probability itself; on the GPU, the CPU's spikes and traces bit for bit.
     fn poisson_inputs_spike_at_their_rates(side: &Side) {
         for (trials, m) in [(1, 1), (3, 257), (2, 1000)] {
-            let probabilities: Vec<f32> = (0..m).map(|k| [0.0, 0.02, 0.1, 0.5, 1.0][k % 5]).collect();
-            let steps = 400;
-            let run = |be: &mut dyn Backend| -> Vec<Vec<f32>> {
-                let pb = be.alloc_from("probabilities", &probabilities).unwrap();
-                let tb = be.alloc::<f32>("traces", trials * m).unwrap();
-                (0..steps)
-                    .map(|step| {
-                        let spec = PoissonInputs { trials, m, decay: 0.5, seed: 9, step: step as u32 };
-                        be.poisson_inputs(pb, tb, spec);
-                        be.download(tb, 0, trials * m).unwrap()
-                    })
-                    .collect()
-            };
-            let got = run(side.backend().as_mut());
-            let what = format!("poisson_inputs {trials} x {m}");
-            match side {
-                Side::Cpu => {
-                    // The spike of each step is what the trace gained beyond its decay (to
-                    // within the rounding of a trace below 2 in f32).
-                    let mut count = vec![0usize; trials * m];
-                    let mut previous = vec![0.0f32; trials * m];
-                    for traces in &got {
-                        for e in 0..trials * m {
-                            let gained = traces[e] - previous[e] * 0.5;
-                            let spike = gained.round();
-                            assert!(
-                                (gained - spike).abs() < 1e-6 && (spike == 0.0 || spike == 1.0),
-                                "{what}: a spike of {gained}"
-                            );
-                            count[e] += spike as usize;
-                        }
-                        previous.clone_from(traces);
-                    }
-                    for (e, c) in count.iter().enumerate() {
-                        let p = f64::from(probabilities[e % m]);
-                        let sd = (steps as f64 * p * (1.0 - p)).sqrt();
-                        let off = (*c as f64 - steps as f64 * p).abs();
-                        assert!(off <= 5.0 * sd + 1e-9, "{what}: input {e} spiked {c} times at p = {p}");
-                    }
-                    if trials > 1 {
-                        assert_ne!(count[..m], count[m..2 * m], "{what}: trials draw alike");
-                    }
+            for per_trial in [false, true] {
+                for draw in [Draw::Poisson, Draw::Expected] {
+                    poisson_case(side, trials, m, per_trial, draw);
                 }
-                Side::Gpu(_) => assert_eq!(got, run(&mut CpuBackend::new()), "{what}: bit for bit"),
             }
         }
+    }
+
+    /// traces = traces decay + spikes on ragged lengths; on the GPU bit for bit.
+    fn filter_spikes_is_the_leaky_sum(side: &Side) {
+        for len in [1, 255, 257, 4099] {
+            let spikes: Vec<f32> = (0..len).map(|k| f32::from(k % 3 == 0)).collect();
+            let start = normal(len, len as u64);
+            let mut be = side.backend();
+            let sb = be.alloc_from("spikes", &spikes).unwrap();
+            let tb = be.alloc_from("traces", &start).unwrap();
+            be.filter_spikes(sb, tb, len, 0.9);
+            be.filter_spikes(sb, tb, len, 0.9);
+            let got = be.download(tb, 0, len).unwrap();
+            for k in 0..len {
+                let want = (start[k] * 0.9 + spikes[k]) * 0.9 + spikes[k];
+                assert_eq!(got[k], want, "filter_spikes {len}: value {k}");
+            }
+        }
+    }
+}
+
+fn poisson_case(side: &Side, trials: usize, m: usize, per_trial: bool, draw: Draw) {
+    let own = if per_trial { trials * m } else { m };
+    let probabilities: Vec<f32> = (0..own)
+        .map(|k| [0.0, 0.02, 0.1, 0.5, 1.0][(k + k / m) % 5])
+        .collect();
+    let steps = 400;
+    let run = |be: &mut dyn Backend| -> Vec<Vec<f32>> {
+        let pb = be.alloc_from("probabilities", &probabilities).unwrap();
+        let sb = be.alloc::<f32>("spikes", trials * m).unwrap();
+        let tb = be.alloc::<f32>("traces", trials * m).unwrap();
+        (0..steps)
+            .map(|step| {
+                let spec = PoissonInputs {
+                    trials,
+                    m,
+                    decay: 0.5,
+                    seed: 9,
+                    step: step as u32,
+                    per_trial,
+                    draw,
+                };
+                be.poisson_inputs(pb, sb, tb, spec);
+                let mut out = be.download(sb, 0, trials * m).unwrap();
+                out.extend(be.download(tb, 0, trials * m).unwrap());
+                out
+            })
+            .collect()
+    };
+    let got = run(side.backend().as_mut());
+    let what = format!("poisson_inputs {trials} x {m} per trial {per_trial} {draw:?}");
+    let len = trials * m;
+    let p_of = |e: usize| f64::from(probabilities[if per_trial { e } else { e % m }]);
+    match side {
+        Side::Cpu => {
+            let mut count = vec![0usize; len];
+            let mut previous = vec![0.0f32; len];
+            for record in &got {
+                let (spikes, traces) = record.split_at(len);
+                for e in 0..len {
+                    assert_eq!(
+                        traces[e],
+                        previous[e] * 0.5 + spikes[e],
+                        "{what}: trace {e}"
+                    );
+                    match draw {
+                        Draw::Expected => assert_eq!(
+                            f64::from(spikes[e]),
+                            f64::from(p_of(e) as f32),
+                            "{what}: {e}"
+                        ),
+                        Draw::Poisson => assert!(
+                            spikes[e] == 0.0 || spikes[e] == 1.0,
+                            "{what}: a spike of {}",
+                            spikes[e]
+                        ),
+                    }
+                    count[e] += usize::from(spikes[e] == 1.0);
+                }
+                previous.copy_from_slice(traces);
+            }
+            if draw == Draw::Poisson {
+                for (e, c) in count.iter().enumerate() {
+                    let p = p_of(e);
+                    // Bernstein's bound, not 5 normal sd: at p = 0.02 (mean 8) the binomial's
+                    // upper tail is heavy, and Bin(400, 0.02) passes 8 + 5 sd = 22 once in ~10^5
+                    // inputs. P(|X - np| >= t) <= 2 exp(-t^2 / (2 (var + t / 3))) = 2e-9 at
+                    // L = 20.7; over the ~6,000 inputs checked, a false alarm once in ~10^5 runs.
+                    let (var, l) = (steps as f64 * p * (1.0 - p), 20.7f64);
+                    let bound =
+                        (2.0 * l / 3.0 + ((2.0 * l / 3.0).powi(2) + 8.0 * l * var).sqrt()) / 2.0;
+                    let off = (*c as f64 - steps as f64 * p).abs();
+                    assert!(
+                        off <= bound + 1e-9,
+                        "{what}: input {e} spiked {c} times at p = {p}"
+                    );
+                }
+                if trials > 1 && !per_trial {
+                    assert_ne!(count[..m], count[m..2 * m], "{what}: trials draw alike");
+                }
+            }
+        }
+        Side::Gpu(_) => assert_eq!(got, run(&mut CpuBackend::new()), "{what}: bit for bit"),
     }
 }

@@ -213,16 +213,12 @@ impl Experiment for MinimaxFig1 {
                 backend,
                 &net,
                 &GreedyParams {
-                    trials: p.trials,
-                    tau,
-                    dt,
-                    steps: self.steps,
                     rule,
-                    input_rates: input_rates.clone(),
                     seed: self.seed.wrapping_add(k as u64),
                     average_from: (p.count_from * self.steps as f64) as usize,
                     record_spikes: true,
                     record_inputs: true,
+                    ..GreedyParams::new(p.trials, tau, dt, self.steps, input_rates.clone())
                 },
             )?;
             progress((k + 1) * self.steps);

@@ -3,10 +3,22 @@
 use rayon::prelude::*;
 
 use super::noise::Fill;
-use super::{EulerStep, NoiseOn};
+use super::{EulerStep, NoiseOn, ProjectedStep};
 use crate::backend::cpu::simd::{Isa, Kernel};
 use crate::backend::cpu::BLOCK;
 use crate::backend::Phi;
+
+/// As rate.wgsl's `projected_step`.
+pub(super) fn projected_step(r: &mut [f32], v: &[f32], thresholds: &[f32], s: ProjectedStep) {
+    let rate = s.rate;
+    r.par_chunks_mut(s.n)
+        .zip(v.par_chunks(s.n))
+        .for_each(|(r, v)| {
+            for ((r, v), t) in r.iter_mut().zip(v).zip(thresholds) {
+                *r = (*r + rate * (*v - *t)).max(0.0);
+            }
+        });
+}
 
 pub(super) fn euler_step(xs: &mut [f32], rs: &mut [f32], d: &[f32], step: EulerStep) {
     let isa = Isa::detected();

@@ -1,5 +1,6 @@
 //! Rate dynamics: one forward-Euler step of the rate network (001 eq. 1) with counter-based
-//! Gaussian noise. Kernel: shaders/rate.wgsl; CPU twin: cpu.rs; the noise: noise.rs.
+//! Gaussian noise, and a projected gradient step on non-negative rates (000's rate dynamics).
+//! Kernels: shaders/rate.wgsl; CPU twins: cpu.rs; the noise: noise.rs.
 
 mod cpu;
 pub mod noise;
@@ -56,6 +57,105 @@ pub trait RateOps: Backend {
     fn euler_step(&mut self, x: Buf<f32>, r: Buf<f32>, drive: Buf<f32>, step: EulerStep) {
         self.run(&EulerStepOp { x, r, drive, step })
     }
+
+    /// One step of projected gradient flow on rates that must stay non-negative:
+    /// r <- max(r + rate (v - thresholds[k]), 0) for neuron k of each of `trials` rows of n
+    /// (paper 000's rate dynamics: v the voltage, v - theta the objective's gradient).
+    fn projected_step(
+        &mut self,
+        r: Buf<f32>,
+        v: Buf<f32>,
+        thresholds: Buf<f32>,
+        step: ProjectedStep,
+    ) {
+        self.run(&ProjectedStepOp {
+            r,
+            v,
+            thresholds,
+            step,
+        })
+    }
+}
+
+/// The shape of `projected_step`: `trials` rows of n rates, and dt / tau.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ProjectedStep {
+    pub trials: usize,
+    pub n: usize,
+    pub rate: f32,
+}
+
+params! {
+    pub struct ProjectedParams {
+        pub len: u32,
+        pub neurons: u32,
+        pub rate: f32,
+    }
+}
+
+pub static PROJECTED_STEP: Kernel = Kernel::new::<ProjectedParams>(
+    WGSL,
+    "projected_step",
+    &[
+        Binding::write::<f32>("r"),
+        Binding::read::<f32>("v"),
+        Binding::read::<f32>("thresholds"),
+    ],
+);
+
+struct ProjectedStepOp {
+    r: Buf<f32>,
+    v: Buf<f32>,
+    thresholds: Buf<f32>,
+    step: ProjectedStep,
+}
+
+impl Op for ProjectedStepOp {
+    fn name(&self) -> &'static str {
+        "projected_step"
+    }
+
+    fn check(&self) {
+        let s = self.step;
+        let len = s.trials * s.n;
+        assert!(
+            len <= u32::MAX as usize,
+            "projected_step: {len} rates exceed u32 indices"
+        );
+        check_range(self.r.raw(), 0, len, "projected_step r");
+        check_range(self.v.raw(), 0, len, "projected_step v");
+        check_range(self.thresholds.raw(), 0, s.n, "projected_step thresholds");
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let mut r = mem.take(self.r);
+        let s = self.step;
+        cpu::projected_step(
+            &mut r[..s.trials * s.n],
+            mem.get(self.v),
+            mem.get(self.thresholds),
+            s,
+        );
+        mem.put(r);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        let s = self.step;
+        let len = s.trials * s.n;
+        if len == 0 {
+            return Vec::new();
+        }
+        vec![Dispatch::new(
+            &PROJECTED_STEP,
+            &[self.r.raw(), self.v.raw(), self.thresholds.raw()],
+            ProjectedParams {
+                len: len as u32,
+                neurons: s.n as u32,
+                rate: s.rate,
+            },
+            spread(len.div_ceil(WG), limits),
+        )]
+    }
 }
 
 impl<B: Backend + ?Sized> RateOps for B {}
@@ -85,7 +185,7 @@ pub static EULER_STEP: Kernel = Kernel::new::<EulerStepParams>(
     ],
 );
 
-pub static KERNELS: &[&Kernel] = &[&EULER_STEP];
+pub static KERNELS: &[&Kernel] = &[&EULER_STEP, &PROJECTED_STEP];
 
 struct EulerStepOp {
     x: Buf<f32>,

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::{Lif, LifParams, PoissonInputs, SpikeRule, Synapses, Thresholds};
+use super::{Draw, Lif, LifParams, PoissonInputs, SpikeRule, Synapses, Thresholds};
 use crate::backend::cpu::simd::{Isa, Kernel};
 use crate::backend::rate::noise::uniform;
 
@@ -348,17 +348,37 @@ pub(super) fn threshold_spikes(
 }
 
 /// As spiking.wgsl's `poisson_inputs`.
-pub(super) fn poisson_inputs(probabilities: &[f32], traces: &mut [f32], s: PoissonInputs) {
-    traces[..s.trials * s.m]
+pub(super) fn poisson_inputs(
+    probabilities: &[f32],
+    spikes: &mut [f32],
+    traces: &mut [f32],
+    s: PoissonInputs,
+) {
+    let len = s.trials * s.m;
+    traces[..len]
         .par_chunks_mut(s.m)
+        .zip(spikes[..len].par_chunks_mut(s.m))
         .enumerate()
-        .for_each(|(b, traces)| {
-            for (k, (trace, p)) in traces.iter_mut().zip(probabilities).enumerate() {
-                let u = uniform(s.seed, s.step, (b * s.m + k) as u32);
-                let spike = if u <= *p { 1.0 } else { 0.0 };
-                *trace = *trace * s.decay + spike;
+        .for_each(|(b, (traces, spikes))| {
+            let own = if s.per_trial { b * s.m } else { 0 };
+            let probabilities = &probabilities[own..own + s.m];
+            let inputs = traces.iter_mut().zip(spikes).zip(probabilities);
+            for (k, ((trace, spike), p)) in inputs.enumerate() {
+                *spike = match s.draw {
+                    Draw::Expected => *p,
+                    Draw::Poisson if uniform(s.seed, s.step, (b * s.m + k) as u32) <= *p => 1.0,
+                    Draw::Poisson => 0.0,
+                };
+                *trace = *trace * s.decay + *spike;
             }
         });
+}
+
+/// As spiking.wgsl's `filter_spikes`.
+pub(super) fn filter_spikes(spikes: &[f32], traces: &mut [f32], decay: f32) {
+    for (trace, spike) in traces.iter_mut().zip(spikes) {
+        *trace = *trace * decay + *spike;
+    }
 }
 
 #[cfg(test)]

@@ -250,22 +250,42 @@ pub trait SpikingOps: Backend {
     }
 
     /// Poisson spike trains through the traces' filter: input k of trial b spikes this step
-    /// when u <= probabilities[k] (its rate times dt), u the uniform (`rate::noise::uniform`)
-    /// of (seed, step, b m + k); traces[b, k] = traces[b, k] decay + spike. Traces are
-    /// [trials, m].
-    fn poisson_inputs(&mut self, probabilities: Buf<f32>, traces: Buf<f32>, spec: PoissonInputs) {
+    /// when u <= p (its rate times dt: probabilities[k], or probabilities[b m + k] when
+    /// `per_trial`), u the uniform (`rate::noise::uniform`) of (seed, step, b m + k); with
+    /// `Draw::Expected` it adds p instead (the train's mean: a constant current through the
+    /// same filter). spikes[b, k] = what was added; traces[b, k] = traces[b, k] decay + spike.
+    /// Traces and spikes are [trials, m].
+    fn poisson_inputs(
+        &mut self,
+        probabilities: Buf<f32>,
+        spikes: Buf<f32>,
+        traces: Buf<f32>,
+        spec: PoissonInputs,
+    ) {
         self.run(&Poisson {
             probabilities,
+            spikes,
             traces,
             spec,
+        })
+    }
+
+    /// traces = traces decay + spikes over `len` values: a train seen through another time
+    /// constant (a voltage that integrates every spike it receives with its own).
+    fn filter_spikes(&mut self, spikes: Buf<f32>, traces: Buf<f32>, len: usize, decay: f32) {
+        self.run(&FilterSpikes {
+            spikes,
+            traces,
+            len,
+            decay,
         })
     }
 }
 
 impl<B: Backend + ?Sized> SpikingOps for B {}
 
-/// The shape of `poisson_inputs`: `trials` x `m` inputs, the traces' decay per step, and the
-/// counter of the draw (seed, step).
+/// The shape of `poisson_inputs`: `trials` x `m` inputs, the traces' decay per step, the
+/// counter of the draw (seed, step), whether every trial has its own probabilities, and the draw.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PoissonInputs {
     pub trials: usize,
@@ -273,16 +293,29 @@ pub struct PoissonInputs {
     pub decay: f32,
     pub seed: u64,
     pub step: u32,
+    pub per_trial: bool,
+    pub draw: Draw,
+}
+
+/// What an input adds in a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Draw {
+    /// A spike (1) with its probability.
+    Poisson,
+    /// Its probability: the expected spike.
+    Expected,
 }
 
 params! {
     pub struct PoissonParams {
         pub len: u32,
+        /// The probabilities' length: m, or len where every trial has its own.
         pub inputs: u32,
         pub decay: f32,
         pub seed_lo: u32,
         pub seed_hi: u32,
         pub step: u32,
+        pub expected: u32,
     }
 }
 
@@ -291,14 +324,26 @@ pub static POISSON_INPUTS: Kernel = Kernel::new::<PoissonParams>(
     "poisson_inputs",
     &[
         Binding::read::<f32>("probabilities"),
+        Binding::write::<f32>("spikes"),
         Binding::write::<f32>("traces"),
     ],
 );
 
 struct Poisson {
     probabilities: Buf<f32>,
+    spikes: Buf<f32>,
     traces: Buf<f32>,
     spec: PoissonInputs,
+}
+
+impl PoissonInputs {
+    fn probabilities_len(&self) -> usize {
+        if self.per_trial {
+            self.trials * self.m
+        } else {
+            self.m
+        }
+    }
 }
 
 impl Op for Poisson {
@@ -317,8 +362,14 @@ impl Op for Poisson {
         check_range(
             self.probabilities.raw(),
             0,
-            s.m,
+            s.probabilities_len(),
             "poisson_inputs probabilities",
+        );
+        check_range(
+            self.spikes.raw(),
+            0,
+            s.trials * s.m,
+            "poisson_inputs spikes",
         );
         check_range(
             self.traces.raw(),
@@ -329,9 +380,11 @@ impl Op for Poisson {
     }
 
     fn run_cpu(&self, mem: &mut Memory) {
-        let mut traces = mem.take(self.traces);
-        cpu::poisson_inputs(mem.get(self.probabilities), &mut traces, self.spec);
+        let (mut spikes, mut traces) = (mem.take(self.spikes), mem.take(self.traces));
+        let probabilities = mem.get(self.probabilities);
+        cpu::poisson_inputs(probabilities, &mut spikes, &mut traces, self.spec);
         mem.put(traces);
+        mem.put(spikes);
     }
 
     fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
@@ -342,16 +395,81 @@ impl Op for Poisson {
         }
         vec![Dispatch::new(
             &POISSON_INPUTS,
-            &[self.probabilities.raw(), self.traces.raw()],
+            &[
+                self.probabilities.raw(),
+                self.spikes.raw(),
+                self.traces.raw(),
+            ],
             PoissonParams {
                 len: len as u32,
-                inputs: s.m as u32,
+                inputs: s.probabilities_len() as u32,
                 decay: s.decay,
                 seed_lo: s.seed as u32,
                 seed_hi: (s.seed >> 32) as u32,
                 step: s.step,
+                expected: u32::from(s.draw == Draw::Expected),
             },
             spread(len.div_ceil(WG), limits),
+        )]
+    }
+}
+
+params! {
+    pub struct FilterParams {
+        pub len: u32,
+        pub decay: f32,
+    }
+}
+
+pub static FILTER_SPIKES: Kernel = Kernel::new::<FilterParams>(
+    WGSL,
+    "filter_spikes",
+    &[
+        Binding::read::<f32>("spikes"),
+        Binding::write::<f32>("traces"),
+    ],
+);
+
+struct FilterSpikes {
+    spikes: Buf<f32>,
+    traces: Buf<f32>,
+    len: usize,
+    decay: f32,
+}
+
+impl Op for FilterSpikes {
+    fn name(&self) -> &'static str {
+        "filter_spikes"
+    }
+
+    fn check(&self) {
+        assert!(
+            self.len <= u32::MAX as usize,
+            "filter_spikes: {} values exceed u32 indices",
+            self.len
+        );
+        check_range(self.spikes.raw(), 0, self.len, "filter_spikes spikes");
+        check_range(self.traces.raw(), 0, self.len, "filter_spikes traces");
+    }
+
+    fn run_cpu(&self, mem: &mut Memory) {
+        let mut traces = mem.take(self.traces);
+        cpu::filter_spikes(mem.get(self.spikes), &mut traces[..self.len], self.decay);
+        mem.put(traces);
+    }
+
+    fn dispatches(&self, limits: &DeviceLimits) -> Vec<Dispatch> {
+        if self.len == 0 {
+            return Vec::new();
+        }
+        vec![Dispatch::new(
+            &FILTER_SPIKES,
+            &[self.spikes.raw(), self.traces.raw()],
+            FilterParams {
+                len: self.len as u32,
+                decay: self.decay,
+            },
+            spread(self.len.div_ceil(WG), limits),
         )]
     }
 }
@@ -594,6 +712,7 @@ pub static KERNELS: &[&Kernel] = &[
     &PACK_SPIKES,
     &THRESHOLD_SPIKES,
     &POISSON_INPUTS,
+    &FILTER_SPIKES,
 ];
 
 struct LifStep {
