@@ -3,4 +3,5 @@
 pub mod balance;
 pub mod disco;
 pub mod minimax;
+pub mod minimax_designs;
 pub mod spikes;

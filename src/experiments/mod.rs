@@ -14,6 +14,7 @@ pub mod disco_geodesic;
 pub mod disco_setup;
 pub mod disco_teacher;
 pub mod minimax_fig1;
+pub mod minimax_tasks;
 pub mod rate;
 
 use crate::backend::{largest_that_fits, Backend, BackendInfo};

@@ -3,6 +3,7 @@
 //! errors naming the JSON path, the value and what is allowed.
 
 pub mod arrays;
+pub mod images;
 pub mod output;
 pub mod plot;
 pub mod runner;
@@ -19,6 +20,10 @@ use crate::experiments::disco_capacity::{Capacity, CapacityParams};
 use crate::experiments::disco_geodesic::{Geodesic, GeodesicParams};
 use crate::experiments::disco_teacher::{TeacherParams, TeacherStudent};
 use crate::experiments::minimax_fig1::{Fig1Params, MinimaxFig1};
+use crate::experiments::minimax_tasks::{
+    Fig2ImageParams, Fig2Params, Fig3Params, GridParams, MinimaxFig2, MinimaxFig2Image, MinimaxFig3,
+    MinimaxGrid, MinimaxRing, RingParams,
+};
 use crate::experiments::rate::RateRun;
 use crate::experiments::Experiment;
 use crate::models::rate::{Monitors, RateParams};
@@ -121,6 +126,16 @@ pub enum ModelParams {
 pub enum MinimaxScene {
     /// Fig. 1: the generic network over a sweep of tau; `steps` per tau.
     Fig1(Fig1Params),
+    /// Fig. 2a and 2b: reconstruction of constant inputs (`steps` of dt) and the integrator.
+    Fig2(Fig2Params),
+    /// Fig. 2c/2d: image patches with low-rank inhibition; `steps` E steps per N_I.
+    Fig2Image(Fig2ImageParams),
+    /// Fig. 3: the fixed-point attractor; `steps` of dt in all, the cue first.
+    Fig3(Fig3Params),
+    /// Fig. 4: the ring attractor over `steps` (two cues), and its travelling wave.
+    Fig4Ring(RingParams),
+    /// Fig. 4: the grid variant; `steps` of dt.
+    Fig4Grid(GridParams),
 }
 
 /// The experiments of the spiking model, by the `experiment` tag of `params`.
@@ -280,11 +295,41 @@ impl Scene {
                         f.validate("params")?;
                         ModelParams::Minimax(MinimaxScene::Fig1(f))
                     }
+                    Some("fig2") => {
+                        let f: Fig2Params = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        f.validate("params")?;
+                        ModelParams::Minimax(MinimaxScene::Fig2(f))
+                    }
+                    Some("fig2_image") => {
+                        let f: Fig2ImageParams = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        f.validate("params")?;
+                        ModelParams::Minimax(MinimaxScene::Fig2Image(f))
+                    }
+                    Some("fig3") => {
+                        let f: Fig3Params = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        f.validate("params")?;
+                        ModelParams::Minimax(MinimaxScene::Fig3(f))
+                    }
+                    Some("fig4_ring") => {
+                        let f: RingParams = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        f.validate("params")?;
+                        ModelParams::Minimax(MinimaxScene::Fig4Ring(f))
+                    }
+                    Some("fig4_grid") => {
+                        let f: GridParams = serde_path_to_error::deserialize(params)
+                            .map_err(|e| path_of("params", e))?;
+                        f.validate("params")?;
+                        ModelParams::Minimax(MinimaxScene::Fig4Grid(f))
+                    }
                     _ => {
                         return Err(DaleError::scene(
                             "params.experiment",
                             format!(
-                                "{}; allowed: \"fig1\"",
+                                "{}; allowed: \"fig1\", \"fig2\", \"fig2_image\", \"fig3\", \"fig4_ring\", \"fig4_grid\"",
                                 experiment.map_or("missing".into(), |v| v.to_string())
                             ),
                         ))
@@ -387,6 +432,25 @@ impl Scene {
                 self.steps = steps.min(20_000);
                 p.smoke();
             }
+            // 20 tau of each input at dt = tau / 1000; the integrator at dt = 1e-3.
+            ModelParams::Minimax(MinimaxScene::Fig2(p)) => {
+                self.steps = steps.min(20_000);
+                p.smoke();
+            }
+            // 100 E steps (0.1 tau), each with up to 200 I substeps, at the smallest and largest N_I.
+            ModelParams::Minimax(MinimaxScene::Fig2Image(p)) => {
+                self.steps = steps.min(100);
+                p.smoke();
+            }
+            // The whole run: 15 + 15 neurons are cheap.
+            ModelParams::Minimax(MinimaxScene::Fig3(_)) => self.steps = steps,
+            // The whole run: 100 + 100 neurons.
+            ModelParams::Minimax(MinimaxScene::Fig4Ring(_)) => self.steps = steps,
+            // A 21 x 21 torus over 5 time units.
+            ModelParams::Minimax(MinimaxScene::Fig4Grid(p)) => {
+                self.steps = steps.min(5000);
+                p.smoke();
+            }
         }
     }
 
@@ -432,6 +496,31 @@ impl Scene {
                 seed,
             }),
             ModelParams::Minimax(MinimaxScene::Fig1(p)) => Box::new(MinimaxFig1 {
+                params: p.clone(),
+                steps,
+                seed,
+            }),
+            ModelParams::Minimax(MinimaxScene::Fig2(p)) => Box::new(MinimaxFig2 {
+                params: p.clone(),
+                steps,
+                seed,
+            }),
+            ModelParams::Minimax(MinimaxScene::Fig2Image(p)) => Box::new(MinimaxFig2Image {
+                params: p.clone(),
+                steps,
+                seed,
+            }),
+            ModelParams::Minimax(MinimaxScene::Fig3(p)) => Box::new(MinimaxFig3 {
+                params: p.clone(),
+                steps,
+                seed,
+            }),
+            ModelParams::Minimax(MinimaxScene::Fig4Ring(p)) => Box::new(MinimaxRing {
+                params: p.clone(),
+                steps,
+                seed,
+            }),
+            ModelParams::Minimax(MinimaxScene::Fig4Grid(p)) => Box::new(MinimaxGrid {
                 params: p.clone(),
                 steps,
                 seed,
