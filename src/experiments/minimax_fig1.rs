@@ -72,6 +72,15 @@ pub struct Fig1Params {
     pub rule: RuleSpec,
 }
 
+impl From<RuleSpec> for SpikeRule {
+    fn from(rule: RuleSpec) -> Self {
+        match rule {
+            RuleSpec::Synchronous => SpikeRule::Synchronous,
+            RuleSpec::OnePerStep => SpikeRule::OnePerStep,
+        }
+    }
+}
+
 impl Fig1Params {
     pub fn validate(&self, at: &str) -> Result<(), DaleError> {
         let bad =
@@ -201,10 +210,7 @@ impl Experiment for MinimaxFig1 {
                     ),
                 )
             })?;
-        let rule = match p.rule {
-            RuleSpec::Synchronous => SpikeRule::Synchronous,
-            RuleSpec::OnePerStep => SpikeRule::OnePerStep,
-        };
+        let rule = p.rule.into();
         let mut rows = Vec::new();
         let (mut distances, mut correlations, mut cvs) = (Vec::new(), Vec::new(), Vec::new());
         for (k, &tau) in p.taus.iter().enumerate() {

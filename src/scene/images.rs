@@ -52,9 +52,8 @@ fn read_idx_images(file: &Path, most: usize) -> Result<(Vec<Vec<u8>>, usize, usi
     let mut images = Vec::new();
     for k in 0..count.min(most) {
         let mut image = vec![0u8; rows * cols];
-        r.read_exact(&mut image).map_err(|e| {
-            input_err(file, format!("image {k} of the {count} declared: {e}"))
-        })?;
+        r.read_exact(&mut image)
+            .map_err(|e| input_err(file, format!("image {k} of the {count} declared: {e}")))?;
         images.push(image);
     }
     Ok((images, rows, cols))
@@ -86,7 +85,10 @@ pub fn image_patches(
     if size > rows || size > cols || images.is_empty() {
         return Err(input_err(
             &file,
-            format!("{} images of {rows} x {cols}; patches of {size} need larger ones", images.len()),
+            format!(
+                "{} images of {rows} x {cols}; patches of {size} need larger ones",
+                images.len()
+            ),
         ));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -98,7 +100,10 @@ pub fn image_patches(
             return Err(input_err(&file, "too few patches with contrast"));
         }
         let image = &images[rng.random_range(0..images.len())];
-        let (top, left) = (rng.random_range(0..=rows - size), rng.random_range(0..=cols - size));
+        let (top, left) = (
+            rng.random_range(0..=rows - size),
+            rng.random_range(0..=cols - size),
+        );
         let mut patch: Vec<f64> = (0..size * size)
             .map(|k| f64::from(image[(top + k / size) * cols + left + k % size]))
             .collect();

@@ -21,8 +21,8 @@ use crate::experiments::disco_geodesic::{Geodesic, GeodesicParams};
 use crate::experiments::disco_teacher::{TeacherParams, TeacherStudent};
 use crate::experiments::minimax_fig1::{Fig1Params, MinimaxFig1};
 use crate::experiments::minimax_tasks::{
-    Fig2ImageParams, Fig2Params, Fig3Params, GridParams, MinimaxFig2, MinimaxFig2Image, MinimaxFig3,
-    MinimaxGrid, MinimaxRing, RingParams,
+    Fig2ImageParams, Fig2Params, Fig3Params, GridParams, MinimaxFig2, MinimaxFig2Image,
+    MinimaxFig3, MinimaxGrid, MinimaxRing, RingParams,
 };
 use crate::experiments::rate::RateRun;
 use crate::experiments::Experiment;
@@ -442,13 +442,20 @@ impl Scene {
                 self.steps = steps.min(100);
                 p.smoke();
             }
-            // The whole run: 15 + 15 neurons are cheap.
-            ModelParams::Minimax(MinimaxScene::Fig3(_)) => self.steps = steps,
-            // The whole run: 100 + 100 neurons.
-            ModelParams::Minimax(MinimaxScene::Fig4Ring(_)) => self.steps = steps,
-            // A 21 x 21 torus over 5 time units.
+            // The whole run at a step four times coarser (dt = 4e-3 at the scene's: spikes at
+            // 80 Hz stay below one per step).
+            ModelParams::Minimax(MinimaxScene::Fig3(p)) => {
+                p.dt *= 4.0;
+                self.steps = steps / 4;
+            }
+            // Half the run (cues of 5 time units) at twice the step.
+            ModelParams::Minimax(MinimaxScene::Fig4Ring(p)) => {
+                p.dt *= 2.0;
+                self.steps = steps / 4;
+            }
+            // A 21 x 21 torus over 10 time units.
             ModelParams::Minimax(MinimaxScene::Fig4Grid(p)) => {
-                self.steps = steps.min(5000);
+                self.steps = steps.min(10_000);
                 p.smoke();
             }
         }
