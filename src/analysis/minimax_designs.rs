@@ -254,18 +254,18 @@ pub fn effective_curvature(net: &MinimaxNet, active_e: &[usize], active_i: &[usi
         .fold(f64::NEG_INFINITY, |m, v| m.max(*v))
 }
 
-/// The ring attractor (Fig. 4): N_E = N_I = n; W_IE uniform sqrt(3 (w0 + w1) / n) / sqrt(n),
-/// W_EI = W_IE', W_II = 3 I, W_EE = W_EI W_IE / 3 + (1/n)[w0 + w1 cos(th_i - th_j)
-/// - w1 gamma sin(th_j - th_i)] - I with th_k = 2 pi k / n; F = I. gamma > 0 makes the bump
-/// travel.
-pub fn ring(n: usize, w0: f64, w1: f64, gamma: f64) -> MinimaxNet {
-    let uniform = (3.0 * (w0 + w1) / n as f64).sqrt() / (n as f64).sqrt();
-    let through_i = n as f64 * uniform * uniform / 3.0;
-    let angle = |k: usize| 2.0 * std::f64::consts::PI * k as f64 / n as f64;
+/// The attractors of Fig. 4: n E and n I neurons, W_IE uniform at `uniform`, W_EI = W_IE',
+/// W_II = w_ii I, W_EE = W_EI W_IE / w_ii + kernel - I (the uniform inhibition's path cancels in
+/// W_eff, leaving kernel - I); F = I.
+fn uniform_inhibition(
+    n: usize,
+    uniform: f64,
+    w_ii: f64,
+    kernel: impl Fn(usize, usize) -> f64,
+) -> MinimaxNet {
+    let through_i = n as f64 * uniform * uniform / w_ii;
     let w_ee = DMatrix::<f64>::from_fn(n, n, |i, j| {
-        let (ti, tj) = (angle(i), angle(j));
-        let ring = (w0 + w1 * (ti - tj).cos() - w1 * gamma * (tj - ti).sin()) / n as f64;
-        through_i + ring - if i == j { 1.0 } else { 0.0 }
+        through_i + kernel(i, j) - if i == j { 1.0 } else { 0.0 }
     });
     MinimaxNet {
         n_e: n,
@@ -273,11 +273,24 @@ pub fn ring(n: usize, w0: f64, w1: f64, gamma: f64) -> MinimaxNet {
         m: n,
         w_ee: row_major(&w_ee),
         w_ei: vec![uniform; n * n],
-        w_ii: row_major(&(DMatrix::<f64>::identity(n, n) * 3.0)),
+        w_ii: row_major(&(DMatrix::<f64>::identity(n, n) * w_ii)),
         f: row_major(&DMatrix::<f64>::identity(n, n)),
         theta_e: 0.0,
         theta_i: 0.0,
     }
+}
+
+/// The ring attractor (Fig. 4): N_E = N_I = n; W_IE uniform sqrt(3 (w0 + w1) / n) / sqrt(n),
+/// W_EI = W_IE', W_II = 3 I, W_EE = W_EI W_IE / 3 + (1/n)[w0 + w1 cos(th_i - th_j)
+/// - w1 gamma sin(th_j - th_i)] - I with th_k = 2 pi k / n; F = I. gamma > 0 makes the bump
+/// travel.
+pub fn ring(n: usize, w0: f64, w1: f64, gamma: f64) -> MinimaxNet {
+    let uniform = (3.0 * (w0 + w1) / n as f64).sqrt() / (n as f64).sqrt();
+    let angle = |k: usize| 2.0 * std::f64::consts::PI * k as f64 / n as f64;
+    uniform_inhibition(n, uniform, 3.0, |i, j| {
+        let (ti, tj) = (angle(i), angle(j));
+        (w0 + w1 * (ti - tj).cos() - w1 * gamma * (tj - ti).sin()) / n as f64
+    })
 }
 
 /// The grid attractor (Fig. 4, the authors' grid variant): side x side E and I neurons on a
@@ -297,24 +310,7 @@ pub fn grid(side: usize, lambda: f64) -> MinimaxNet {
         let d = dx * dx + dy * dy;
         alpha * (-gamma * d).exp() - (-beta * d).exp()
     };
-    let mut lowest = 0.0f64;
-    for q in 0..n {
-        lowest = lowest.min(kernel(0, q));
-    }
+    let lowest = (0..n).fold(0.0f64, |m, q| m.min(kernel(0, q)));
     let uniform = (201.0 * lowest.abs() / n as f64).sqrt();
-    let through_i = n as f64 * uniform * uniform / 201.0;
-    let w_ee = DMatrix::<f64>::from_fn(n, n, |p, q| {
-        through_i + kernel(p, q) - if p == q { 1.0 } else { 0.0 }
-    });
-    MinimaxNet {
-        n_e: n,
-        n_i: n,
-        m: n,
-        w_ee: row_major(&w_ee),
-        w_ei: vec![uniform; n * n],
-        w_ii: row_major(&(DMatrix::<f64>::identity(n, n) * 201.0)),
-        f: row_major(&DMatrix::<f64>::identity(n, n)),
-        theta_e: 0.0,
-        theta_i: 0.0,
-    }
+    uniform_inhibition(n, uniform, 201.0, kernel)
 }
